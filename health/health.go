@@ -81,9 +81,12 @@ func Primitives() []string {
 }
 
 func factory(name string) (Factory, error) {
+	// Look up under the lock but build the error after releasing it:
+	// Primitives takes the read lock again, and a recursive RLock can
+	// deadlock when a writer is waiting.
 	mu.RLock()
-	defer mu.RUnlock()
 	f, ok := factories[name]
+	mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("health check %q is not known (have: %v)", name, Primitives())
 	}
