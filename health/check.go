@@ -122,6 +122,13 @@ func (c *Check) Run(ctx context.Context, t Target) []Result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A buggy probe must fail its own check, not crash the
+			// orchestrator that runs checks for every node.
+			defer func() {
+				if v := recover(); v != nil {
+					out[i] = Result{Primitive: np.Name, Status: Fail, Output: fmt.Sprintf("probe panicked: %v", v), Time: start}
+				}
+			}()
 			r := np.Probe.Check(ctx, t)
 			if r.Primitive == "" {
 				r.Primitive = np.Name

@@ -176,6 +176,18 @@ func TestRunAndTracker(t *testing.T) {
 	}
 }
 
+type panicProbe struct{}
+
+func (panicProbe) Check(context.Context, Target) Result { panic("boom") }
+
+func TestRunRecoversPanic(t *testing.T) {
+	c := &Check{Probes: []NamedProbe{{Name: "bad", Probe: panicProbe{}}, {Name: "good", Probe: fakeProbe{status: Pass}}}}
+	rs := c.Run(context.Background(), Target{})
+	if rs[0].Status != Fail || !strings.Contains(rs[0].Output, "boom") || rs[0].Primitive != "bad" || rs[1].Status != Pass {
+		t.Fatalf("results %+v", rs)
+	}
+}
+
 func TestRunHonoursContext(t *testing.T) {
 	c := &Check{Probes: []NamedProbe{{Name: "slow", Probe: fakeProbe{status: Pass, delay: time.Hour}}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

@@ -71,7 +71,8 @@ func (p *URLProbe) Check(ctx context.Context, t Target) Result {
 // urlClient is shared by all URL probes. TLS certificates ARE verified
 // (the default): a health check must not teach users that broken TLS is
 // healthy. Keep-alives are off so that idle checks hold no connections to
-// instances that may be torn down at any time.
+// instances that may be torn down at any time. The proxy still comes from
+// the environment, as with Occopus's Python requests.
 var urlClient = &http.Client{
 	Transport: func() http.RoundTripper {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
