@@ -1,0 +1,566 @@
+package tmpl
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/nodes"
+	"github.com/nikolalohinski/gonja/v2/tokens"
+)
+
+// compile turns an expression node into a closure. Node kinds whose gonja
+// semantics differ from Jinja2 in ways Occopus templates notice are
+// implemented here; the rest are delegated to gonja after their children
+// have been rewritten.
+func (rw *rewriter) compile(n nodes.Node) evalFn {
+	switch n := n.(type) {
+	case *nodes.None:
+		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(nil) }
+	case *nodes.String:
+		s := n.Val
+		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(s) }
+	case *nodes.Integer:
+		i := n.Val
+		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(i) }
+	case *nodes.Float:
+		f := n.Val
+		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(f) }
+	case *nodes.Bool:
+		b := n.Val
+		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(b) }
+	case *nodes.Name:
+		return compileName(n)
+	case *nodes.GetAttribute:
+		return rw.compileGetAttr(n)
+	case *nodes.GetItem:
+		return rw.compileGetItem(n)
+	case *nodes.Call:
+		return rw.compileCall(n)
+	case *nodes.FilteredExpression:
+		return rw.compileFiltered(n)
+	case *nodes.TestExpression:
+		return rw.compileTest(n)
+	case *nodes.BinaryExpression:
+		return rw.compileBinary(n)
+	case *nodes.Negation:
+		term := rw.compile(n.Term)
+		return func(e *exec.Evaluator) *exec.Value {
+			v := term(e)
+			if asUndefined(v) != nil {
+				return exec.AsValue(true)
+			}
+			if v.IsError() {
+				return v
+			}
+			return exec.AsValue(!truthy(v))
+		}
+	case *nodes.List:
+		return rw.compileList(n.Val)
+	case *nodes.Tuple:
+		return rw.compileList(n.Val)
+	case *nodes.Dict:
+		return rw.compileDict(n)
+	case *nodes.GetSlice:
+		n.Node = rw.slot(n.Node, modeStrict)
+		for _, p := range []*nodes.Node{&n.Start, &n.End, &n.Step} {
+			if *p != nil {
+				*p = rw.slot(*p, modeStrict)
+			}
+		}
+		return delegate(n)
+	case *nodes.UnaryExpression:
+		n.Term = rw.slot(n.Term, modeStrict)
+		return delegate(n)
+	}
+	return delegate(n)
+}
+
+// delegate evaluates n with gonja, positioning its errors.
+func delegate(n nodes.Node) evalFn {
+	pos := n.Position()
+	return func(e *exec.Evaluator) *exec.Value {
+		v := e.Eval(n)
+		if v.IsError() {
+			return foreign(e, v, pos, "")
+		}
+		return v
+	}
+}
+
+func compileName(n *nodes.Name) evalFn {
+	name := n.Name.Val
+	line, col := tokPos(n.Name)
+	return func(e *exec.Evaluator) *exec.Value {
+		v, ok := e.Environment.Context.Get(name)
+		if !ok {
+			return exec.AsValue(&undefined{name: name, line: line, col: col})
+		}
+		return exec.ToValue(v)
+	}
+}
+
+// attrLookup implements Jinja2's getattr (attribute first, then item) and
+// getitem (item first, then attribute) on gonja values.
+func attrLookup(obj *exec.Value, key any, itemFirst bool) (*exec.Value, bool) {
+	if obj.IsNil() {
+		return nil, false
+	}
+	if i, ok := key.(int); ok {
+		if obj.IsList() || obj.IsString() {
+			n := obj.Len()
+			if i < 0 {
+				i += n
+			}
+			if i < 0 || i >= n {
+				return nil, false
+			}
+			return obj.Index(i), true
+		}
+		v, found := obj.GetItem(i)
+		if found && !v.IsError() {
+			return v, true
+		}
+		return nil, false
+	}
+	s, _ := key.(string)
+	tryAttr := func() (*exec.Value, bool) {
+		if obj.IsDict() || obj.IsString() || obj.IsList() {
+			return nil, false // Python dicts have no data attributes
+		}
+		v, found := obj.GetAttribute(s)
+		if found && !v.IsError() {
+			return v, true
+		}
+		return nil, false
+	}
+	tryItem := func() (*exec.Value, bool) {
+		if obj.IsString() || obj.IsList() {
+			return nil, false
+		}
+		v, found := obj.GetItem(s)
+		if found && !v.IsError() {
+			return v, true
+		}
+		return nil, false
+	}
+	if itemFirst {
+		if v, ok := tryItem(); ok {
+			return v, true
+		}
+		return tryAttr()
+	}
+	if v, ok := tryAttr(); ok {
+		return v, true
+	}
+	return tryItem()
+}
+
+// receiver evaluates the object of an attribute/item access: an undefined
+// object is an error (as in Jinja2), the value is returned otherwise.
+func receiver(e *exec.Evaluator, fn evalFn) *exec.Value {
+	v := fn(e)
+	if u := asUndefined(v); u != nil {
+		return exec.AsValue(stateOf(e).failUndef(u, ""))
+	}
+	return v
+}
+
+func (rw *rewriter) compileGetAttr(n *nodes.GetAttribute) evalFn {
+	obj := rw.compile(n.Node)
+	text := exprString(n)
+	line, col := tokPos(n.Node.Position())
+	var key any = n.Attribute
+	if n.Attribute == "" {
+		key = n.Index
+	}
+	return func(e *exec.Evaluator) *exec.Value {
+		o := receiver(e, obj)
+		if o.IsError() {
+			return o
+		}
+		if v, ok := attrLookup(o, key, false); ok {
+			return v
+		}
+		return exec.AsValue(&undefined{name: text, line: line, col: col})
+	}
+}
+
+func (rw *rewriter) compileGetItem(n *nodes.GetItem) evalFn {
+	obj := rw.compile(n.Node)
+	text := exprString(n)
+	line, col := tokPos(n.Node.Position())
+	var arg evalFn
+	if n.Arg != nil {
+		arg = strictFn(rw.compile(n.Arg), "")
+	}
+	return func(e *exec.Evaluator) *exec.Value {
+		o := receiver(e, obj)
+		if o.IsError() {
+			return o
+		}
+		if arg == nil {
+			return exec.AsValue(&undefined{name: text, line: line, col: col})
+		}
+		k := arg(e)
+		if k.IsError() {
+			return k
+		}
+		var key any
+		switch x := plain(k).(type) {
+		case string:
+			key = x
+		case int64:
+			key = int(x)
+		case bool:
+			key = map[bool]int{false: 0, true: 1}[x]
+		default:
+			key = nil
+		}
+		if key != nil {
+			if v, ok := attrLookup(o, key, true); ok {
+				return v
+			}
+		}
+		return exec.AsValue(&undefined{name: text, line: line, col: col})
+	}
+}
+
+func (rw *rewriter) compileCall(n *nodes.Call) evalFn {
+	where := "in " + exprString(n)
+	for i, a := range n.Args {
+		n.Args[i] = rw.register(strictFn(rw.compile(a), where), a.Position())
+	}
+	for k, a := range n.Kwargs {
+		n.Kwargs[k] = rw.register(strictFn(rw.compile(a), where), a.Position())
+	}
+	var (
+		fnName    string // function called by name: must be defined
+		recvName  string // method receiver kept as a plain name
+		recvToken *tokens.Token
+	)
+	switch f := n.Func.(type) {
+	case *nodes.Name:
+		fnName = f.Name.Val
+	case *nodes.GetAttribute:
+		if nm, ok := f.Node.(*nodes.Name); ok {
+			// Keep the name so gonja can write back list.append() & co.
+			recvName, recvToken = nm.Name.Val, nm.Name
+		} else {
+			f.Node = rw.slot(f.Node, modeStrict)
+			if n.Parent != nil {
+				n.Parent = f.Node
+			}
+		}
+	case *nodes.GetItem:
+		f.Node = rw.slot(f.Node, modeStrict)
+		if f.Arg != nil {
+			f.Arg = rw.slot(f.Arg, modeStrict)
+		}
+		if n.Parent != nil {
+			n.Parent = f.Node
+		}
+	default:
+		n.Func = rw.slot(n.Func, modeStrict)
+	}
+	pos := n.Func.Position()
+	line, col := tokPos(pos)
+	return func(e *exec.Evaluator) *exec.Value {
+		if fnName != "" && !e.Environment.Context.Has(fnName) {
+			return exec.AsValue(stateOf(e).fail(line, col, "%q is undefined", fnName))
+		}
+		if recvName != "" && !e.Environment.Context.Has(recvName) {
+			l, c := tokPos(recvToken)
+			return exec.AsValue(stateOf(e).fail(l, c, "%q is undefined", recvName))
+		}
+		v := e.Eval(n)
+		if v.IsError() {
+			return foreign(e, v, pos, "")
+		}
+		return v
+	}
+}
+
+type compiledFilter struct {
+	name   string
+	pos    *tokens.Token
+	args   []evalFn
+	kwargs map[string]evalFn
+}
+
+func (rw *rewriter) checkFilter(fc *nodes.FilterCall) {
+	if rw.err == nil && !filterSet.Exists(fc.Name) {
+		l, c := tokPos(fc.Token)
+		rw.err = &SyntaxError{Line: l, Col: c, Msg: "no filter named " + strconv.Quote(fc.Name)}
+	}
+}
+
+func (rw *rewriter) compileArgs(args []nodes.Expression, kwargs map[string]nodes.Expression, where string) ([]evalFn, map[string]evalFn) {
+	var a []evalFn
+	for _, x := range args {
+		a = append(a, strictFn(rw.compile(x), where))
+	}
+	k := map[string]evalFn{}
+	for name, x := range kwargs {
+		k[name] = strictFn(rw.compile(x), where)
+	}
+	return a, k
+}
+
+func evalArgs(e *exec.Evaluator, args []evalFn, kwargs map[string]evalFn) (*exec.VarArgs, *exec.Value) {
+	params := exec.NewVarArgs()
+	for _, a := range args {
+		v := a(e)
+		if v.IsError() {
+			return nil, v
+		}
+		params.Args = append(params.Args, v)
+	}
+	for k, a := range kwargs {
+		v := a(e)
+		if v.IsError() {
+			return nil, v
+		}
+		params.KwArgs[k] = v
+	}
+	return params, nil
+}
+
+func (rw *rewriter) compileFiltered(n *nodes.FilteredExpression) evalFn {
+	in := rw.compile(n.Expression)
+	var filters []compiledFilter
+	for _, fc := range n.Filters {
+		rw.checkFilter(fc)
+		a, k := rw.compileArgs(fc.Args, fc.Kwargs, "in filter "+fc.Name)
+		filters = append(filters, compiledFilter{name: fc.Name, pos: fc.Token, args: a, kwargs: k})
+	}
+	return func(e *exec.Evaluator) *exec.Value {
+		v := in(e)
+		for _, f := range filters {
+			isDefault := f.name == "default" || f.name == "d"
+			if u := asUndefined(v); u != nil && !isDefault {
+				return exec.AsValue(stateOf(e).failUndef(u, ""))
+			}
+			if v.IsError() && asUndefined(v) == nil {
+				return v
+			}
+			params, errv := evalArgs(e, f.args, f.kwargs)
+			if errv != nil {
+				return errv
+			}
+			if isDefault {
+				v = applyDefault(v, params)
+				if v.IsError() {
+					return foreign(e, v, f.pos, "filter "+f.name)
+				}
+				continue
+			}
+			res := e.ExecuteFilterByName(f.name, v, params)
+			if res.IsError() {
+				return foreign(e, res, f.pos, "filter "+f.name)
+			}
+			v = res
+		}
+		return v
+	}
+}
+
+// applyDefault is Jinja2's default(value=”, boolean=False): only undefined
+// (not None) is replaced unless boolean is true.
+func applyDefault(v *exec.Value, params *exec.VarArgs) *exec.Value {
+	def := exec.AsValue("")
+	boolean := false
+	if len(params.Args) > 0 {
+		def = params.Args[0]
+	}
+	if len(params.Args) > 1 {
+		boolean = truthy(params.Args[1])
+	}
+	if len(params.Args) > 2 {
+		return exec.AsValue(errorf("default() takes at most 2 arguments"))
+	}
+	for k, x := range params.KwArgs {
+		switch k {
+		case "default_value", "value":
+			def = x
+		case "boolean":
+			boolean = truthy(x)
+		default:
+			return exec.AsValue(errorf("default() got an unexpected keyword argument %q", k))
+		}
+	}
+	if asUndefined(v) != nil || (boolean && !truthy(v)) {
+		return def
+	}
+	return v
+}
+
+func (rw *rewriter) compileTest(n *nodes.TestExpression) evalFn {
+	in := rw.compile(n.Expression)
+	tc := n.Test
+	if rw.err == nil && !testSet.Exists(tc.Name) {
+		l, c := tokPos(tc.Token)
+		rw.err = &SyntaxError{Line: l, Col: c, Msg: "no test named " + strconv.Quote(tc.Name)}
+	}
+	args, kwargs := rw.compileArgs(tc.Args, tc.Kwargs, "in test "+tc.Name)
+	name := tc.Name
+	return func(e *exec.Evaluator) *exec.Value {
+		v := in(e)
+		u := asUndefined(v)
+		switch name {
+		case "defined", "undefined":
+			if u == nil && v.IsError() {
+				return v
+			}
+			return exec.AsValue((u == nil) == (name == "defined"))
+		case "none":
+			if u != nil {
+				return exec.AsValue(false)
+			}
+		}
+		if u != nil {
+			return exec.AsValue(stateOf(e).failUndef(u, ""))
+		}
+		if v.IsError() {
+			return v
+		}
+		params, errv := evalArgs(e, args, kwargs)
+		if errv != nil {
+			return errv
+		}
+		res := e.ExecuteTestByName(name, v, params)
+		if res.IsError() {
+			return foreign(e, res, tc.Token, "test "+name)
+		}
+		return res
+	}
+}
+
+func (rw *rewriter) compileBinary(n *nodes.BinaryExpression) evalFn {
+	left, right := rw.compile(n.Left), rw.compile(n.Right)
+	op := n.Operator.Token
+	line, col := tokPos(op)
+	switch op.Type {
+	case tokens.And, tokens.Or:
+		isAnd := op.Type == tokens.And
+		return func(e *exec.Evaluator) *exec.Value {
+			l := left(e)
+			if l.IsError() && asUndefined(l) == nil {
+				return l
+			}
+			if truthy(l) != isAnd {
+				return l
+			}
+			return right(e)
+		}
+	}
+	left, right = strictFn(left, ""), strictFn(right, "")
+	return func(e *exec.Evaluator) *exec.Value {
+		l := left(e)
+		if l.IsError() {
+			return l
+		}
+		r := right(e)
+		if r.IsError() {
+			return r
+		}
+		res, err := binop(op, l, r)
+		if err != nil {
+			return exec.AsValue(stateOf(e).fail(line, col, "%s", err))
+		}
+		return exec.AsValue(res)
+	}
+}
+
+func (rw *rewriter) compileList(items []nodes.Expression) evalFn {
+	var fns []evalFn
+	for _, x := range items {
+		fns = append(fns, strictFn(rw.compile(x), ""))
+	}
+	return func(e *exec.Evaluator) *exec.Value {
+		out := make([]any, 0, len(fns))
+		for _, f := range fns {
+			v := f(e)
+			if v.IsError() {
+				return v
+			}
+			out = append(out, v.Interface())
+		}
+		return exec.AsValue(out)
+	}
+}
+
+func (rw *rewriter) compileDict(n *nodes.Dict) evalFn {
+	type kv struct{ k, v evalFn }
+	var pairs []kv
+	for _, p := range n.Pairs {
+		pairs = append(pairs, kv{strictFn(rw.compile(p.Key), ""), strictFn(rw.compile(p.Value), "")})
+	}
+	return func(e *exec.Evaluator) *exec.Value {
+		d := exec.NewDict()
+		for _, p := range pairs {
+			k := p.k(e)
+			if k.IsError() {
+				return k
+			}
+			v := p.v(e)
+			if v.IsError() {
+				return v
+			}
+			replaced := false
+			for _, old := range d.Pairs {
+				if pyEqual(plain(old.Key), plain(k)) {
+					old.Value, replaced = v, true
+				}
+			}
+			if !replaced {
+				d.Pairs = append(d.Pairs, &exec.Pair{Key: k, Value: v})
+			}
+		}
+		return exec.AsValue(d)
+	}
+}
+
+// exprString renders an expression back to source-like text for messages.
+func exprString(n nodes.Node) string {
+	switch n := n.(type) {
+	case *nodes.Name:
+		return n.Name.Val
+	case *nodes.GetAttribute:
+		if n.Attribute == "" {
+			return exprString(n.Node) + "." + strconv.Itoa(n.Index)
+		}
+		return exprString(n.Node) + "." + n.Attribute
+	case *nodes.GetItem:
+		if n.Arg == nil {
+			return exprString(n.Node) + "[]"
+		}
+		return exprString(n.Node) + "[" + exprString(n.Arg) + "]"
+	case *nodes.String:
+		return pyQuote(n.Val)
+	case *nodes.Integer:
+		return strconv.Itoa(n.Val)
+	case *nodes.Float:
+		return pyFloat(n.Val)
+	case *nodes.Bool:
+		return Python(n.Val)
+	case *nodes.None:
+		return "None"
+	case *nodes.Call:
+		var args []string
+		for _, a := range n.Args {
+			args = append(args, exprString(a))
+		}
+		for k, a := range n.Kwargs {
+			args = append(args, k+"="+exprString(a))
+		}
+		return exprString(n.Func) + "(" + strings.Join(args, ", ") + ")"
+	case *nodes.FilteredExpression:
+		s := exprString(n.Expression)
+		for _, f := range n.Filters {
+			s += "|" + f.Name
+		}
+		return s
+	}
+	return "…"
+}

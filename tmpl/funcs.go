@@ -1,0 +1,372 @@
+package tmpl
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	osexec "os/exec"
+
+	"strings"
+	"unicode/utf8"
+
+	"github.com/nikolalohinski/gonja/v2/exec"
+)
+
+// ourFunctions are the Occopus template globals.
+var ourFunctions = map[string]any{
+	"getip":     addrFunc("getip"),
+	"getprivip": addrFunc("getprivip"),
+	"getipall":  addrFunc("getipall"),
+	"cut":       cutFunc,
+	"cmd":       cmdFunc,
+}
+
+// ourFilters replace or extend gonja's filters where Occopus needs them or
+// gonja differs from Jinja2.
+var ourFilters = map[string]exec.FilterFunction{
+	"b64encode": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+		s, err := strArg(in)
+		if err != nil {
+			return exec.AsValue(err)
+		}
+		return exec.AsValue(base64.StdEncoding.EncodeToString([]byte(s)))
+	},
+	"b64decode": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+		s, err := strArg(in)
+		if err != nil {
+			return exec.AsValue(err)
+		}
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return exec.AsValue(fmt.Errorf("invalid base64: %v", err))
+		}
+		if !utf8.Valid(b) {
+			return exec.AsValue(errors.New("decoded base64 is not valid UTF-8"))
+		}
+		return exec.AsValue(string(b))
+	},
+	"format": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+		s, ok := plain(in).(string)
+		if !ok {
+			return exec.AsValue(fmt.Errorf("format needs a string, not %s", pyTypeName(in)))
+		}
+		if len(p.Args) > 0 && len(p.KwArgs) > 0 {
+			return exec.AsValue(errors.New("can't handle positional and keyword arguments at the same time"))
+		}
+		var arg any
+		if len(p.KwArgs) > 0 {
+			m := map[string]any{}
+			for k, v := range p.KwArgs {
+				m[k] = v
+			}
+			arg = m
+		} else {
+			args := make([]any, len(p.Args))
+			for i, v := range p.Args {
+				args[i] = v
+			}
+			arg = args
+		}
+		out, err := pyPercent(s, arg)
+		if err != nil {
+			return exec.AsValue(err)
+		}
+		return exec.AsValue(out)
+	},
+	"string": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+		s, err := pyStr(in)
+		if err != nil {
+			return exec.AsValue(err)
+		}
+		return exec.AsValue(s)
+	},
+}
+
+func strArg(v *exec.Value) (string, error) {
+	if s, ok := plain(v).(string); ok {
+		return s, nil
+	}
+	return pyStr(v)
+}
+
+func addrFunc(name string) func(*exec.Evaluator, *exec.VarArgs) *exec.Value {
+	return func(e *exec.Evaluator, va *exec.VarArgs) *exec.Value {
+		if len(va.Args) != 1 || len(va.KwArgs) != 0 {
+			return exec.AsValue(fmt.Errorf("%s() takes exactly one argument (the node name)", name))
+		}
+		node, err := pyStr(va.Args[0])
+		if err != nil {
+			return exec.AsValue(err)
+		}
+		st := stateOf(e)
+		if st == nil || st.opt.Addresses == nil {
+			return exec.AsValue(fmt.Errorf("%s(%s): no addresses are available for node %q", name, pyQuote(node), node))
+		}
+		var res any
+		switch name {
+		case "getip":
+			res, err = st.opt.Addresses.IP(node)
+		case "getprivip":
+			res, err = st.opt.Addresses.PrivIP(node)
+		default:
+			var all []string
+			all, err = st.opt.Addresses.AllIPs(node)
+			list := make([]any, len(all))
+			for i, a := range all {
+				list[i] = a
+			}
+			res = list
+		}
+		if err != nil {
+			return exec.AsValue(fmt.Errorf("%s(%s): %v", name, pyQuote(node), err))
+		}
+		return exec.AsValue(res)
+	}
+}
+
+// cutFunc is Occopus' cut(s, a, b): Python's s[a:b].
+func cutFunc(_ *exec.Evaluator, va *exec.VarArgs) *exec.Value {
+	if len(va.Args) != 3 || len(va.KwArgs) != 0 {
+		return exec.AsValue(errors.New("cut() takes exactly 3 arguments: cut(s, start, end)"))
+	}
+	bound := func(v *exec.Value) (int, bool, error) {
+		switch t := plain(v).(type) {
+		case nil:
+			return 0, false, nil
+		case int64:
+			return int(max(min(t, math.MaxInt32), math.MinInt32)), true, nil
+		case bool:
+			if t {
+				return 1, true, nil
+			}
+			return 0, true, nil
+		}
+		return 0, false, fmt.Errorf("cut(): slice indices must be integers or None, not %s", pyTypeName(v))
+	}
+	a, hasA, err := bound(va.Args[1])
+	if err != nil {
+		return exec.AsValue(err)
+	}
+	b, hasB, err := bound(va.Args[2])
+	if err != nil {
+		return exec.AsValue(err)
+	}
+	switch t := plain(va.Args[0]).(type) {
+	case string:
+		r := []rune(t)
+		i, j := sliceBounds(len(r), a, hasA, b, hasB)
+		return exec.AsValue(string(r[i:j]))
+	case []any:
+		i, j := sliceBounds(len(t), a, hasA, b, hasB)
+		return exec.AsValue(append([]any{}, t[i:j]...))
+	}
+	return exec.AsValue(fmt.Errorf("cut(): cannot slice %s", pyTypeName(va.Args[0])))
+}
+
+func sliceBounds(n, a int, hasA bool, b int, hasB bool) (int, int) {
+	norm := func(x int) int {
+		if x < 0 {
+			x += n
+		}
+		return max(0, min(x, n))
+	}
+	i, j := 0, n
+	if hasA {
+		i = norm(a)
+	}
+	if hasB {
+		j = norm(b)
+	}
+	if j < i {
+		j = i
+	}
+	return i, j
+}
+
+// ErrCmdDisabled is returned by cmd() unless Options.AllowCmd is set.
+var ErrCmdDisabled = errors.New("cmd() is disabled: set `allow_cmd: true` in occopus_config.yaml to allow templates to run programs")
+
+// cmdFunc runs a program: one string argument goes through `sh -c`, several
+// arguments (or one list) are the argv. It returns stdout without the
+// trailing newline, like Occopus' cmd().
+func cmdFunc(e *exec.Evaluator, va *exec.VarArgs) *exec.Value {
+	st := stateOf(e)
+	if st == nil || !st.opt.AllowCmd {
+		return exec.AsValue(ErrCmdDisabled)
+	}
+	var argv []string
+	if len(va.Args) == 1 {
+		switch t := plain(va.Args[0]).(type) {
+		case string:
+			argv = []string{"sh", "-c", t}
+		case []any:
+			for _, x := range t {
+				s, err := pyFormat(x, false, 0)
+				if err != nil {
+					return exec.AsValue(err)
+				}
+				argv = append(argv, s)
+			}
+		}
+	} else {
+		for _, x := range va.Args {
+			s, err := pyStr(x)
+			if err != nil {
+				return exec.AsValue(err)
+			}
+			argv = append(argv, s)
+		}
+	}
+	if len(argv) == 0 {
+		return exec.AsValue(errors.New("cmd(): no program given"))
+	}
+	c := osexec.Command(argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg != "" {
+			return exec.AsValue(fmt.Errorf("cmd(%s): %v: %s", strings.Join(argv, " "), err, msg))
+		}
+		return exec.AsValue(fmt.Errorf("cmd(%s): %v", strings.Join(argv, " "), err))
+	}
+	return exec.AsValue(strings.TrimSuffix(stdout.String(), "\n"))
+}
+
+// pyPercent implements Python's printf-style "fmt % args" for the format
+// filter and the % operator on strings.
+func pyPercent(format string, args any) (string, error) {
+	var list []any
+	var mapping map[string]any
+	switch t := plain(args).(type) {
+	case []any:
+		list = t
+	case map[string]any:
+		mapping = t
+		list = []any{t}
+	default:
+		list = []any{args}
+	}
+	var b strings.Builder
+	next := 0
+	for i := 0; i < len(format); i++ {
+		c := format[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		if i >= len(format) {
+			return "", errors.New("incomplete format")
+		}
+		var arg any
+		hasKey := false
+		if format[i] == '(' {
+			end := strings.IndexByte(format[i:], ')')
+			if end < 0 {
+				return "", errors.New("incomplete format key")
+			}
+			key := format[i+1 : i+end]
+			i += end + 1
+			if mapping == nil {
+				return "", errors.New("format requires a mapping")
+			}
+			v, ok := mapping[key]
+			if !ok {
+				return "", fmt.Errorf("KeyError: %s", pyQuote(key))
+			}
+			arg, hasKey = v, true
+		}
+		flags := ""
+		for i < len(format) && strings.IndexByte("-+ 0#", format[i]) >= 0 {
+			flags += string(format[i])
+			i++
+		}
+		width := ""
+		for i < len(format) && format[i] >= '0' && format[i] <= '9' {
+			width += string(format[i])
+			i++
+		}
+		prec := ""
+		if i < len(format) && format[i] == '.' {
+			prec = "."
+			i++
+			for i < len(format) && format[i] >= '0' && format[i] <= '9' {
+				prec += string(format[i])
+				i++
+			}
+		}
+		if i >= len(format) {
+			return "", errors.New("incomplete format")
+		}
+		if len(width) > 4 || len(prec) > 5 {
+			return "", errors.New("format width or precision too large")
+		}
+		verb := format[i]
+		if verb == '%' {
+			b.WriteByte('%')
+			continue
+		}
+		if !hasKey {
+			if next >= len(list) {
+				return "", errors.New("not enough arguments for format string")
+			}
+			arg = list[next]
+			next++
+		}
+		spec := "%" + flags + width + prec
+		v := plain(arg)
+		switch verb {
+		case 's', 'r', 'a':
+			s, err := pyFormat(v, verb != 's', 0)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(&b, spec+"s", s)
+		case 'd', 'i', 'u':
+			n, f, isF, ok := number(v)
+			if !ok {
+				return "", fmt.Errorf("%%%c format: a real number is required, not %s", verb, pyTypeName(v))
+			}
+			if isF {
+				n = int64(f)
+			}
+			fmt.Fprintf(&b, strings.Replace(spec, "#", "", 1)+"d", n)
+		case 'f', 'F', 'e', 'E', 'g', 'G':
+			_, f, _, ok := number(v)
+			if !ok {
+				return "", fmt.Errorf("must be real number, not %s", pyTypeName(v))
+			}
+			if prec == "" && verb != 'g' && verb != 'G' {
+				spec += ".6"
+			}
+			fmt.Fprintf(&b, spec+string(verb), f)
+		case 'x', 'X', 'o':
+			n, _, isF, ok := number(v)
+			if !ok || isF {
+				return "", fmt.Errorf("%%%c format: an integer is required, not %s", verb, pyTypeName(v))
+			}
+			fmt.Fprintf(&b, spec+string(verb), n)
+		case 'c':
+			switch t := v.(type) {
+			case int64:
+				b.WriteRune(rune(t))
+			case string:
+				if utf8.RuneCountInString(t) != 1 {
+					return "", errors.New("%c requires int or char")
+				}
+				b.WriteString(t)
+			default:
+				return "", errors.New("%c requires int or char")
+			}
+		default:
+			return "", fmt.Errorf("unsupported format character '%c' (0x%x)", verb, verb)
+		}
+	}
+	if mapping == nil && next < len(list) {
+		return "", errors.New("not all arguments converted during string formatting")
+	}
+	return b.String(), nil
+}

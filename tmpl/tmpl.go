@@ -1,0 +1,416 @@
+// Package tmpl renders Occopus templates (node definitions, contextualisation
+// files, attributes) with Jinja2-compatible semantics on top of gonja v2.
+//
+// gonja alone is not close enough to Jinja2 for Occopus: it prints None as an
+// empty string, formats containers differently, silently renders undefined
+// names as empty strings (or, in strict mode, breaks `if x` and lets
+// `default` swallow every error) and reports errors without columns. The
+// package therefore rewrites the parsed gonja AST once per template (see
+// rewrite.go) so that the semantics that matter for Occopus are implemented
+// here, while parsing, control structures and most filters stay gonja's.
+package tmpl
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/nikolalohinski/gonja/v2/builtins"
+	controlStructures "github.com/nikolalohinski/gonja/v2/builtins/control_structures"
+	"github.com/nikolalohinski/gonja/v2/config"
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/loaders"
+	"github.com/nikolalohinski/gonja/v2/parser"
+)
+
+// Addresses resolves node names to addresses for getip & co.
+type Addresses interface {
+	IP(node string) (string, error)       // getip
+	PrivIP(node string) (string, error)   // getprivip
+	AllIPs(node string) ([]string, error) // getipall
+}
+
+// Options are per-render settings; they are not part of the parsed template
+// so one compiled template can be rendered for many node instances.
+type Options struct {
+	// AllowCmd lets cmd(...) run a program on this host; refused unless true
+	// because templates may come from untrusted infrastructure descriptions.
+	AllowCmd bool
+	// Addresses answers getip & co.; nil makes them fail naming the node.
+	Addresses Addresses
+}
+
+// Data is the template namespace (infra_id, infra_name, name, node_id,
+// variables, resource, contextualisation, ...).
+type Data map[string]any
+
+// SyntaxError is a template that cannot be parsed; Line and Col are 1-based
+// positions inside the template source.
+type SyntaxError struct {
+	Line, Col int
+	Msg       string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Col, e.Msg)
+}
+
+// RenderError is a failure while rendering; Line/Col are 0 when unknown.
+type RenderError struct {
+	Line, Col int
+	Msg       string
+}
+
+func (e *RenderError) Error() string {
+	switch {
+	case e.Line > 0 && e.Col > 0:
+		return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Col, e.Msg)
+	case e.Line > 0:
+		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
+	}
+	return e.Msg
+}
+
+// HasTemplate reports whether s contains any template syntax ({{, {%, {#),
+// so callers can skip parsing plain strings.
+func HasTemplate(s string) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '{' {
+			switch s[i+1] {
+			case '{', '%', '#':
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Template is a parsed template; it is immutable and safe for concurrent
+// Render calls.
+type Template struct {
+	src   string
+	plain bool // no template syntax: Render returns src as Jinja2 would
+	gt    *exec.Template
+}
+
+// Check parses src and reports a syntax error (*SyntaxError) or nil.
+func Check(src string) error {
+	_, err := Parse(src)
+	return err
+}
+
+// Parse compiles src. Results are cached by source (bounded LRU) because the
+// same node definition is rendered once per instance.
+func Parse(src string) (*Template, error) {
+	if !HasTemplate(src) {
+		return &Template{src: src, plain: true}, nil
+	}
+	if t, err, ok := cache.get(src); ok {
+		return t, err
+	}
+	t, err := parse(src)
+	cache.put(src, t, err)
+	return t, err
+}
+
+// Render renders src with data; errors are *SyntaxError or *RenderError.
+func Render(src string, data Data, opt Options) (string, error) {
+	if !HasTemplate(src) {
+		return dropTrailingNewline(src), nil
+	}
+	t, err := Parse(src)
+	if err != nil {
+		return "", err
+	}
+	return t.Render(data, opt)
+}
+
+// dropTrailingNewline mimics Jinja2's keep_trailing_newline=False, which
+// removes exactly one trailing "\n" (or "\r\n") from the source.
+func dropTrailingNewline(s string) string {
+	if strings.HasSuffix(s, "\r\n") {
+		return s[:len(s)-2]
+	}
+	return strings.TrimSuffix(s, "\n")
+}
+
+// stateKey is the context key of the per-render state; the NUL byte makes it
+// impossible to reference from template source.
+const stateKey = "\x00state"
+
+// renderState is per-render mutable data, stored in the render's own
+// context so concurrent renders of one Template never share it.
+type renderState struct {
+	opt      Options
+	firstErr *RenderError // first hard error raised by our evaluation hooks
+}
+
+func (s *renderState) fail(line, col int, format string, args ...any) *RenderError {
+	e := &RenderError{Line: line, Col: col, Msg: fmt.Sprintf(format, args...)}
+	if s != nil && s.firstErr == nil {
+		s.firstErr = e
+	}
+	return e
+}
+
+// Render executes the template. It never panics: a panic inside gonja is
+// turned into a *RenderError.
+func (t *Template) Render(data Data, opt Options) (out string, err error) {
+	if t.plain {
+		return dropTrailingNewline(t.src), nil
+	}
+	st := &renderState{opt: opt}
+	defer func() {
+		if r := recover(); r != nil {
+			out = ""
+			if st.firstErr != nil {
+				err = st.firstErr
+				return
+			}
+			err = &RenderError{Msg: fmt.Sprintf("internal template engine error: %v", r)}
+		}
+	}()
+	ctx := exec.EmptyContext()
+	for k, v := range data {
+		ctx.Set(k, v)
+	}
+	ctx.Set(stateKey, st)
+	var sb strings.Builder
+	if e := t.gt.Execute(&sb, ctx); e != nil {
+		return "", toRenderError(e, st)
+	}
+	return sb.String(), nil
+}
+
+// toRenderError prefers the precise error raised by our hooks over gonja's
+// wrapped message chain.
+func toRenderError(err error, st *renderState) error {
+	if re := findRenderError(err); re != nil {
+		return re
+	}
+	if u := findUndefined(err); u != nil {
+		return u.renderError()
+	}
+	if st.firstErr != nil {
+		return st.firstErr
+	}
+	return &RenderError{Msg: cleanGonjaMessage(err.Error())}
+}
+
+// cleanGonjaMessage strips gonja's generic wrapper prefix.
+func cleanGonjaMessage(s string) string {
+	return strings.TrimPrefix(s, "unable to execute template: ")
+}
+
+// unwrapAll walks an error chain including gonja's *exec.Value wrappers,
+// which do not implement Unwrap.
+func unwrapAll(err error, visit func(error) bool) {
+	for depth := 0; err != nil && depth < 1000; depth++ {
+		if visit(err) {
+			return
+		}
+		switch e := err.(type) {
+		case *exec.Value:
+			inner, _ := e.Interface().(error)
+			err = inner
+			continue
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+			continue
+		case interface{ Cause() error }:
+			err = e.Cause()
+			continue
+		}
+		return
+	}
+}
+
+func findRenderError(err error) (found *RenderError) {
+	unwrapAll(err, func(e error) bool {
+		var re *RenderError
+		if errors.As(e, &re) {
+			found = re
+			return true
+		}
+		if r, ok := e.(*RenderError); ok {
+			found = r
+			return true
+		}
+		return false
+	})
+	return found
+}
+
+func findUndefined(err error) (found *undefined) {
+	unwrapAll(err, func(e error) bool {
+		if u, ok := e.(*undefined); ok {
+			found = u
+			return true
+		}
+		return false
+	})
+	return found
+}
+
+// --- parsing -----------------------------------------------------------
+
+var (
+	baseConfig = func() *config.Config {
+		c := config.New()
+		c.StrictUndefined = false // undefined handling is ours (rewrite.go)
+		c.KeepTrailingNewline = false
+		return c
+	}()
+
+	// controlSet is the subset of gonja statements allowed in Occopus
+	// templates: include/import/extends would read files from this host.
+	controlSet = func() *exec.ControlStructureSet {
+		set := exec.NewControlStructureSet(map[string]parser.ControlStructureParser{})
+		for _, name := range []string{"if", "for", "set", "raw", "macro", "with", "filter", "break", "continue"} {
+			p, ok := controlStructures.All.Get(name)
+			if !ok {
+				panic("tmpl: gonja lacks control structure " + name)
+			}
+			if err := set.Register(name, p); err != nil {
+				panic(err)
+			}
+		}
+		return set
+	}()
+
+	filterSet = func() *exec.FilterSet {
+		fs := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
+		for name, f := range ourFilters {
+			if fs.Exists(name) {
+				_ = fs.Replace(name, f)
+			} else {
+				_ = fs.Register(name, f)
+			}
+		}
+		return fs
+	}()
+
+	testSet = exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
+)
+
+// sourceLoader serves only the template itself; anything else (include,
+// import) is refused.
+type sourceLoader struct{ src string }
+
+const rootName = "template"
+
+func (l sourceLoader) Read(path string) (io.Reader, error) {
+	if path != rootName {
+		return nil, fmt.Errorf("loading other templates (%q) is not supported", path)
+	}
+	return strings.NewReader(l.src), nil
+}
+func (l sourceLoader) Resolve(path string) (string, error) { return path, nil }
+func (l sourceLoader) Inherit(string) (loaders.Loader, error) {
+	return nil, errors.New("loading other templates is not supported")
+}
+
+func parse(src string) (t *Template, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t = nil
+			err = &SyntaxError{Line: 1, Col: 1, Msg: fmt.Sprintf("internal parser error: %v", r)}
+		}
+	}()
+	if e := preLex(src); e != nil {
+		return nil, e
+	}
+	globals := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
+	for name, fn := range ourFunctions {
+		globals.Set(name, fn)
+	}
+	env := &exec.Environment{
+		Context:           globals,
+		Filters:           filterSet,
+		Tests:             testSet,
+		ControlStructures: controlSet,
+		Methods:           builtins.Methods,
+	}
+	gt, err := exec.NewTemplate(rootName, baseConfig, sourceLoader{src}, env)
+	if err != nil {
+		return nil, toSyntaxError(err, src)
+	}
+	rw := &rewriter{env: globals}
+	if err := rw.template(gt.Root()); err != nil {
+		return nil, err
+	}
+	return &Template{src: src, gt: gt}, nil
+}
+
+func toSyntaxError(err error, src string) error {
+	var se *parser.SyntaxError
+	if errors.As(err, &se) {
+		line, col := se.Line, se.Column
+		if line <= 0 {
+			line, col = 1, 1
+		}
+		return &SyntaxError{Line: line, Col: col, Msg: se.Message}
+	}
+	msg := err.Error()
+	// gonja wraps as: failed to parse template '<src>': <cause>
+	if i := strings.Index(msg, "': "); strings.HasPrefix(msg, "failed to parse template '") && i >= 0 {
+		prefix := "failed to parse template '" + src + "': "
+		if strings.HasPrefix(msg, prefix) {
+			msg = msg[len(prefix):]
+		}
+	}
+	return &SyntaxError{Line: 1, Col: 1, Msg: msg}
+}
+
+// --- cache ---------------------------------------------------------------
+
+// maxCached bounds memory use of the parse cache; infrastructures have few
+// distinct templates, so a small LRU keeps the hit rate high.
+const maxCached = 512
+
+type cacheEntry struct {
+	src string
+	t   *Template
+	err error
+}
+
+type lru struct {
+	mu    sync.Mutex
+	ll    *list.List
+	items map[string]*list.Element
+}
+
+var cache = &lru{ll: list.New(), items: map[string]*list.Element{}}
+
+func (c *lru) get(src string) (*Template, error, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[src]; ok {
+		c.ll.MoveToFront(el)
+		e := el.Value.(*cacheEntry)
+		return e.t, e.err, true
+	}
+	return nil, nil, false
+}
+
+func (c *lru) put(src string, t *Template, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[src]; ok {
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.items[src] = c.ll.PushFront(&cacheEntry{src: src, t: t, err: err})
+	for c.ll.Len() > maxCached {
+		last := c.ll.Back()
+		c.ll.Remove(last)
+		delete(c.items, last.Value.(*cacheEntry).src)
+	}
+}
+
+// preLex is a hook for source checks gonja's lexer does not report with a
+// position; currently none are needed.
+func preLex(string) error { return nil }
