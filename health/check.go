@@ -67,6 +67,9 @@ func Build(section map[string]any) (*Check, error) {
 		if !present && k == "ping" {
 			v = true
 		}
+		if k == "type" {
+			continue // Occopus's `type: basic`: there is only one kind here
+		}
 		if k == "timeout" {
 			d, err := parseSeconds(v)
 			if err != nil {

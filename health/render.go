@@ -2,8 +2,8 @@ package health
 
 import (
 	"fmt"
-	"regexp"
-	"strings"
+
+	"github.com/occopus-go/occopus/tmpl"
 )
 
 // templateData is the data settings are rendered with: the node's Data plus
@@ -17,66 +17,18 @@ func templateData(t Target) map[string]any {
 	return d
 }
 
-// render renders a setting (url, mysql credentials) at check time.
-//
-// TODO(tmpl): switch to tmpl.Render(src, templateData(t), tmpl.Options{})
-// once github.com/occopus-go/occopus/tmpl compiles; the package was still an
-// empty folder when this was written. Until then this is a minimal local
-// stand-in: it substitutes `{{ name }}` / `{{ a.b }}` expressions (no
-// filters, no blocks) from the data and errors on anything it can't resolve
-// rather than leaving a half-rendered string.
+// render renders a setting (url, mysql credentials) at check time with the
+// shared Jinja2-compatible renderer, so health checks accept the same
+// templates as the rest of the node definition. Plain strings are returned
+// untouched: tmpl.Render would drop a trailing newline, which must not
+// happen to e.g. a password.
 func render(src string, t Target) (string, error) {
-	if !strings.Contains(src, "{{") && !strings.Contains(src, "{%") {
-		return src, nil // fast path; also keeps literal strings untouched
+	if !tmpl.HasTemplate(src) {
+		return src, nil
 	}
-	return renderLocal(src, templateData(t))
-}
-
-var exprRe = regexp.MustCompile(`\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}`)
-
-func renderLocal(src string, data map[string]any) (string, error) {
-	var firstErr error
-	out := exprRe.ReplaceAllStringFunc(src, func(m string) string {
-		path := exprRe.FindStringSubmatch(m)[1]
-		v, ok := lookup(data, strings.Split(path, "."))
-		if !ok {
-			if firstErr == nil {
-				firstErr = fmt.Errorf("template %q: %q is undefined", src, path)
-			}
-			return m
-		}
-		return fmt.Sprint(v)
-	})
-	if firstErr != nil {
-		return "", firstErr
-	}
-	if strings.Contains(out, "{{") || strings.Contains(out, "{%") {
-		return "", fmt.Errorf("template %q: unsupported syntax (only {{ name }} is rendered)", src)
-	}
-	return out, nil
-}
-
-func lookup(data map[string]any, path []string) (any, bool) {
-	var cur any = data
-	for _, p := range path {
-		switch m := cur.(type) {
-		case map[string]any:
-			v, ok := m[p]
-			if !ok {
-				return nil, false
-			}
-			cur = v
-		case map[any]any: // yaml.v2-style maps
-			v, ok := m[p]
-			if !ok {
-				return nil, false
-			}
-			cur = v
-		default:
-			return nil, false
-		}
-	}
-	return cur, true
+	// Options{}: no cmd(), no getip: a health check needs neither and must
+	// not run programs on the orchestrator host.
+	return tmpl.Render(src, tmpl.Data(templateData(t)), tmpl.Options{})
 }
 
 // asList accepts the list shapes decoders produce ([]any, []string, []int)

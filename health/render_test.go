@@ -15,7 +15,9 @@ func TestRender(t *testing.T) {
 		{"http://{{ip}}/", "http://10.0.0.1/", false},
 		{"http://{{ ip }}:{{variables.port}}/", "http://10.0.0.1:8080/", false},
 		{"{{ missing }}", "", true},
-		{"{{ ip | upper }}", "", true},
+		{"{{ ip | replace('.', '-') }}", "10-0-0-1", false}, // full Jinja2 via tmpl
+		{"pa{{ss", "", true},                                // syntax error
+		{"secret\n", "secret\n", false},                     // plain strings untouched
 	}
 	for _, tt := range tests {
 		got, err := render(tt.src, tg)
