@@ -70,6 +70,7 @@ func TestBuild(t *testing.T) {
 			"ports":    []any{22, "80"},
 			"mysqldbs": []any{map[string]any{"name": "db", "user": "u", "pass": "p"}},
 		}, wantProbes: "mysqldbs,ping,ports,ports,urls", wantTimeout: DefaultTimeout},
+		{name: "type basic accepted and ignored", section: map[string]any{"type": "basic"}, wantProbes: "ping", wantTimeout: DefaultTimeout},
 		{name: "unknown key names it", section: map[string]any{"pingg": true}, wantErr: `"pingg"`},
 		{name: "ping not bool", section: map[string]any{"ping": "yes"}, wantErr: "ping"},
 		{name: "timeout not number", section: map[string]any{"timeout": "10"}, wantErr: "timeout"},
