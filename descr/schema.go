@@ -1,0 +1,317 @@
+package descr
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/agnivade/levenshtein"
+)
+
+// Type describes the values a key accepts.
+type Type struct {
+	// Name is how the type reads in messages ("a string", "a list of ports").
+	Name  string
+	check func(n *Node, path string, c *checker)
+	// shape is the node kind the type wants, or -1 for any; OneOf uses it
+	// to explain the alternative the value was evidently meant to be.
+	shape Kind
+}
+
+// Field is one key of a mapping.
+type Field struct {
+	Key      string
+	Required bool
+	Type     Type
+}
+
+// Schema describes a mapping: its keys and, for open mappings, that other
+// keys are allowed too.
+type Schema struct {
+	Fields []Field
+	// Open accepts keys not listed (free-form sections such as variables).
+	Open bool
+	// Check runs after the keys are checked, for rules across keys.
+	Check func(n *Node, path string) []*Error
+}
+
+func (s *Schema) field(key string) *Field {
+	for i := range s.Fields {
+		if s.Fields[i].Key == key {
+			return &s.Fields[i]
+		}
+	}
+	return nil
+}
+
+func (s *Schema) keys() []string {
+	out := make([]string, len(s.Fields))
+	for i, f := range s.Fields {
+		out[i] = f.Key
+	}
+	return out
+}
+
+type checker struct {
+	errs Errors
+}
+
+func (c *checker) add(n *Node, path, format string, args ...any) {
+	c.errs = append(c.errs, errorf(n, path, format, args...))
+}
+
+// checkMap checks n against s, reporting every problem.
+func (c *checker) checkMap(n *Node, path string, s *Schema) {
+	if n.Kind != MapNode {
+		c.add(n, path, "must be a mapping, not %s", n.TypeName())
+		return
+	}
+	n.Pairs(func(k, v *Node) {
+		f := s.field(k.Value)
+		kp := join(path, k.Value)
+		if f == nil {
+			if !s.Open {
+				c.add(k, kp, "unknown key %q%s", k.Value, suggest(k.Value, s.keys()))
+			}
+			return
+		}
+		if f.Type.check != nil {
+			f.Type.check(v, kp, c)
+		}
+	})
+	for _, f := range s.Fields {
+		if f.Required && n.Get(f.Key) == nil {
+			c.add(n, path, "missing required key %q (%s)", f.Key, f.Type.Name)
+		}
+	}
+	if s.Check != nil {
+		c.errs = append(c.errs, s.Check(n, path)...)
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// suggest returns ` (did you mean "x"?)` for the closest valid key, or the
+// list of valid keys when none is close.
+func suggest(got string, valid []string) string {
+	best, bestD := "", 1<<30
+	for _, v := range valid {
+		d := levenshtein.ComputeDistance(strings.ToLower(got), strings.ToLower(v))
+		if d < bestD {
+			best, bestD = v, d
+		}
+	}
+	limit := max(2, len(got)/3)
+	if best != "" && bestD <= limit {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	if len(valid) == 0 {
+		return ""
+	}
+	sorted := append([]string(nil), valid...)
+	sort.Strings(sorted)
+	return fmt.Sprintf(" (valid keys: %s)", strings.Join(sorted, ", "))
+}
+
+// Types used by schemas.
+
+func scalar(name string, ok func(n *Node) bool) Type {
+	return Type{Name: name, shape: ScalarNode, check: func(n *Node, path string, c *checker) {
+		if n.Kind != ScalarNode || !ok(n) {
+			c.add(n, path, "must be %s, not %s", name, n.TypeName())
+		}
+	}}
+}
+
+var (
+	// String accepts a string, and numbers or booleans written plainly
+	// (Occopus passes them on as text where a string is expected, e.g. an
+	// image tag 20.04).
+	String = scalar("a string", func(n *Node) bool { return n.Tag != "!!null" })
+	// Int accepts an integer.
+	Int = scalar("an integer", func(n *Node) bool { return n.Tag == "!!int" })
+	// Number accepts an integer or a decimal number.
+	Number = scalar("a number", func(n *Node) bool { return n.Tag == "!!int" || n.Tag == "!!float" })
+	// Bool accepts true/false (and YAML 1.1 yes/no/on/off).
+	Bool = scalar("a boolean (true or false)", func(n *Node) bool { return n.Tag == "!!bool" })
+	// Scalar accepts any single value.
+	Scalar = scalar("a single value", func(n *Node) bool { return true })
+	// Any accepts anything.
+	Any = Type{Name: "any value", shape: -1}
+	// AnyMap accepts any mapping.
+	AnyMap = Type{Name: "a mapping", shape: MapNode, check: func(n *Node, path string, c *checker) {
+		if n.Kind != MapNode {
+			c.add(n, path, "must be a mapping, not %s", n.TypeName())
+		}
+	}}
+)
+
+// ListOf accepts a list whose items are of type t.
+func ListOf(t Type) Type {
+	return Type{Name: "a list of " + strings.TrimPrefix(strings.TrimPrefix(t.Name, "a "), "an "), shape: SeqNode, check: func(n *Node, path string, c *checker) {
+		if n.Kind != SeqNode {
+			c.add(n, path, "must be a list, not %s", n.TypeName())
+			return
+		}
+		for i, it := range n.Content {
+			if t.check != nil {
+				t.check(it, index(path, i), c)
+			}
+		}
+	}}
+}
+
+// MapOf accepts a mapping following s.
+func MapOf(s *Schema) Type {
+	return Type{Name: "a mapping", shape: MapNode, check: func(n *Node, path string, c *checker) { c.checkMap(n, path, s) }}
+}
+
+// OneOf accepts a value of any of the types.
+func OneOf(ts ...Type) Type {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.Name
+	}
+	name := strings.Join(names, " or ")
+	return Type{Name: name, shape: -1, check: func(n *Node, path string, c *checker) {
+		var fits []Errors
+		for _, t := range ts {
+			sub := &checker{}
+			if t.check != nil {
+				t.check(n, path, sub)
+			}
+			if len(sub.errs) == 0 {
+				return
+			}
+			if t.shape == n.Kind {
+				fits = append(fits, sub.errs)
+			}
+		}
+		if len(fits) == 1 {
+			// Only one alternative has the value's shape: its complaint is
+			// the useful one (e.g. an unknown key inside the mapping).
+			c.errs = append(c.errs, fits[0]...)
+			return
+		}
+		c.add(n, path, "must be %s, not %s", name, n.TypeName())
+	}}
+}
+
+// Registry of the schemas of plugin sections.
+
+// Section kinds that select their schema by `type`.
+const (
+	SectionResource         = "resource"
+	SectionContextualise    = "contextualisation"
+	SectionConfigManagement = "config_management"
+)
+
+var (
+	regMu    sync.RWMutex
+	sections = map[string]map[string]*Schema{}
+	health   = map[string]Field{}
+)
+
+// RegisterSection registers the schema of a `type` of a section kind
+// (resource, contextualisation, config_management). The `type` key itself
+// is added by the registry. It panics on a duplicate, so a broken build
+// fails at start.
+func RegisterSection(kind, typ string, s *Schema) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if typ == "" || s == nil {
+		panic("descr: RegisterSection with empty type or nil schema")
+	}
+	m := sections[kind]
+	if m == nil {
+		m = map[string]*Schema{}
+		sections[kind] = m
+	}
+	if _, dup := m[typ]; dup {
+		panic(fmt.Sprintf("descr: duplicate schema for %s type %q", kind, typ))
+	}
+	withType := *s
+	withType.Fields = append([]Field{{Key: "type", Required: true, Type: String}}, s.Fields...)
+	m[typ] = &withType
+}
+
+// RegisterHealthCheck registers a key of the health_check section.
+func RegisterHealthCheck(f Field) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if f.Key == "" {
+		panic("descr: RegisterHealthCheck with empty key")
+	}
+	if _, dup := health[f.Key]; dup {
+		panic("descr: duplicate health_check key " + f.Key)
+	}
+	health[f.Key] = f
+}
+
+// SectionTypes lists the registered types of a section kind, sorted.
+func SectionTypes(kind string) []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	out := make([]string, 0, len(sections[kind]))
+	for k := range sections[kind] {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sectionSchema(kind, typ string) *Schema {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	return sections[kind][typ]
+}
+
+func healthSchema() *Schema {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	s := &Schema{}
+	for _, f := range health {
+		s.Fields = append(s.Fields, f)
+	}
+	sort.Slice(s.Fields, func(i, j int) bool { return s.Fields[i].Key < s.Fields[j].Key })
+	return s
+}
+
+// typedSection checks a section whose schema is chosen by its `type` key.
+func typedSection(kind string) Type {
+	return Type{Name: "a " + kind + " mapping with a type", check: func(n *Node, path string, c *checker) {
+		if n.Kind != MapNode {
+			c.add(n, path, "must be a mapping, not %s", n.TypeName())
+			return
+		}
+		tn := n.Get("type")
+		if tn == nil {
+			c.add(n, path, "missing required key \"type\" (one of: %s)", strings.Join(SectionTypes(kind), ", "))
+			return
+		}
+		if tn.Kind != ScalarNode {
+			c.add(tn, join(path, "type"), "must be a string, not %s", tn.TypeName())
+			return
+		}
+		s := sectionSchema(kind, tn.Value)
+		if s == nil {
+			types := SectionTypes(kind)
+			c.add(tn, join(path, "type"), "unknown %s type %q%s", kind, tn.Value, suggestTypes(tn.Value, types))
+			return
+		}
+		c.checkMap(n, path, s)
+	}}
+}
+
+func suggestTypes(got string, valid []string) string {
+	s := suggest(got, valid)
+	return strings.Replace(s, "valid keys", "known types", 1)
+}

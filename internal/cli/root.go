@@ -1,0 +1,134 @@
+// Package cli is the occopus command line. main only maps errors to exit
+// codes; every command is reachable through Run for tests.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/occopus-go/occopus/internal/config"
+	"github.com/occopus-go/occopus/store"
+	"github.com/occopus-go/occopus/store/sqlite"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=...".
+var Version = "dev"
+
+// ExitError carries an exit code; its message, if any, was already printed.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// env is what every command shares.
+type env struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	cfgPath        string
+	authPath       string
+	verbose        bool
+	log            *slog.Logger
+}
+
+func (e *env) config() (*config.Config, error) {
+	return config.Load(e.cfgPath, e.authPath)
+}
+
+// openStore opens the configured store.
+func (e *env) openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	switch cfg.Store.Protocol {
+	case "sqlite":
+		return sqlite.Open(ctx, cfg.Store.Path)
+	case "redis":
+		return nil, fmt.Errorf("%s: components.uds.protocol: redis: the Redis store is not in this build yet; remove the uds section to use the embedded SQLite store", cfg.File)
+	}
+	return nil, fmt.Errorf("unknown store protocol %q", cfg.Store.Protocol)
+}
+
+// multiCall maps the names of the original Occopus commands
+// (occopus-build, occopus-import, ...) to sub-commands.
+func multiCall(argv0 string, args []string) []string {
+	base := filepath.Base(argv0)
+	if name, ok := strings.CutPrefix(base, "occopus-"); ok && name != "" {
+		return append([]string{name}, args...)
+	}
+	return args
+}
+
+// Run runs the command line and returns the exit code.
+func Run(ctx context.Context, argv0 string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr, stdin: stdin}
+	root := newRoot(e)
+	root.SetArgs(multiCall(argv0, args))
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintln(stderr, "occopus:", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(stderr, "occopus:", err)
+	return 1
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "occopus",
+		Short:         "Build, maintain, scale and destroy virtual infrastructures described in Occopus YAML",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			level := slog.LevelWarn
+			if e.verbose {
+				level = slog.LevelDebug
+			}
+			e.log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&e.cfgPath, "cfg", "", "configuration file (default $OCCOPUS_HOME/occopus_config.yaml when present)")
+	pf.StringVar(&e.authPath, "auth_data_path", "", "credentials file (default $OCCOPUS_HOME/auth_data.yaml when present)")
+	pf.BoolVarP(&e.verbose, "verbose", "v", false, "log debug messages on stderr")
+	root.AddCommand(
+		newImport(e),
+		newValidate(e),
+		newRender(e),
+		newVersion(e),
+	)
+	return root
+}
+
+func newVersion(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(e.stdout, "occopus %s\n", Version)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,181 @@
+// Package config finds and reads occopus_config.yaml and auth_data.yaml.
+// Occopus's own configuration files are read unchanged: their Python tags
+// (!python_import, !UDS, ...) are ignored and the few settings that apply
+// here are picked out.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the orchestrator configuration. The zero value plus Home is
+// the embedded default: SQLite under Home, loopback REST, no cmd().
+type Config struct {
+	// Home is $OCCOPUS_HOME (default ~/.occopus).
+	Home string `yaml:"-"`
+	// File is the configuration file read, "" when none.
+	File string `yaml:"-"`
+	// AuthDataPath is the auth_data.yaml in use, "" when none.
+	AuthDataPath string `yaml:"-"`
+
+	// AllowCmd lets templates run programs on this host with cmd().
+	AllowCmd bool `yaml:"allow_cmd"`
+	// AllowFileImports lets descriptions that arrive over the network use
+	// !yaml_import / !text_import of this host's files.
+	AllowFileImports bool `yaml:"allow_file_imports"`
+	// AllowNetworkCmd lets descriptions that arrive over the network use
+	// cmd() (AllowCmd must be set too).
+	AllowNetworkCmd bool `yaml:"allow_network_cmd"`
+
+	Store Store `yaml:"-"`
+	REST  REST  `yaml:"-"`
+}
+
+// Store selects the store. Occopus names it `components: uds:`.
+type Store struct {
+	Protocol string // sqlite (default) or redis
+	Path     string // sqlite file
+	Host     string
+	Port     int
+	DB       int
+}
+
+// REST holds the REST service's defaults (`components: rest:`).
+type REST struct {
+	Host string
+	Port int
+}
+
+// DefaultHome is $OCCOPUS_HOME, else ~/.occopus.
+func DefaultHome() string {
+	if h := os.Getenv("OCCOPUS_HOME"); h != "" {
+		return h
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".occopus")
+	}
+	return ".occopus"
+}
+
+// Load reads the configuration: cfgPath when given (it must exist), else
+// Home/occopus_config.yaml when present, else defaults. authPath likewise
+// for auth_data.yaml.
+func Load(cfgPath, authPath string) (*Config, error) {
+	c := &Config{Home: DefaultHome()}
+	c.REST = REST{Host: "127.0.0.1", Port: 5000}
+	c.Store = Store{Protocol: "sqlite"}
+	path := cfgPath
+	if path == "" {
+		if p := filepath.Join(c.Home, "occopus_config.yaml"); exists(p) {
+			path = p
+		}
+	}
+	if path != "" {
+		if err := c.read(path); err != nil {
+			return nil, err
+		}
+	}
+	if c.Store.Protocol == "sqlite" && c.Store.Path == "" {
+		c.Store.Path = filepath.Join(c.Home, "occopus.db")
+	}
+	c.AuthDataPath = authPath
+	if authPath == "" {
+		if p := filepath.Join(c.Home, "auth_data.yaml"); exists(p) {
+			c.AuthDataPath = p
+		}
+	} else if !exists(authPath) {
+		return nil, fmt.Errorf("auth data file %s: does not exist", authPath)
+	}
+	return c, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func (c *Config) read(path string) error {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("configuration file %s: %w", path, err)
+	}
+	c.File = path
+	var root yaml.Node
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		return fmt.Errorf("configuration file %s: invalid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	stripTags(&root)
+	var raw struct {
+		AllowCmd         bool `yaml:"allow_cmd"`
+		AllowFileImports bool `yaml:"allow_file_imports"`
+		AllowNetworkCmd  bool `yaml:"allow_network_cmd"`
+		Components       struct {
+			REST struct {
+				Host string `yaml:"host"`
+				Port int    `yaml:"port"`
+			} `yaml:"rest"`
+			UDS struct {
+				Protocol string `yaml:"protocol"`
+				Path     string `yaml:"path"`
+				Host     string `yaml:"host"`
+				Port     int    `yaml:"port"`
+				DB       int    `yaml:"db"`
+			} `yaml:"uds"`
+		} `yaml:"components"`
+	}
+	if err := root.Decode(&raw); err != nil {
+		return fmt.Errorf("configuration file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	c.AllowCmd, c.AllowFileImports, c.AllowNetworkCmd = raw.AllowCmd, raw.AllowFileImports, raw.AllowNetworkCmd
+	if r := raw.Components.REST; r.Host != "" || r.Port != 0 {
+		if r.Host != "" {
+			c.REST.Host = r.Host
+		}
+		if r.Port != 0 {
+			c.REST.Port = r.Port
+		}
+	}
+	u := raw.Components.UDS
+	switch u.Protocol {
+	case "", "sqlite":
+		c.Store.Protocol = "sqlite"
+		if u.Path != "" {
+			c.Store.Path = u.Path
+			if !filepath.IsAbs(u.Path) {
+				c.Store.Path = filepath.Join(filepath.Dir(path), u.Path)
+			}
+		}
+	case "redis":
+		c.Store = Store{Protocol: "redis", Host: u.Host, Port: u.Port, DB: u.DB}
+		if c.Store.Host == "" {
+			c.Store.Host = "localhost"
+		}
+		if c.Store.Port == 0 {
+			c.Store.Port = 6379
+		}
+	default:
+		return fmt.Errorf("configuration file %s: components.uds.protocol: unknown store %q (use sqlite or redis)", path, u.Protocol)
+	}
+	return nil
+}
+
+// stripTags drops application tags (Occopus's !python_import, !UDS, ...)
+// so the plain structure underneath can be decoded.
+func stripTags(n *yaml.Node) {
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		n.Tag = ""
+	}
+	for _, c := range n.Content {
+		stripTags(c)
+	}
+}
