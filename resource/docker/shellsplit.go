@@ -10,7 +10,7 @@ import (
 // single quotes keep everything literally, double quotes keep everything but
 // a backslash before \ " $ ` or newline, and an unquoted backslash escapes
 // the next character. No expansion is done: `$x` stays `$x`, as in the
-// Python original. A written-out empty string (”) is a word.
+// Python original. A quoted empty string is a word.
 func splitShell(s string) ([]string, error) {
 	var (
 		words   []string
