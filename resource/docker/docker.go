@@ -7,9 +7,10 @@
 //	endpoint: unix:///var/run/docker.sock | /path/to/docker.sock | tcp://host:port
 //	          (absent: DOCKER_HOST etc. from the environment)
 //	origin:   dockerhub | <registry host> | local | http(s)://…/rootfs.tar | file:///…tar | /…tar
+//	          (absent: the local image if there is one, else Docker Hub)
 //	image:    repository name
 //	tag:      default latest
-//	network:  network to connect to, default bridge
+//	network:  network to connect to (network_mode also accepted), default bridge
 //
 // Contextualisation gives Env ("K=V") and Command (a list, or one string
 // split shell-style).
@@ -186,8 +187,14 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		return str(h.defaults, k)
 	}
 	img, tag, origin, netw := get("image"), get("tag"), get("origin"), get("network")
+	if i := strings.LastIndex(img, ":"); tag == "" && i > strings.LastIndex(img, "/") {
+		img, tag = img[:i], img[i+1:] // image: name:tag
+	}
 	if tag == "" {
 		tag = "latest"
+	}
+	if netw == "" {
+		netw = get("network_mode") // docker-py's name for the same thing
 	}
 	if netw == "" {
 		netw = "bridge"
@@ -331,6 +338,13 @@ func (h *Handler) ensureImage(ctx context.Context, origin, img, tag string, auth
 		}
 		return h.importTarball(ctx, origin, ref)
 	default: // dockerhub, "" or a registry host
+		if origin == "" {
+			// No origin said: an image already here is used as is, so that
+			// an offline engine works; else it is pulled from Docker Hub.
+			if _, err := h.cli.ImageInspect(ctx, ref); err == nil {
+				return nil
+			}
+		}
 		if origin != "" && origin != "dockerhub" {
 			ref = registryRef(origin, img) + ":" + tag
 		}

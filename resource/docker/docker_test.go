@@ -452,3 +452,19 @@ func TestBadCommand(t *testing.T) {
 		t.Error("Create without infra id accepted")
 	}
 }
+
+// TestNoOriginTagInImage: `image: name:tag` without origin uses the local
+// image, never reaching for a registry.
+func TestNoOriginTagInImage(t *testing.T) {
+	h := newHandler(t)
+	s := spec(t)
+	s.Resource = map[string]any{"type": "docker", "image": imgBusybox + ":latest", "network_mode": "bridge"}
+	hd := create(t, h, s)
+	c, err := h.cli.ContainerInspect(context.Background(), hd.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Config.Image != imgBusybox+":latest" || c.HostConfig.NetworkMode != "bridge" {
+		t.Errorf("image %s network %s", c.Config.Image, c.HostConfig.NetworkMode)
+	}
+}

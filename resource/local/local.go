@@ -74,6 +74,12 @@ func New(cfg resource.Config) (resource.Handler, error) {
 	if home == "" {
 		return nil, errors.New("local: no home directory (Config.Home or $OCCOPUS_HOME) for records and logs")
 	}
+	// Absolute, since records and the instances' working directory must
+	// not depend on where the orchestrator was started.
+	home, err := filepath.Abs(home)
+	if err != nil {
+		return nil, fmt.Errorf("local: home %q: %w", cfg.Home, err)
+	}
 	h := &Handler{
 		root:        filepath.Join(home, "local"),
 		shell:       str(cfg.Resource, "shell"),
