@@ -92,7 +92,7 @@ func migrate(ctx context.Context, db *sql.DB, upto int) error {
 		return err
 	}
 	if v > schemaVersion() {
-		return fmt.Errorf("sqlite: schema version %d, supported up to %d: %w", v, schemaVersion(), ErrSchemaTooNew)
+		return fmt.Errorf("schema version %d > %d: %w", v, schemaVersion(), ErrSchemaTooNew)
 	}
 	if v >= upto {
 		return nil
@@ -100,26 +100,26 @@ func migrate(ctx context.Context, db *sql.DB, upto int) error {
 	// db's DSN sets _txlock=immediate, so this takes the write lock now.
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback()
 	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("sqlite: migrate: read version: %w", err)
+		return fmt.Errorf("migrate: read version: %w", err)
 	}
 	if v > schemaVersion() {
-		return fmt.Errorf("sqlite: schema version %d, supported up to %d: %w", v, schemaVersion(), ErrSchemaTooNew)
+		return fmt.Errorf("schema version %d > %d: %w", v, schemaVersion(), ErrSchemaTooNew)
 	}
 	for ; v < upto; v++ {
 		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-			return fmt.Errorf("sqlite: migrate to version %d: %w", v+1, err)
+			return fmt.Errorf("migrate to version %d: %w", v+1, err)
 		}
 	}
 	// PRAGMA takes no bound parameters; v is an int we control.
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v)); err != nil {
-		return fmt.Errorf("sqlite: migrate: set version: %w", err)
+		return fmt.Errorf("migrate: set version: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: migrate: commit: %w", err)
+		return fmt.Errorf("migrate: commit: %w", err)
 	}
 	return nil
 }
@@ -127,7 +127,7 @@ func migrate(ctx context.Context, db *sql.DB, upto int) error {
 func userVersion(ctx context.Context, db *sql.DB) (int, error) {
 	var v int
 	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return 0, fmt.Errorf("sqlite: read schema version: %w", err)
+		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -73,11 +74,33 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	s := &Store{w: w, r: r}
-	if err := migrate(ctx, w, schemaVersion()); err != nil {
+	if err := initDB(ctx, w); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("%w (database %s)", err, path)
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// initDB migrates the schema, retrying while the database is busy. While a
+// fresh file is still in rollback-journal mode, processes opening it at once
+// can deadlock on lock upgrades; SQLite then fails one of them at once with
+// SQLITE_BUSY instead of waiting, so the wait is ours. Once the file is in
+// WAL mode (persistent) this does not happen.
+func initDB(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	wait := time.Millisecond
+	for {
+		err := migrate(ctx, db, schemaVersion())
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait + time.Duration(rand.Int64N(int64(wait)))):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 // dsn builds the connection string. The pragmas go in the DSN because the
@@ -580,6 +603,12 @@ func encodeTargets(t map[string]int) (any, error) {
 		return nil, fmt.Errorf("targets: %w", err)
 	}
 	return string(b), nil
+}
+
+// isBusy reports whether err is SQLITE_BUSY or one of its extended codes.
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // isForeignKey reports whether err is a foreign key violation, which here

@@ -590,7 +590,7 @@ func testEventsAfterLimit(t *testing.T, s store.Store) {
 func testConcurrency(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, s.CreateInfra(ctx, infra("x", t0)))
-	const workers, each = 16, 25
+	const workers, each = 16, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
@@ -612,8 +612,9 @@ func testConcurrency(t *testing.T, s store.Store) {
 					errs <- err
 					return
 				}
-				if _, err := s.Instances(ctx, "x"); err != nil { // readers beside writers
-					errs <- err
+				// Readers run beside writers and see their own writes.
+				if got, err := s.Instance(ctx, "x", in.NodeID); err != nil || got.State != store.StateReady {
+					errs <- fmt.Errorf("read back %s: state %q, %v", in.NodeID, got.State, err)
 					return
 				}
 			}
