@@ -257,7 +257,10 @@ type loader struct {
 	file    string
 	stack   []string // files being imported, to report cycles
 	aliases map[*yaml.Node]*Node
-	errs    Errors
+	// building holds anchored nodes being converted: an alias to one of
+	// them would make the tree cyclic.
+	building map[*yaml.Node]bool
+	errs     Errors
 	// readFile is os.ReadFile; imports can be refused (descriptions that
 	// arrive over the network) by replacing it.
 	opts LoadOptions
@@ -273,7 +276,7 @@ type LoadOptions struct {
 // Parse reads YAML source. name is used in positions and as the base of
 // relative imports.
 func Parse(name string, src []byte, opts LoadOptions) (*Node, error) {
-	l := &loader{file: name, stack: []string{name}, aliases: map[*yaml.Node]*Node{}, opts: opts}
+	l := &loader{file: name, stack: []string{name}, aliases: map[*yaml.Node]*Node{}, building: map[*yaml.Node]bool{}, opts: opts}
 	n := l.parse(src)
 	if err := l.errs.Err(); err != nil {
 		return nil, err
@@ -308,7 +311,31 @@ func (l *loader) parse(src []byte) *Node {
 	if doc.Kind == 0 {
 		return &Node{Kind: ScalarNode, Tag: "!!null", Pos: Pos{File: l.file, Line: 1, Col: 1}}
 	}
-	return l.convert(&doc, 0)
+	n := l.convert(&doc, 0)
+	if n != nil && expandedSize(n, map[*Node]int{}) > maxExpandedNodes {
+		l.errs = append(l.errs, &Error{Pos: n.Pos, Msg: fmt.Sprintf("document expands to more than %d values through aliases", maxExpandedNodes)})
+		return nil
+	}
+	return n
+}
+
+// maxExpandedNodes bounds a document's size with every alias expanded, so
+// a "billion laughs" file is refused instead of exhausting memory.
+const maxExpandedNodes = 1_000_000
+
+func expandedSize(n *Node, memo map[*Node]int) int {
+	if v, ok := memo[n]; ok {
+		return v
+	}
+	size := 1
+	for _, c := range n.Content {
+		size += expandedSize(c, memo)
+		if size > maxExpandedNodes {
+			break
+		}
+	}
+	memo[n] = size
+	return size
 }
 
 func yamlError(file string, err error) Errors {
@@ -348,6 +375,10 @@ func (l *loader) convert(y *yaml.Node, depth int) *Node {
 		}
 		return l.convert(y.Content[0], depth+1)
 	case yaml.AliasNode:
+		if l.building[y.Alias] {
+			l.errs = append(l.errs, &Error{Pos: l.pos(y), Msg: fmt.Sprintf("alias *%s refers to a node that contains it (recursive alias)", y.Value)})
+			return nil
+		}
 		if n, ok := l.aliases[y.Alias]; ok {
 			return n
 		}
@@ -369,6 +400,8 @@ func (l *loader) convert(y *yaml.Node, depth int) *Node {
 	n := &Node{Pos: l.pos(y)}
 	if y.Anchor != "" {
 		l.aliases[y] = n
+		l.building[y] = true
+		defer delete(l.building, y)
 	}
 	switch y.Kind {
 	case yaml.MappingNode:
@@ -495,7 +528,7 @@ func (l *loader) importNode(y *yaml.Node, depth int) *Node {
 	if y.Tag == "!text_import" {
 		return &Node{Kind: ScalarNode, Tag: "!!str", Value: string(src), Pos: Pos{File: target, Line: 1, Col: 1}, Verbatim: true}
 	}
-	sub := &loader{file: target, stack: append(append([]string{}, l.stack...), target), aliases: map[*yaml.Node]*Node{}, opts: l.opts}
+	sub := &loader{file: target, stack: append(append([]string{}, l.stack...), target), aliases: map[*yaml.Node]*Node{}, building: map[*yaml.Node]bool{}, opts: l.opts}
 	n := sub.parse(src)
 	l.errs = append(l.errs, sub.errs...)
 	return n

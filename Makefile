@@ -1,0 +1,27 @@
+# make demo  — the main job: a demo on the embedded defaults
+# make test  — the whole test suite (starts Docker and MariaDB when needed)
+GO      ?= /usr/local/go/bin/go
+export PATH := /usr/local/go/bin:$(PATH)
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: build demo test fuzz bench clean
+
+build:
+	$(GO) build -ldflags "-X github.com/occopus-go/occopus/internal/cli.Version=$(VERSION)" -o bin/occopus ./cmd/occopus
+
+demo: build
+	scripts/demo.sh
+
+test:
+	scripts/test.sh
+
+# Long runs, on purpose only.
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=5m ./descr
+	$(GO) test -run='^$$' -fuzz=FuzzRender -fuzztime=5m ./tmpl
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+clean:
+	rm -rf bin
