@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/agnivade/levenshtein"
 
@@ -44,7 +45,9 @@ type Node struct {
 	Inbound  map[string][]descr.Mapping
 	Outbound map[string][]descr.Mapping
 	Level    int
-	Desc     *descr.NodeDesc
+	// CreateTimeout is the node's create_timeout, 0 when not given.
+	CreateTimeout time.Duration
+	Desc          *descr.NodeDesc
 }
 
 // Compile checks the semantics of a description (unique names, known
@@ -60,14 +63,15 @@ func Compile(in *descr.Infra) (*Static, error) {
 			continue
 		}
 		n := &Node{
-			Name:       nd.Name,
-			Type:       nd.Type,
-			Filter:     nd.Filter,
-			Variables:  MergeVariables(in.Variables, nd.Variables),
-			Attributes: nd.Attributes,
-			Inbound:    map[string][]descr.Mapping{},
-			Outbound:   map[string][]descr.Mapping{},
-			Desc:       nd,
+			Name:          nd.Name,
+			Type:          nd.Type,
+			Filter:        nd.Filter,
+			Variables:     MergeVariables(in.Variables, nd.Variables),
+			Attributes:    nd.Attributes,
+			Inbound:       map[string][]descr.Mapping{},
+			Outbound:      map[string][]descr.Mapping{},
+			Desc:          nd,
+			CreateTimeout: time.Duration(nd.CreateTimeout * float64(time.Second)),
 		}
 		n.Min, n.Max = 1, 0
 		if nd.Min != nil {

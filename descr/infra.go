@@ -29,8 +29,10 @@ type NodeDesc struct {
 	Min, Max   *int
 	Variables  map[string]any
 	Attributes map[string]any
-	Path       string // key path, e.g. nodes[0]
-	Src        *Node
+	// CreateTimeout in seconds, 0 when not given.
+	CreateTimeout float64
+	Path          string // key path, e.g. nodes[0]
+	Src           *Node
 }
 
 // Dependency says From depends on To: To is built (and ready) first.
@@ -61,6 +63,8 @@ var (
 		{Key: "scaling", Type: MapOf(scalingSchema)},
 		{Key: "variables", Type: AnyMap},
 		{Key: "attributes", Type: AnyMap},
+		// create_timeout: seconds a new instance may take to become ready.
+		{Key: "create_timeout", Type: Number},
 	}}
 	mappingSchema = &Schema{Fields: []Field{
 		{Key: "attributes", Required: true, Type: ListOf(String)},
@@ -170,6 +174,9 @@ func DecodeInfra(file string, root *Node) (*Infra, error) {
 			Variables:  mapOrEmpty(nn.Get("variables")),
 			Attributes: mapOrEmpty(nn.Get("attributes")),
 		}
+		if ct := nn.Get("create_timeout"); ct != nil {
+			nd.CreateTimeout = toFloat(scalarValue(ct))
+		}
 		if f := nn.Get("filter"); f != nil {
 			nd.Filter, _ = f.Interface().(map[string]any)
 		}
@@ -211,6 +218,16 @@ func DecodeInfra(file string, root *Node) (*Infra, error) {
 		}
 	}
 	return in, nil
+}
+
+func toFloat(v any) float64 {
+	switch v := v.(type) {
+	case int:
+		return float64(v)
+	case float64:
+		return v
+	}
+	return 0
 }
 
 func mapOrEmpty(n *Node) map[string]any {

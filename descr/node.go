@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -556,4 +557,44 @@ func importPath(including, raw string) (string, error) {
 		u = filepath.Join(filepath.Dir(including), u)
 	}
 	return filepath.Clean(u), nil
+}
+
+// FromValue builds a tree, without positions, from plain values such as a
+// description read back from the store.
+func FromValue(v any) *Node {
+	switch v := v.(type) {
+	case map[string]any:
+		n := &Node{Kind: MapNode}
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			n.Content = append(n.Content, &Node{Kind: ScalarNode, Tag: "!!str", Value: k}, FromValue(v[k]))
+		}
+		return n
+	case []any:
+		n := &Node{Kind: SeqNode}
+		for _, x := range v {
+			n.Content = append(n.Content, FromValue(x))
+		}
+		return n
+	case nil:
+		return &Node{Kind: ScalarNode, Tag: "!!null"}
+	case bool:
+		return &Node{Kind: ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}
+	case int:
+		return &Node{Kind: ScalarNode, Tag: "!!int", Value: strconv.Itoa(v)}
+	case int64:
+		return &Node{Kind: ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v, 10)}
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return &Node{Kind: ScalarNode, Tag: "!!int", Value: strconv.FormatInt(int64(v), 10)}
+		}
+		return &Node{Kind: ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(v, 'g', -1, 64)}
+	case string:
+		return &Node{Kind: ScalarNode, Tag: "!!str", Value: v, Quoted: true}
+	}
+	return &Node{Kind: ScalarNode, Tag: "!!str", Value: fmt.Sprint(v)}
 }

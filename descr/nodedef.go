@@ -77,6 +77,9 @@ func implementationSchema() *Schema {
 			{Key: "contextualisation", Type: typedSection(SectionContextualise)},
 			{Key: "config_management", Type: typedSection(SectionConfigManagement)},
 			{Key: "health_check", Type: MapOf(healthSchema())},
+			// create_timeout: seconds a new instance may take to become
+			// ready, when the node description does not say.
+			{Key: "create_timeout", Type: Number},
 		}}
 	})
 	return implSchema

@@ -16,5 +16,6 @@ import (
 	_ "github.com/occopus-go/occopus/resource/cloudsigma"
 	_ "github.com/occopus-go/occopus/resource/docker"
 	_ "github.com/occopus-go/occopus/resource/ec2"
+	_ "github.com/occopus-go/occopus/resource/local"
 	_ "github.com/occopus-go/occopus/resource/nova"
 )
