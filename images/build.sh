@@ -39,10 +39,9 @@ base_rootfs() {
 		"$d/tmp" "$d/proc" "$d/sys" "$d/dev" "$d/var/run"
 	chmod 1777 "$d/tmp"
 	cp /bin/busybox "$d/bin/busybox"
+	# Applets live in bin, sbin, usr/bin and usr/sbin, all made above.
 	for a in $(/bin/busybox --list-full); do
-		[ "$a" = bin/busybox ] && continue
-		mkdir -p "$d/$(dirname "$a")"
-		ln -sf /bin/busybox "$d/$a"
+		[ "$a" = bin/busybox ] || ln -sf /bin/busybox "$d/$a"
 	done
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$d/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
@@ -84,12 +83,12 @@ base_rootfs "$work/busybox"
 make_tar "$work/busybox" busybox
 import busybox occopus/busybox:latest '["/bin/sh"]'
 
-base_rootfs "$work/helloworld"
+cp -a "$work/busybox" "$work/helloworld"
 start_sh "$work/helloworld" 'echo "$message" | tee /tmp/message.txt'
 make_tar "$work/helloworld" busybox-helloworld
 import busybox-helloworld occopus/busybox-helloworld:latest '["/root/start.sh"]'
 
-base_rootfs "$work/ping"
+cp -a "$work/busybox" "$work/ping"
 start_sh "$work/ping" 'ping "$target_ip" -c 5'
 make_tar "$work/ping" busybox-ping
 import busybox-ping occopus/busybox-ping:latest '["/root/start.sh"]'

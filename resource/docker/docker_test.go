@@ -185,7 +185,7 @@ func TestMapState(t *testing.T) {
 // logsContain waits until the container's output contains want.
 func logsContain(t *testing.T, h *Handler, id, want string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	var got []byte
 	for time.Now().Before(deadline) {
 		rc, err := h.cli.ContainerLogs(context.Background(), id, container.LogsOptions{ShowStdout: true, ShowStderr: true})
@@ -203,6 +203,7 @@ func logsContain(t *testing.T, h *Handler, id, want string) {
 }
 
 func TestLabelsEnvCommandAddresses(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	ctx := context.Background()
 
@@ -258,6 +259,7 @@ func TestLabelsEnvCommandAddresses(t *testing.T) {
 }
 
 func TestCreateStartsCreatedContainer(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	ctx := context.Background()
 	s := spec(t)
@@ -293,6 +295,7 @@ func TestCreateStartsCreatedContainer(t *testing.T) {
 }
 
 func TestOriginLocalMissing(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	s := spec(t)
 	s.Resource["image"] = "occopus/missing-" + randHex(4)
@@ -308,6 +311,7 @@ func TestOriginLocalMissing(t *testing.T) {
 // TestOriginRegistryUnreachable pulls from a registry on a closed loopback
 // port: the error must say what failed, and nothing is left behind.
 func TestOriginRegistryUnreachable(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -343,6 +347,7 @@ func importSpec(t *testing.T, h *Handler, origin string) resource.Spec {
 }
 
 func TestOriginTarball(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	ctx := context.Background()
 	tar := tarball(t, "busybox")
@@ -378,6 +383,7 @@ func TestOriginTarball(t *testing.T) {
 
 // TestOriginURL has the engine fetch the tarball from a loopback server.
 func TestOriginURL(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	var hits atomic.Int32
 	tar := tarball(t, "busybox")
@@ -397,6 +403,7 @@ func TestOriginURL(t *testing.T) {
 }
 
 func TestNetwork(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	ctx := context.Background()
 	name := "occopus-test-" + randHex(4)
@@ -433,6 +440,7 @@ func TestNetwork(t *testing.T) {
 // TestBadCommand: with an init as PID 1 a missing program is not a start
 // error but an exit, which State reports as shutdown.
 func TestBadCommand(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	s := spec(t)
 	s.Context.Command = []string{"/no/such/program"}
@@ -456,6 +464,7 @@ func TestBadCommand(t *testing.T) {
 // TestNoOriginTagInImage: `image: name:tag` without origin uses the local
 // image, never reaching for a registry.
 func TestNoOriginTagInImage(t *testing.T) {
+	t.Parallel()
 	h := newHandler(t)
 	s := spec(t)
 	s.Resource = map[string]any{"type": "docker", "image": imgBusybox + ":latest", "network_mode": "bridge"}

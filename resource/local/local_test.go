@@ -130,10 +130,10 @@ func pidOf(t *testing.T, hd resource.Handle) int {
 	return pid
 }
 
-// waitFor polls cond for up to 10 s.
+// waitFor polls cond for up to 20 s (generous: CI machines can be busy).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+	for deadline := time.Now().Add(20 * time.Second); !cond(); {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
