@@ -66,13 +66,15 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
 	r, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	// Keep readers open: each new connection re-runs the pragmas.
+	nr := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(nr)
+	r.SetMaxIdleConns(nr)
 	s := &Store{w: w, r: r}
 	if err := initDB(ctx, w); err != nil {
 		s.Close()

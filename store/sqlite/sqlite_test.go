@@ -94,6 +94,60 @@ func TestFileModes(t *testing.T) {
 	}
 }
 
+// Paths reach SQLite as a file: URI; characters special in URIs must
+// survive the round trip.
+func TestOddPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dir with space", "a?b#c%20d&_txlock=x.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AppendEvent(t.Context(), store.Event{Kind: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at the given path: %v", err)
+	}
+}
+
+// A call waiting for another connection's write lock gives up when its
+// context ends, not only after busy_timeout.
+func TestContextEndsLockWait(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "occopus.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other, err := Open(t.Context(), path) // stands in for another process
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.w.BeginTx(t.Context(), nil) // BEGIN IMMEDIATE: holds the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = s.PutNodeDefs(ctx, map[string]json.RawMessage{"a": json.RawMessage(`[]`)})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("write while another connection held the lock: %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > busyTimeout/2 {
+		t.Fatalf("gave up after %v: context not honoured", d)
+	}
+	t.Log(err)
+	// Reads are not blocked by the writer (WAL).
+	if _, err := s.NodeDefTypes(t.Context()); err != nil {
+		t.Fatalf("read while locked: %v", err)
+	}
+}
+
 // Every pooled connection, not just the first, must carry the settings.
 func TestPragmasOnEveryConnection(t *testing.T) {
 	s := openTemp(t)
@@ -392,7 +446,7 @@ func helperChurn(ctx context.Context, s *Store) error {
 	ready := false
 	// Cheap to build, so the child spends nearly all its time inside
 	// PutNodeDefs' transaction.
-	def := `[{"version":%d,"pad":"` + strings.Repeat("x", 1024) + `"}]`
+	def := `[{"version":%d,"pad":"` + strings.Repeat("x", 256) + `"}]`
 	deadline := time.Now().Add(time.Minute) // in case the parent died
 	for time.Now().Before(deadline) {
 		v++
@@ -506,6 +560,7 @@ func TestKillDuringImport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -515,6 +570,7 @@ func TestKillDuringImport(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("round %d: child said %q: %v\n%s", round, line, err, &stderr)
 		}
+		ready := time.Since(start).Round(time.Millisecond)
 		// Kill at a random moment; a transaction is in flight nearly
 		// all of the time.
 		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
@@ -544,7 +600,7 @@ func TestKillDuringImport(t *testing.T) {
 		if v <= last {
 			t.Fatalf("round %d: version %d, want above %d (the child committed before its kill)", round, v, last)
 		}
-		t.Logf("round %d: killed at version %d", round, v)
+		t.Logf("round %d: killed at version %d (child ready after %v)", round, v, ready)
 		last = v
 	}
 }
