@@ -381,16 +381,20 @@ func (h *Handler) target(hd resource.Handle) (r *record, found bool, err error) 
 		}
 	}
 	pid, _ := strconv.Atoi(hd.ID)
+	superseded := false
 	if d.InfraID != "" && d.NodeID != "" && checkIDs(d.InfraID, d.NodeID) == nil {
 		r, err := h.readRecord(d.InfraID, d.NodeID)
 		if err == nil {
-			return r, true, nil
-		}
-		if !errors.Is(err, os.ErrNotExist) {
+			if pid <= 0 || (r.PID == pid && (d.StartTime == 0 || r.StartTime == d.StartTime)) {
+				return r, true, nil
+			}
+			// The node was re-created: the record is of another instance.
+			superseded = true
+		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, false, fmt.Errorf("local: %w", err)
 		}
 	}
-	// No record: the process itself, if it is still the one we started.
+	// No record of it: the process itself, if it is still the one we started.
 	if pid > 0 {
 		if p, err := readProc(pid); err == nil && p.state != 'Z' &&
 			(d.StartTime == 0 || p.startTime == d.StartTime) &&
@@ -398,14 +402,21 @@ func (h *Handler) target(hd resource.Handle) (r *record, found bool, err error) 
 			return p.record(""), true, nil
 		}
 	}
+	if superseded {
+		return nil, false, errSuperseded
+	}
 	return nil, false, nil
 }
+
+// errSuperseded: the handle's instance is gone and its node id now has
+// another instance, which the handle must not reach.
+var errSuperseded = errors.New("instance superseded")
 
 // State: running while the recorded process lives, shutdown once it ended,
 // ErrNotFound without a record or a live process.
 func (h *Handler) State(ctx context.Context, hd resource.Handle) (resource.State, error) {
 	r, found, err := h.target(hd)
-	if err != nil {
+	if err != nil && !errors.Is(err, errSuperseded) {
 		return resource.StateUnknown, err
 	}
 	if !found {
@@ -420,7 +431,7 @@ func (h *Handler) State(ctx context.Context, hd resource.Handle) (resource.State
 // Addresses returns the instance's loopback address as both addresses.
 func (h *Handler) Addresses(ctx context.Context, hd resource.Handle) (resource.Addresses, error) {
 	r, found, err := h.target(hd)
-	if err != nil {
+	if err != nil && !errors.Is(err, errSuperseded) {
 		return resource.Addresses{}, err
 	}
 	if !found {
@@ -434,6 +445,9 @@ func (h *Handler) Addresses(ctx context.Context, hd resource.Handle) (resource.A
 // period, and removes the record. Gone is success.
 func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
 	r, found, err := h.target(hd)
+	if errors.Is(err, errSuperseded) {
+		return nil // its own instance is gone; leave the new one alone
+	}
 	if err != nil {
 		return err
 	}

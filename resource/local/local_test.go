@@ -443,6 +443,17 @@ func TestExitedThenRecreated(t *testing.T) {
 	if string(b) != "sleep\x003600\x00" {
 		t.Errorf("cmdline = %q", b)
 	}
+
+	// The first handle is stale now: it must not reach the new instance.
+	if _, err := h.State(context.Background(), hd); !errors.Is(err, resource.ErrNotFound) {
+		t.Errorf("State(stale handle): %v, want ErrNotFound", err)
+	}
+	if err := h.Destroy(context.Background(), hd); err != nil {
+		t.Errorf("Destroy(stale handle): %v", err)
+	}
+	if st, err := h.State(context.Background(), hd2); err != nil || st != resource.StateRunning {
+		t.Errorf("new instance after Destroy(stale handle): %s, %v", st, err)
+	}
 }
 
 // TestRecycledPID: a record whose pid now belongs to another process (start
