@@ -70,7 +70,11 @@ type Instance struct {
 	// zero while healthy.
 	FailingSince time.Time `json:"failing_since,omitzero"`
 	// Error is the last error seen for this instance.
-	Error     string    `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Owner names the process creating the instance (host/pid/start) while
+	// it is `creating`, so others can tell a creation in flight from one
+	// whose process died.
+	Owner     string    `json:"owner,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -124,6 +128,10 @@ type Store interface {
 	Infra(ctx context.Context, id string) (Infra, error)
 	// Infras lists all infrastructures ordered by creation time.
 	Infras(ctx context.Context) ([]Infra, error)
+	// UpdateTargets stores the target counts of an infrastructure and
+	// removes the scale requests they consumed, in one transaction (so a
+	// request is never applied twice); ErrNotFound if the infra is missing.
+	UpdateTargets(ctx context.Context, infraID string, targets map[string]int, consumed []int64) error
 	// DeleteInfra removes the infrastructure, its instances and its pending
 	// scaling requests in one transaction (events are kept); ErrNotFound if
 	// missing.

@@ -116,6 +116,11 @@ func newRoot(e *env) *cobra.Command {
 		newImport(e),
 		newValidate(e),
 		newRender(e),
+		newBuild(e),
+		newDestroy(e),
+		newMaintain(e),
+		newScale(e),
+		newPlan(e),
 		newVersion(e),
 	)
 	return root

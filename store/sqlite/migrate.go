@@ -78,6 +78,11 @@ CREATE TABLE events (
 CREATE INDEX events_infra_seq ON events(infra_id, seq);
 CREATE INDEX scale_requests_infra ON scale_requests(infra_id, id);
 `,
+	// 3: the process creating an instance (crash recovery tells a creation
+	// in flight from an interrupted one).
+	`
+ALTER TABLE instances ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // schemaVersion is the version this code writes.

@@ -253,6 +253,36 @@ func (s *Store) UpdateInfra(ctx context.Context, in store.Infra) error {
 	return nil
 }
 
+// UpdateTargets implements store.Store.
+func (s *Store) UpdateTargets(ctx context.Context, infraID string, targets map[string]int, consumed []int64) error {
+	enc, err := encodeTargets(targets)
+	if err != nil {
+		return fmt.Errorf("sqlite: update targets %s: %w", infraID, err)
+	}
+	list, err := json.Marshal(consumed)
+	if err != nil {
+		return fmt.Errorf("sqlite: update targets %s: %w", infraID, err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE infras SET targets = ?, updated_at = ? WHERE id = ?`, enc, timeValue(time.Now()), infraID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM scale_requests
+			WHERE infra_id = ? AND id IN (SELECT value FROM json_each(?))`, infraID, string(list))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: update targets %s: %w", infraID, err)
+	}
+	return nil
+}
+
 const infraCols = `id, name, description, targets, attached, created_at, updated_at`
 
 func scanInfra(sc interface{ Scan(...any) error }) (store.Infra, error) {
@@ -330,17 +360,17 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO instances(infra_id, node_id, node_name, state, backend, impl,
-			resource, handle, address, priv_address, failing_since, error, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			resource, handle, address, priv_address, failing_since, error, created_at, updated_at, owner)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(infra_id, node_id) DO UPDATE SET
 			node_name = excluded.node_name, state = excluded.state, backend = excluded.backend,
 			impl = excluded.impl, resource = excluded.resource, handle = excluded.handle,
 			address = excluded.address, priv_address = excluded.priv_address,
 			failing_since = excluded.failing_since, error = excluded.error,
-			created_at = excluded.created_at, updated_at = excluded.updated_at`,
+			created_at = excluded.created_at, updated_at = excluded.updated_at, owner = excluded.owner`,
 		in.InfraID, in.NodeID, in.NodeName, in.State, in.Backend, in.Impl,
 		rawValue(in.Resource), rawValue(in.Handle), in.Address, in.PrivAddress,
-		timeValue(in.FailingSince), in.Error, timeValue(in.CreatedAt), timeValue(in.UpdatedAt))
+		timeValue(in.FailingSince), in.Error, timeValue(in.CreatedAt), timeValue(in.UpdatedAt), in.Owner)
 	if isForeignKey(err) {
 		return fmt.Errorf("sqlite: put instance %s/%s: infra: %w", in.InfraID, in.NodeID, store.ErrNotFound)
 	}
@@ -351,7 +381,7 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 }
 
 const instanceCols = `infra_id, node_id, node_name, state, backend, impl, resource, handle,
-	address, priv_address, failing_since, error, created_at, updated_at`
+	address, priv_address, failing_since, error, created_at, updated_at, owner`
 
 func scanInstance(sc interface{ Scan(...any) error }) (store.Instance, error) {
 	var (
@@ -361,7 +391,7 @@ func scanInstance(sc interface{ Scan(...any) error }) (store.Instance, error) {
 		err                           error
 	)
 	if err := sc.Scan(&in.InfraID, &in.NodeID, &in.NodeName, &in.State, &in.Backend, &in.Impl,
-		&resource, &handle, &in.Address, &in.PrivAddress, &failing, &in.Error, &createdAt, &updatedAt); err != nil {
+		&resource, &handle, &in.Address, &in.PrivAddress, &failing, &in.Error, &createdAt, &updatedAt, &in.Owner); err != nil {
 		return in, err
 	}
 	in.Resource = rawFrom(resource)

@@ -34,6 +34,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Instances", testInstances},
 		{"InstanceRoundTrip", testInstanceRoundTrip},
 		{"ScaleRequests", testScaleRequests},
+		{"UpdateTargets", testUpdateTargets},
+		{"InstanceOwner", testInstanceOwner},
 		{"DeleteInfraCascades", testDeleteInfraCascades},
 		{"Events", testEvents},
 		{"EventsAfterLimit", testEventsAfterLimit},
@@ -687,5 +689,53 @@ func testContextCanceled(t *testing.T, s store.Store) {
 	}
 	if types, err := s.NodeDefTypes(live); err != nil || len(types) != 0 {
 		t.Errorf("node defs written under canceled context: %v %v", types, err)
+	}
+}
+
+func testUpdateTargets(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	wantErr(t, s.UpdateTargets(ctx, "nope", map[string]int{"web": 1}, nil), store.ErrNotFound)
+	must(t, s.CreateInfra(ctx, infra("x", t0)))
+	r1, err := s.AddScaleRequest(ctx, store.ScaleRequest{InfraID: "x", NodeName: "web", Delta: 2, CreatedAt: t0})
+	must(t, err)
+	r2, err := s.AddScaleRequest(ctx, store.ScaleRequest{InfraID: "x", NodeName: "web", Delta: -1, CreatedAt: t1})
+	must(t, err)
+	// Consume only the first: targets and the consumption land together.
+	must(t, s.UpdateTargets(ctx, "x", map[string]int{"web": 3, "db": 1}, []int64{r1.ID}))
+	got, err := s.Infra(ctx, "x")
+	must(t, err)
+	if got.Targets["web"] != 3 || got.Targets["db"] != 1 || len(got.Targets) != 2 {
+		t.Fatalf("targets %v, want web=3 db=1", got.Targets)
+	}
+	left, err := s.ScaleRequests(ctx, "x")
+	must(t, err)
+	if len(left) != 1 || left[0].ID != r2.ID {
+		t.Fatalf("requests left %v, want only %d", left, r2.ID)
+	}
+	must(t, s.UpdateTargets(ctx, "x", map[string]int{"web": 2}, nil))
+	got, err = s.Infra(ctx, "x")
+	must(t, err)
+	if len(got.Targets) != 1 || got.Targets["web"] != 2 {
+		t.Fatalf("targets %v, want web=2 only", got.Targets)
+	}
+}
+
+func testInstanceOwner(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, s.CreateInfra(ctx, infra("x", t0)))
+	in := instance("x", "i1", t0)
+	in.Owner = "host/123/456"
+	must(t, s.PutInstance(ctx, in))
+	got, err := s.Instance(ctx, "x", "i1")
+	must(t, err)
+	if got.Owner != in.Owner {
+		t.Fatalf("owner %q, want %q", got.Owner, in.Owner)
+	}
+	in.Owner = ""
+	must(t, s.PutInstance(ctx, in))
+	got, err = s.Instance(ctx, "x", "i1")
+	must(t, err)
+	if got.Owner != "" {
+		t.Fatalf("owner %q after clearing", got.Owner)
 	}
 }

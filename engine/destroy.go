@@ -1,0 +1,206 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/occopus-go/occopus/resource"
+	"github.com/occopus-go/occopus/store"
+)
+
+// drop destroys one instance at its backend and removes its record. An
+// instance already gone is success. The record is marked `destroying`
+// first, so a crash in between is finished by the next pass.
+func (e *Engine) drop(ctx context.Context, in *store.Instance, reason string) error {
+	if in.State != store.StateDestroying {
+		if err := e.setState(ctx, in, store.StateDestroying, reason); err != nil {
+			return err
+		}
+	}
+	if err := e.destroyAtBackend(ctx, *in); err != nil {
+		in.Error = err.Error()
+		_ = e.store.PutInstance(context.WithoutCancel(ctx), *in)
+		return fmt.Errorf("node %s instance %s: destroy: %w", in.NodeName, in.NodeID, err)
+	}
+	if err := e.store.DeleteInstance(ctx, in.InfraID, in.NodeID); err != nil {
+		return err
+	}
+	e.event(ctx, store.Event{InfraID: in.InfraID, NodeName: in.NodeName, NodeID: in.NodeID, Kind: "instance.state", From: store.StateDestroying, To: "deleted", Message: reason})
+	return nil
+}
+
+func (e *Engine) destroyAtBackend(ctx context.Context, in store.Instance) error {
+	h, err := e.handlerFor(in)
+	if err != nil {
+		if len(in.Resource) == 0 {
+			return nil // never reached a backend
+		}
+		return err
+	}
+	hd, ok := handleOf(in)
+	if !ok {
+		// A creation interrupted before the backend answered: look the
+		// instance up by its labels.
+		f, isFinder := h.(resource.Finder)
+		if !isFinder {
+			return nil
+		}
+		var found bool
+		hd, found, err = f.Find(ctx, in.InfraID, in.NodeID)
+		if err != nil || !found {
+			return err
+		}
+	}
+	return h.Destroy(ctx, hd)
+}
+
+// DestroyReport says what Destroy removed.
+type DestroyReport struct {
+	// Instances are the node ids of recorded instances destroyed.
+	Instances []string
+	// Orphans are backend resources labelled with the infra id that the
+	// store did not know of (a crash between create and record, say).
+	Orphans []resource.Owned
+}
+
+// Destroy tears an infrastructure down: every recorded instance, then
+// every resource any of its backends still holds under the infra id, then
+// the record. The infrastructure record stays when something could not be
+// removed, so the command can be run again.
+func (e *Engine) Destroy(ctx context.Context, id string) (*DestroyReport, error) {
+	inf, err := e.infra(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := e.destroyAll(ctx, inf)
+	if err != nil {
+		return rep, err
+	}
+	if err := e.store.DeleteInfra(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return rep, err
+	}
+	e.event(ctx, store.Event{InfraID: id, Kind: "infra.destroyed", Message: fmt.Sprintf("%d instance(s) and %d orphan(s) removed", len(rep.Instances), len(rep.Orphans))})
+	return rep, nil
+}
+
+// DestroyInstances destroys the given instances of an infrastructure (the
+// rollback of a failed `build -i`).
+func (e *Engine) DestroyInstances(ctx context.Context, id string, nodeIDs []string) ([]string, error) {
+	var jobs []func() error
+	done := make([]bool, len(nodeIDs))
+	for i, nid := range nodeIDs {
+		in, err := e.store.Instance(ctx, id, nid)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, func() error {
+			err := e.drop(ctx, &in, "rolled back")
+			done[i] = err == nil
+			return err
+		})
+	}
+	err := limitN(e.opt.Parallel, jobs)
+	var out []string
+	for i, ok := range done {
+		if ok {
+			out = append(out, nodeIDs[i])
+		}
+	}
+	return out, err
+}
+
+func (e *Engine) destroyAll(ctx context.Context, inf store.Infra) (*DestroyReport, error) {
+	rep := &DestroyReport{}
+	insts, err := e.store.Instances(ctx, inf.ID)
+	if err != nil {
+		return rep, err
+	}
+	// Every backend configuration seen, to look for orphans afterwards.
+	configs := map[string]map[string]any{}
+	for _, in := range insts {
+		var res map[string]any
+		if json.Unmarshal(in.Resource, &res) == nil && res != nil {
+			key, _ := json.Marshal(res)
+			configs[string(key)] = res
+		}
+	}
+	if _, st, err := e.Static(ctx, inf.ID); err == nil {
+		if defs, err := e.defs(ctx, st); err == nil {
+			for _, impls := range defs {
+				for _, im := range impls {
+					res := im.Section("resource")
+					if res != nil && !templated(res) {
+						key, _ := json.Marshal(res)
+						configs[string(key)] = res
+					}
+				}
+			}
+		}
+	}
+	done := make([]bool, len(insts))
+	var jobs []func() error
+	for i := range insts {
+		jobs = append(jobs, func() error {
+			err := e.drop(ctx, &insts[i], "infrastructure destroyed")
+			done[i] = err == nil
+			return err
+		})
+	}
+	errs := []error{limitN(e.opt.Parallel, jobs)}
+	for i, ok := range done {
+		if ok {
+			rep.Instances = append(rep.Instances, insts[i].NodeID)
+		}
+	}
+	for _, res := range configs {
+		h, _, err := e.handlerWithAuth(res)
+		if err != nil {
+			continue
+		}
+		l, ok := h.(resource.Lister)
+		if !ok {
+			continue
+		}
+		owned, err := l.List(ctx, inf.ID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("look for orphans: %w", err))
+			continue
+		}
+		for _, o := range owned {
+			if err := h.Destroy(ctx, o.Handle); err != nil {
+				errs = append(errs, fmt.Errorf("remove orphan %s (node %s): %w", o.Handle.ID, o.NodeName, err))
+				continue
+			}
+			rep.Orphans = append(rep.Orphans, o)
+			e.event(ctx, store.Event{InfraID: inf.ID, NodeName: o.NodeName, NodeID: o.NodeID, Kind: "orphan.removed", Message: "removed " + o.Handle.ID})
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// templated reports whether any string of a resource section is a
+// template (its rendered form is only known per instance).
+func templated(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return containsTemplate(v)
+	case map[string]any:
+		for _, x := range v {
+			if templated(x) {
+				return true
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if templated(x) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,374 @@
+// Package engine is the reconcile pass of DESIGN.md (Occopus's enactor and
+// infrastructure processor): it reads the desired state (the stored
+// description, targets and scale requests) and the actual state (instance
+// records refreshed from the backends and health checks), computes the
+// delta (Plan) and carries it out, recording every step in the store before
+// and after each backend call so any process can pick up after a crash.
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/occopus-go/occopus/compile"
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/resource"
+	"github.com/occopus-go/occopus/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultPollFirst     = 200 * time.Millisecond
+	DefaultPollMax       = 3 * time.Second
+	DefaultCreateTimeout = 10 * time.Minute
+	DefaultParallel      = 8
+)
+
+// AuthSelector picks credentials for a resource section (package auth).
+type AuthSelector interface {
+	Select(section string, res map[string]any) (map[string]any, error)
+}
+
+// Options configure an Engine. The zero value works: sequential, default
+// timeouts, no credentials, no cmd().
+type Options struct {
+	// Home is $OCCOPUS_HOME, handed to backends that keep files.
+	Home string
+	Log  *slog.Logger
+	// AllowCmd lets templates run programs with cmd().
+	AllowCmd bool
+	// Auth selects credentials; nil means none are configured.
+	Auth AuthSelector
+	// Parallelize runs a level's creations, and the drops, concurrently,
+	// at most Parallel at a time (default 8).
+	Parallelize bool
+	Parallel    int
+	// PollFirst is the first delay while waiting for an instance to become
+	// ready; it grows by half each poll up to PollMax.
+	PollFirst, PollMax time.Duration
+	// CreateTimeout bounds how long a new instance may take to become
+	// ready when neither the node nor its implementation says
+	// (create_timeout).
+	CreateTimeout time.Duration
+	// OnEvent, when set, is called for every event as it is recorded (the
+	// CLI prints progress from it). It must not block.
+	OnEvent func(store.Event)
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+}
+
+// Engine runs reconcile passes against a store.
+type Engine struct {
+	store store.Store
+	opt   Options
+	log   *slog.Logger
+	owner string // this process, for records of creations in flight
+
+	mu       sync.Mutex
+	handlers map[string]resource.Handler
+}
+
+// New returns an Engine working on st.
+func New(st store.Store, opt Options) *Engine {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.PollFirst <= 0 {
+		opt.PollFirst = DefaultPollFirst
+	}
+	if opt.PollMax <= 0 {
+		opt.PollMax = DefaultPollMax
+	}
+	if opt.CreateTimeout <= 0 {
+		opt.CreateTimeout = DefaultCreateTimeout
+	}
+	if opt.Parallel <= 0 {
+		opt.Parallel = DefaultParallel
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Engine{store: st, opt: opt, log: opt.Log.With("component", "engine"), owner: selfOwner(), handlers: map[string]resource.Handler{}}
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() store.Store { return e.store }
+
+// ErrUnknownInfra is returned for an infrastructure id the store does not know.
+var ErrUnknownInfra = errors.New("unknown infrastructure")
+
+// Submit checks and stores a new infrastructure; id may be empty (a new
+// UUID is made). Every node type must have a definition in the store.
+func (e *Engine) Submit(ctx context.Context, in *descr.Infra, id string) (string, error) {
+	st, err := compile.Compile(in)
+	if err != nil {
+		return "", err
+	}
+	if err := e.checkTypes(ctx, st); err != nil {
+		return "", err
+	}
+	if id == "" {
+		id = uuid.NewString()
+	} else if _, err := uuid.Parse(id); err != nil {
+		return "", fmt.Errorf("infrastructure id %q is not a UUID", id)
+	}
+	raw, err := json.Marshal(in.Root.Interface())
+	if err != nil {
+		return "", fmt.Errorf("encode description: %w", err)
+	}
+	now := e.opt.Now()
+	if err := e.store.CreateInfra(ctx, store.Infra{ID: id, Name: st.Name, Description: raw, Targets: map[string]int{}, CreatedAt: now, UpdatedAt: now}); err != nil {
+		return "", fmt.Errorf("store infrastructure %s: %w", id, err)
+	}
+	e.event(ctx, store.Event{InfraID: id, Kind: "infra.created", Message: fmt.Sprintf("infrastructure %q submitted with %d node(s)", st.Name, len(st.Nodes))})
+	return id, nil
+}
+
+// Update replaces the description of an existing infrastructure (build -i):
+// the next pass adds and removes nodes and applies new scaling limits;
+// running instances keep the variables they were made with.
+func (e *Engine) Update(ctx context.Context, id string, in *descr.Infra) error {
+	inf, err := e.infra(ctx, id)
+	if err != nil {
+		return err
+	}
+	st, err := compile.Compile(in)
+	if err != nil {
+		return err
+	}
+	if err := e.checkTypes(ctx, st); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(in.Root.Interface())
+	if err != nil {
+		return fmt.Errorf("encode description: %w", err)
+	}
+	targets := map[string]int{}
+	for name, t := range inf.Targets {
+		if _, ok := st.ByName[name]; ok {
+			targets[name] = t
+		}
+	}
+	inf.Name, inf.Description, inf.Targets, inf.UpdatedAt = st.Name, raw, targets, e.opt.Now()
+	if err := e.store.UpdateInfra(ctx, inf); err != nil {
+		return fmt.Errorf("update infrastructure %s: %w", id, err)
+	}
+	e.event(ctx, store.Event{InfraID: id, Kind: "infra.updated", Message: fmt.Sprintf("description replaced: %d node(s)", len(st.Nodes))})
+	return nil
+}
+
+func (e *Engine) infra(ctx context.Context, id string) (store.Infra, error) {
+	inf, err := e.store.Infra(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return inf, fmt.Errorf("%w: %s", ErrUnknownInfra, id)
+	}
+	return inf, err
+}
+
+// Static compiles the stored description of an infrastructure.
+func (e *Engine) Static(ctx context.Context, id string) (store.Infra, *compile.Static, error) {
+	inf, err := e.infra(ctx, id)
+	if err != nil {
+		return inf, nil, err
+	}
+	st, err := staticOf(inf)
+	return inf, st, err
+}
+
+func staticOf(inf store.Infra) (*compile.Static, error) {
+	var v any
+	if err := json.Unmarshal(inf.Description, &v); err != nil {
+		return nil, fmt.Errorf("stored description of %s: %w", inf.ID, err)
+	}
+	in, err := descr.DecodeInfra("stored:"+inf.ID, descr.FromValue(v))
+	if err != nil {
+		return nil, fmt.Errorf("stored description of %s: %w", inf.ID, err)
+	}
+	return compile.Compile(in)
+}
+
+func (e *Engine) checkTypes(ctx context.Context, st *compile.Static) error {
+	var errs descr.Errors
+	for _, n := range st.Nodes {
+		if _, err := e.store.NodeDef(ctx, n.Type); errors.Is(err, store.ErrNotFound) {
+			p := descr.Pos{}
+			if n.Desc.Src != nil && n.Desc.Src.Get("type") != nil {
+				p = n.Desc.Src.Get("type").Pos
+			}
+			errs = append(errs, &descr.Error{Pos: p, Path: n.Desc.Path + ".type",
+				Msg: fmt.Sprintf("node type %q has no definition in the store (import it with `occopus import FILE`)", n.Type)})
+		} else if err != nil {
+			return err
+		}
+	}
+	return errs.Err()
+}
+
+// defs reads the implementations of every node type of st.
+func (e *Engine) defs(ctx context.Context, st *compile.Static) (map[string][]*descr.Impl, error) {
+	out := map[string][]*descr.Impl{}
+	for _, n := range st.Nodes {
+		if _, ok := out[n.Type]; ok {
+			continue
+		}
+		raw, err := e.store.NodeDef(ctx, n.Type)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("node %s: node type %q has no definition in the store (import it with `occopus import FILE`)", n.Name, n.Type)
+		}
+		if err != nil {
+			return nil, err
+		}
+		impls, err := descr.ImplsFromJSON(n.Type, raw)
+		if err != nil {
+			return nil, err
+		}
+		out[n.Type] = impls
+	}
+	return out, nil
+}
+
+// handler returns a (cached) backend handler for a resource section.
+func (e *Engine) handler(res map[string]any, authData map[string]any) (resource.Handler, error) {
+	key, err := json.Marshal([]any{res, authData})
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if h, ok := e.handlers[string(key)]; ok {
+		return h, nil
+	}
+	h, err := resource.New(resource.Config{Resource: res, Auth: authData, Home: e.opt.Home, Logger: e.opt.Log})
+	if err != nil {
+		return nil, err
+	}
+	e.handlers[string(key)] = h
+	return h, nil
+}
+
+// credentials selects auth_data for a resource. Whether a backend needs
+// any is the backend's business: without a match it gets nil, and the
+// selection's explanation is returned to be shown if the backend refuses.
+func (e *Engine) credentials(res map[string]any) (map[string]any, error) {
+	if e.opt.Auth == nil {
+		typ, _ := res["type"].(string)
+		return nil, fmt.Errorf("no credentials for resource type %q: no auth_data file is configured (--auth_data_path or $OCCOPUS_HOME/auth_data.yaml)", typ)
+	}
+	return e.opt.Auth.Select("resource", res)
+}
+
+// handlerWithAuth builds the handler of a resource section with the
+// credentials that match it.
+func (e *Engine) handlerWithAuth(res map[string]any) (resource.Handler, map[string]any, error) {
+	authData, authErr := e.credentials(res)
+	h, err := e.handler(res, authData)
+	if err != nil {
+		if authErr != nil {
+			err = fmt.Errorf("%w (%v)", err, authErr)
+		}
+		return nil, nil, err
+	}
+	return h, authData, nil
+}
+
+// handlerFor rebuilds the handler of a recorded instance.
+func (e *Engine) handlerFor(in store.Instance) (resource.Handler, error) {
+	var res map[string]any
+	if err := json.Unmarshal(in.Resource, &res); err != nil || res == nil {
+		return nil, fmt.Errorf("instance %s has no usable resource record", in.NodeID)
+	}
+	h, _, err := e.handlerWithAuth(res)
+	return h, err
+}
+
+func handleOf(in store.Instance) (resource.Handle, bool) {
+	var h resource.Handle
+	if len(in.Handle) == 0 || json.Unmarshal(in.Handle, &h) != nil || h.ID == "" {
+		return h, false
+	}
+	return h, true
+}
+
+// setState records a state change of an instance and its event.
+func (e *Engine) setState(ctx context.Context, in *store.Instance, to, msg string) error {
+	from := in.State
+	in.State = to
+	in.UpdatedAt = e.opt.Now()
+	if to == store.StateFailed || to == store.StateShutdown {
+		in.Error = msg
+	}
+	if err := e.store.PutInstance(ctx, *in); err != nil {
+		return err
+	}
+	if from != to {
+		e.event(ctx, store.Event{InfraID: in.InfraID, NodeName: in.NodeName, NodeID: in.NodeID, Kind: "instance.state", From: from, To: to, Message: msg})
+	}
+	return nil
+}
+
+func (e *Engine) event(ctx context.Context, ev store.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = e.opt.Now()
+	}
+	// The event log must not stop the work: a failure is logged only.
+	if err := e.store.AppendEvent(context.WithoutCancel(ctx), ev); err != nil {
+		e.log.Warn("recording event failed", "err", err, "kind", ev.Kind)
+	}
+	if e.opt.OnEvent != nil {
+		e.opt.OnEvent(ev)
+	}
+}
+
+// limit runs fns with the engine's concurrency (1 when not parallel) and
+// returns their errors joined.
+func (e *Engine) limit(fns []func() error) error {
+	n := 1
+	if e.opt.Parallelize {
+		n = e.opt.Parallel
+	}
+	return limitN(n, fns)
+}
+
+// limitN runs fns, at most n at a time, and joins their errors.
+func limitN(n int, fns []func() error) error {
+	errs := make([]error, len(fns))
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// shuffled returns the implementations in random order: Occopus picks one
+// at random among those passing the filter; the rest are fallbacks.
+func shuffled(impls []*descr.Impl) []*descr.Impl {
+	out := append([]*descr.Impl(nil), impls...)
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// sortInstances orders instances by creation time, ties by node id.
+func sortInstances(ins []store.Instance) {
+	sort.SliceStable(ins, func(i, j int) bool {
+		if !ins[i].CreatedAt.Equal(ins[j].CreatedAt) {
+			return ins[i].CreatedAt.Before(ins[j].CreatedAt)
+		}
+		return ins[i].NodeID < ins[j].NodeID
+	})
+}

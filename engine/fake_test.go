@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/resource"
+)
+
+// fakeCloud is an in-memory backend registered like a real plugin, as
+// type "fake", for engine tests. It keeps what it made in a map, can be
+// told to fail creations, and lets a test remove instances behind the
+// engine's back.
+type fakeCloud struct {
+	mu        sync.Mutex
+	instances map[string]*fakeInstance // by backend id
+	next      int
+	// failCreate makes Create fail for resource sections whose `zone`
+	// equals the key.
+	failCreate map[string]bool
+	creates    int
+	// addr is the address every instance reports (a test's listener).
+	addr string
+}
+
+type fakeInstance struct {
+	id, infra, node, name string
+	env                   []string
+	state                 resource.State
+}
+
+var cloud = &fakeCloud{instances: map[string]*fakeInstance{}, failCreate: map[string]bool{}, addr: "127.0.0.1"}
+
+func init() {
+	resource.Register("fake", func(cfg resource.Config) (resource.Handler, error) {
+		zone, _ := cfg.Resource["zone"].(string)
+		return &fakeHandler{zone: zone}, nil
+	})
+	descr.RegisterSection(descr.SectionResource, "fake", &descr.Schema{Fields: []descr.Field{{Key: "zone", Type: descr.String}}})
+}
+
+type fakeHandler struct{ zone string }
+
+func (h *fakeHandler) Create(ctx context.Context, spec resource.Spec) (resource.Handle, error) {
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	for _, in := range cloud.instances {
+		if in.node == spec.NodeID {
+			return resource.Handle{ID: in.id}, nil // idempotent per node id
+		}
+	}
+	if cloud.failCreate[h.zone] {
+		return resource.Handle{}, fmt.Errorf("zone %s is full", h.zone)
+	}
+	cloud.next++
+	cloud.creates++
+	id := fmt.Sprintf("fake-%d", cloud.next)
+	cloud.instances[id] = &fakeInstance{id: id, infra: spec.InfraID, node: spec.NodeID, name: spec.NodeName, env: spec.Context.Env, state: resource.StateRunning}
+	return resource.Handle{ID: id}, nil
+}
+
+func (h *fakeHandler) Destroy(ctx context.Context, hd resource.Handle) error {
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	delete(cloud.instances, hd.ID)
+	return nil
+}
+
+func (h *fakeHandler) State(ctx context.Context, hd resource.Handle) (resource.State, error) {
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	in, ok := cloud.instances[hd.ID]
+	if !ok {
+		return "", resource.ErrNotFound
+	}
+	return in.state, nil
+}
+
+func (h *fakeHandler) Addresses(ctx context.Context, hd resource.Handle) (resource.Addresses, error) {
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	if _, ok := cloud.instances[hd.ID]; !ok {
+		return resource.Addresses{}, resource.ErrNotFound
+	}
+	return resource.Addresses{Public: cloud.addr, Private: cloud.addr}, nil
+}
+
+func (h *fakeHandler) List(ctx context.Context, infraID string) ([]resource.Owned, error) {
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	var out []resource.Owned
+	for _, in := range cloud.instances {
+		if in.infra == infraID {
+			out = append(out, resource.Owned{Handle: resource.Handle{ID: in.id}, InfraID: in.infra, NodeID: in.node, NodeName: in.name})
+		}
+	}
+	return out, nil
+}
+
+func (h *fakeHandler) Find(ctx context.Context, infraID, nodeID string) (resource.Handle, bool, error) {
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	for _, in := range cloud.instances {
+		if in.infra == infraID && in.node == nodeID {
+			return resource.Handle{ID: in.id}, true, nil
+		}
+	}
+	return resource.Handle{}, false, nil
+}
+
+// count returns how many instances of an infrastructure exist.
+func (c *fakeCloud) count(infra string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, in := range c.instances {
+		if in.infra == infra {
+			n++
+		}
+	}
+	return n
+}
+
+// byName returns the instances of a node name.
+func (c *fakeCloud) byName(infra, name string) []fakeInstance {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []fakeInstance
+	for _, in := range c.instances {
+		if in.infra == infra && in.name == name {
+			out = append(out, *in)
+		}
+	}
+	return out
+}
+
+var (
+	_ resource.Handler = (*fakeHandler)(nil)
+	_ resource.Lister  = (*fakeHandler)(nil)
+	_ resource.Finder  = (*fakeHandler)(nil)
+)
+
+func specFor(infra, nodeID, name string) resource.Spec {
+	return resource.Spec{InfraID: infra, NodeID: nodeID, NodeName: name}
+}

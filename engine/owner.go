@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// An instance record in state `creating` carries its owner: the process
+// making it (host/pid/start time). Another process that finds the record
+// leaves it alone while the owner lives, and adopts or retries it once the
+// owner is gone (killed during a build, say).
+
+func selfOwner() string {
+	host, _ := os.Hostname()
+	pid := os.Getpid()
+	return fmt.Sprintf("%s/%d/%s", host, pid, procStart(pid))
+}
+
+// procStart is the start time of a process in clock ticks since boot
+// (field 22 of /proc/PID/stat), which tells a live process from a later
+// one that reuses its pid. Empty when unknown.
+func procStart(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	// The command name (field 2) may contain spaces; fields after it
+	// start behind the last ')'.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ""
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return f[19]
+}
+
+// ownerAlive reports whether the process named by owner still runs. An
+// owner on another host is assumed alive: only a lease can tell (Redis).
+func ownerAlive(owner string) bool {
+	if owner == "" {
+		return false
+	}
+	parts := strings.Split(owner, "/")
+	if len(parts) != 3 {
+		return false
+	}
+	host, _ := os.Hostname()
+	if parts[0] != host {
+		return true
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return false
+	}
+	start := procStart(pid)
+	return start != "" && start == parts[2]
+}

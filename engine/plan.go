@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/occopus-go/occopus/compile"
+	"github.com/occopus-go/occopus/store"
+)
+
+// Op is what an action does.
+type Op string
+
+const (
+	OpDrop   Op = "drop"
+	OpCreate Op = "create"
+)
+
+// Action is one step of a reconcile pass.
+type Action struct {
+	Op   Op     `json:"op"`
+	Node string `json:"node"`
+	// NodeID names the instance dropped; empty for a creation.
+	NodeID string `json:"node_id,omitempty"`
+	// Level is the node's dependency level (creations run level by level).
+	Level  int    `json:"level"`
+	Reason string `json:"reason"`
+}
+
+func (a Action) String() string {
+	if a.Op == OpDrop {
+		return fmt.Sprintf("drop   %s %s (%s)", a.Node, a.NodeID, a.Reason)
+	}
+	return fmt.Sprintf("create %s (level %d, %s)", a.Node, a.Level, a.Reason)
+}
+
+// Scaling is the outcome of applying scale requests to a node.
+type Scaling struct {
+	Target int `json:"target"`
+	Min    int `json:"min"`
+	Max    int `json:"max"`
+	// Victims are node ids or addresses that scale-down requests named.
+	Victims []string `json:"victims,omitempty"`
+	// Clamped is set when requests asked for a count outside [min, max].
+	Clamped string `json:"clamped,omitempty"`
+}
+
+// Targets computes each node's target count: the stored target (else min),
+// then every pending request in order (absolute ones set it, relative ones
+// add to it), clamped to [min, max]. It is pure; the caller stores the
+// result and consumes the requests.
+func Targets(st *compile.Static, stored map[string]int, reqs []store.ScaleRequest) map[string]Scaling {
+	out := make(map[string]Scaling, len(st.Nodes))
+	for _, n := range st.Nodes {
+		t, ok := stored[n.Name]
+		if !ok {
+			t = n.Min
+		}
+		s := Scaling{Min: n.Min, Max: n.Max}
+		for _, r := range reqs {
+			if r.NodeName != n.Name {
+				continue
+			}
+			if r.Set != nil {
+				t = *r.Set
+			}
+			t += r.Delta
+			if r.Victim != "" {
+				s.Victims = append(s.Victims, r.Victim)
+			}
+		}
+		switch {
+		case t < n.Min:
+			s.Clamped = fmt.Sprintf("target %d of node %s raised to its minimum %d", t, n.Name, n.Min)
+			t = n.Min
+		case t > n.Max:
+			s.Clamped = fmt.Sprintf("target %d of node %s lowered to its maximum %d", t, n.Name, n.Max)
+			t = n.Max
+		}
+		s.Target = t
+		out[n.Name] = s
+	}
+	return out
+}
+
+// Plan is the delta of a reconcile pass, in the order it is carried out:
+// drop failed and shut-down instances (auto-heal); drop instances of node
+// names no longer described; drop instances above each node's target, those
+// named by scale-down requests first, then the newest; then create, level by
+// level, up to each target. actual must be refreshed and ordered by
+// creation time. Plan is a pure function.
+func Plan(st *compile.Static, targets map[string]Scaling, actual []store.Instance) []Action {
+	var drops []Action
+	alive := map[string][]store.Instance{}
+	for _, in := range actual {
+		n, described := st.ByName[in.NodeName]
+		switch {
+		case in.State == store.StateFailed || in.State == store.StateShutdown:
+			drops = append(drops, Action{Op: OpDrop, Node: in.NodeName, NodeID: in.NodeID, Level: level(n), Reason: in.State})
+		case in.State == store.StateDestroying:
+			drops = append(drops, Action{Op: OpDrop, Node: in.NodeName, NodeID: in.NodeID, Level: level(n), Reason: "an earlier destroy did not finish"})
+		case !described:
+			drops = append(drops, Action{Op: OpDrop, Node: in.NodeName, NodeID: in.NodeID, Reason: "node removed from the description"})
+		default:
+			alive[in.NodeName] = append(alive[in.NodeName], in)
+		}
+	}
+	sort.SliceStable(drops, func(i, j int) bool { return dropRank(drops[i]) < dropRank(drops[j]) })
+	var creates []Action
+	for _, n := range st.Nodes {
+		s := targets[n.Name]
+		ins := alive[n.Name]
+		excess := len(ins) - s.Target
+		if excess > 0 {
+			dropped := map[string]bool{}
+			for _, v := range s.Victims {
+				for _, in := range ins {
+					if excess > 0 && !dropped[in.NodeID] && (in.NodeID == v || (v != "" && (in.Address == v || in.PrivAddress == v))) {
+						dropped[in.NodeID] = true
+						excess--
+						drops = append(drops, Action{Op: OpDrop, Node: n.Name, NodeID: in.NodeID, Level: n.Level, Reason: "scale down (requested)"})
+					}
+				}
+			}
+			// Newest first; a creation still in flight is never chosen (its
+			// process records the instance when it finishes).
+			for i := len(ins) - 1; i >= 0 && excess > 0; i-- {
+				if !dropped[ins[i].NodeID] && ins[i].State != store.StateCreating {
+					dropped[ins[i].NodeID] = true
+					excess--
+					drops = append(drops, Action{Op: OpDrop, Node: n.Name, NodeID: ins[i].NodeID, Level: n.Level, Reason: fmt.Sprintf("above target %d", s.Target)})
+				}
+			}
+		}
+		for i := len(ins); i < s.Target; i++ {
+			creates = append(creates, Action{Op: OpCreate, Node: n.Name, Level: n.Level, Reason: fmt.Sprintf("%d of target %d", i+1, s.Target)})
+		}
+	}
+	sort.SliceStable(creates, func(i, j int) bool { return creates[i].Level < creates[j].Level })
+	return append(drops, creates...)
+}
+
+func level(n *compile.Node) int {
+	if n == nil {
+		return 0
+	}
+	return n.Level
+}
+
+// dropRank orders heal drops before drops of removed nodes.
+func dropRank(a Action) int {
+	if a.Reason == "node removed from the description" {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,384 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/occopus-go/occopus/auth"
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/engine"
+	"github.com/occopus-go/occopus/internal/config"
+	"github.com/occopus-go/occopus/store"
+)
+
+// session is an open configuration, store and engine.
+type session struct {
+	cfg *config.Config
+	st  store.Store
+	eng *engine.Engine
+}
+
+func (s *session) Close() { s.st.Close() }
+
+func (e *env) session(ctx context.Context, parallelize bool, onEvent func(store.Event)) (*session, error) {
+	cfg, err := e.config()
+	if err != nil {
+		return nil, err
+	}
+	var ad *auth.Data
+	if cfg.AuthDataPath != "" {
+		ad, err = auth.Load(cfg.AuthDataPath)
+		if err != nil {
+			return nil, err
+		}
+	}
+	st, err := e.openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	opt := engine.Options{Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallelize: parallelize, OnEvent: onEvent}
+	if ad != nil {
+		opt.Auth = ad
+	}
+	return &session{cfg: cfg, st: st, eng: engine.New(st, opt)}, nil
+}
+
+// progress prints one line per instance state change on stderr.
+func (e *env) progress(ev store.Event) {
+	switch ev.Kind {
+	case "instance.state":
+		id := ev.NodeID
+		if len(id) > 8 {
+			id = id[:8]
+		}
+		msg := ""
+		if ev.Message != "" {
+			msg = " (" + ev.Message + ")"
+		}
+		fmt.Fprintf(e.stderr, "%s  %-16s %s  %s -> %s%s\n", ev.Time.Format("15:04:05.000"), ev.NodeName, id, orDash(ev.From), ev.To, msg)
+	case "scale.clamped", "orphan.removed":
+		fmt.Fprintf(e.stderr, "%s  %s\n", ev.Time.Format("15:04:05.000"), ev.Message)
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// unknownInfra turns the engine's unknown-id error into exit status 1 with
+// a clear message.
+func unknownInfra(err error) error {
+	if errors.Is(err, engine.ErrUnknownInfra) {
+		return fmt.Errorf("%w (see `occopus maintain -l`)", err)
+	}
+	return err
+}
+
+func newBuild(e *env) *cobra.Command {
+	var parallelize bool
+	var infraID string
+	cmd := &cobra.Command{
+		Use:   "build [--parallelize] [-i ID] INFRA_FILE",
+		Short: "Build an infrastructure (or reconfigure one with -i) and wait until every node is ready",
+		Long: `Build an infrastructure: submit the description, create its nodes level by
+level and wait until every instance is ready. Progress goes to stderr, one
+line per state change; a table of the nodes goes to stdout and the
+infrastructure id is the last line of stdout.
+
+With -i ID, a running infrastructure is reconfigured to the new description:
+nodes are added and removed, new scaling limits and variables apply to new
+instances.
+
+On any error, or on Ctrl-C, everything this command created is destroyed
+(creations in flight too) and the exit status is non-zero.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := descr.LoadInfra(args[0], descr.LoadOptions{})
+			if err != nil {
+				return e.descrFailure(err)
+			}
+			ctx := cmd.Context()
+			s, err := e.session(ctx, parallelize, e.progress)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			fresh := infraID == ""
+			id := infraID
+			if fresh {
+				id, err = s.eng.Submit(ctx, in, "")
+			} else {
+				err = s.eng.Update(ctx, id, in)
+			}
+			if err != nil {
+				var des descr.Errors
+				if errors.As(err, &des) {
+					return e.descrFailure(err)
+				}
+				return unknownInfra(err)
+			}
+			fmt.Fprintf(e.stderr, "infrastructure %s: building\n", id)
+			start := time.Now()
+			created, err := s.eng.Build(ctx, id, engine.BuildOptions{})
+			if err != nil {
+				return e.rollback(s, id, fresh, created, err)
+			}
+			fmt.Fprintf(e.stderr, "infrastructure %s: ready in %s\n", id, time.Since(start).Round(time.Millisecond))
+			rep, err := s.eng.Report(ctx, id)
+			if err != nil {
+				return err
+			}
+			printTable(e.stdout, rep)
+			fmt.Fprintln(e.stdout, id)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&parallelize, "parallelize", false, "create the nodes of a level, and drop instances, concurrently")
+	cmd.Flags().StringVarP(&infraID, "infra_id", "i", "", "reconfigure this running infrastructure to the new description")
+	return cmd
+}
+
+// rollback destroys what a failed or interrupted build made. It runs on a
+// context of its own: the build's may be cancelled (Ctrl-C).
+func (e *env) rollback(s *session, id string, fresh bool, created []string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if errors.Is(cause, context.Canceled) {
+		fmt.Fprintf(e.stderr, "interrupted: rolling back\n")
+	} else {
+		fmt.Fprintf(e.stderr, "build failed: %v\nrolling back\n", cause)
+	}
+	if fresh {
+		rep, err := s.eng.Destroy(ctx, id)
+		if rep != nil {
+			fmt.Fprintf(e.stderr, "removed %d instance(s)", len(rep.Instances))
+			if len(rep.Orphans) > 0 {
+				fmt.Fprintf(e.stderr, " and %d unrecorded resource(s)", len(rep.Orphans))
+			}
+			fmt.Fprintf(e.stderr, "; infrastructure %s deleted\n", id)
+		}
+		if err != nil {
+			return &ExitError{Code: 1, Err: fmt.Errorf("%v; rollback incomplete: %v (run `occopus destroy -i %s`)", cause, err, id)}
+		}
+		return &ExitError{Code: 1, Err: cause}
+	}
+	removed, err := s.eng.DestroyInstances(ctx, id, created)
+	fmt.Fprintf(e.stderr, "removed the %d instance(s) this build created; infrastructure %s kept\n", len(removed), id)
+	if err != nil {
+		return &ExitError{Code: 1, Err: fmt.Errorf("%v; rollback incomplete: %v", cause, err)}
+	}
+	return &ExitError{Code: 1, Err: cause}
+}
+
+// printTable writes the nodes, instances and addresses of a report.
+func printTable(w interface{ Write([]byte) (int, error) }, rep engine.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tADDRESS\tSCALING")
+	names := make([]string, 0, len(rep))
+	for n := range rep {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		nr := rep[n]
+		ids := make([]string, 0, len(nr.Instances))
+		for id := range nr.Instances {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		sc := fmt.Sprintf("%d/%d (min %d, max %d)", nr.Scaling.Actual, nr.Scaling.Target, nr.Scaling.Min, nr.Scaling.Max)
+		if len(ids) == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", n, sc)
+		}
+		for _, id := range ids {
+			in := nr.Instances[id]
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n, id, in.State, orDash(in.ResourceAddress), sc)
+		}
+	}
+	tw.Flush()
+}
+
+func newDestroy(e *env) *cobra.Command {
+	var infraID string
+	cmd := &cobra.Command{
+		Use:   "destroy -i ID",
+		Short: "Destroy an infrastructure: every instance, and every resource labelled with its id",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if infraID == "" {
+				return fmt.Errorf("-i ID is required")
+			}
+			s, err := e.session(cmd.Context(), true, e.progress)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			rep, err := s.eng.Destroy(cmd.Context(), infraID)
+			if rep != nil {
+				fmt.Fprintf(e.stdout, "removed %d instance(s)", len(rep.Instances))
+				if len(rep.Orphans) > 0 {
+					fmt.Fprintf(e.stdout, " and %d unrecorded resource(s)", len(rep.Orphans))
+				}
+				fmt.Fprintln(e.stdout)
+			}
+			if err != nil {
+				return unknownInfra(err)
+			}
+			fmt.Fprintf(e.stdout, "infrastructure %s destroyed\n", infraID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&infraID, "infra_id", "i", "", "infrastructure id")
+	return cmd
+}
+
+func newMaintain(e *env) *cobra.Command {
+	var (
+		list, report, cyclic, parallelize bool
+		infraID, output, filter, format   string
+		interval                          float64
+	)
+	cmd := &cobra.Command{
+		Use:   "maintain [-l] [-i ID [-c] [-t SECONDS] [-r [--format json]] [-o FILE] [-f NODE]] [--parallelize]",
+		Short: "Maintain an infrastructure: heal failed nodes, carry out scale requests, report",
+		Long: `Run a maintenance pass on an infrastructure: refresh every instance (backend
+state and health checks), drop failed and shut-down ones, carry out pending
+scale requests and create what is missing. With -c, passes repeat every -t
+seconds until interrupted. -l lists the infrastructures; -r prints a report
+after the pass (--format json prints the REST report shape); -o FILE writes
+the instances' addresses, one per line; -f NODE limits -r and -o to a node.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format %q: want text or json", format)
+			}
+			s, err := e.session(ctx, parallelize, e.progress)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if list {
+				return e.listInfras(ctx, s)
+			}
+			if infraID == "" {
+				return fmt.Errorf("-i ID is required (or -l to list the infrastructures)")
+			}
+			if filter != "" {
+				_, st, err := s.eng.Static(ctx, infraID)
+				if err != nil {
+					return unknownInfra(err)
+				}
+				if _, ok := st.ByName[filter]; !ok {
+					return fmt.Errorf("-f %q: no node named %q in infrastructure %s", filter, filter, infraID)
+				}
+			}
+			for {
+				res, err := s.eng.Reconcile(ctx, infraID)
+				if err != nil && ctx.Err() == nil {
+					if !cyclic {
+						return unknownInfra(err)
+					}
+					fmt.Fprintf(e.stderr, "maintenance pass: %v\n", err)
+				}
+				if res != nil && len(res.Actions) > 0 {
+					fmt.Fprintf(e.stderr, "pass: %d created, %d dropped\n", len(res.Created), len(res.Dropped))
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err := e.afterPass(ctx, s, infraID, report, format, output, filter); err != nil {
+					return err
+				}
+				if !cyclic {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(time.Duration(interval * float64(time.Second))):
+				}
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&list, "list", "l", false, "list the infrastructures")
+	f.BoolVarP(&report, "report", "r", false, "print a report of the nodes after the pass")
+	f.BoolVarP(&cyclic, "cyclic", "c", false, "repeat the pass every --interval seconds until interrupted")
+	f.BoolVar(&parallelize, "parallelize", false, "create and drop instances concurrently")
+	f.StringVarP(&infraID, "infra_id", "i", "", "infrastructure id")
+	f.Float64VarP(&interval, "interval", "t", 10, "seconds between passes with -c")
+	f.StringVarP(&output, "output", "o", "", "write the instances' addresses to FILE, one per line")
+	f.StringVarP(&filter, "filter", "f", "", "only this node in the report and the output file")
+	f.StringVar(&format, "format", "text", "report format: text or json")
+	return cmd
+}
+
+func (e *env) listInfras(ctx context.Context, s *session) error {
+	infras, err := s.st.Infras(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INFRA ID\tNAME\tINSTANCES\tCREATED")
+	for _, inf := range infras {
+		ins, err := s.st.Instances(ctx, inf.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", inf.ID, inf.Name, len(ins), inf.CreatedAt.Local().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+func (e *env) afterPass(ctx context.Context, s *session, id string, report bool, format, output, filter string) error {
+	if !report && output == "" {
+		return nil
+	}
+	rep, err := s.eng.Report(ctx, id)
+	if err != nil {
+		return unknownInfra(err)
+	}
+	if filter != "" {
+		rep = engine.Report{filter: rep[filter]}
+	}
+	if report {
+		if format == "json" {
+			if err := writeJSON(e.stdout, rep); err != nil {
+				return err
+			}
+		} else {
+			printTable(e.stdout, rep)
+		}
+	}
+	if output != "" {
+		var lines []string
+		for _, nr := range rep {
+			for _, in := range nr.Instances {
+				if in.ResourceAddress != "" {
+					lines = append(lines, in.ResourceAddress)
+				}
+			}
+		}
+		sort.Strings(lines)
+		text := strings.Join(lines, "\n")
+		if text != "" {
+			text += "\n"
+		}
+		if err := os.WriteFile(output, []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/engine"
+	"github.com/occopus-go/occopus/store"
+)
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+func newScale(e *env) *cobra.Command {
+	var (
+		infraID, node, victim string
+		change, set           int
+	)
+	cmd := &cobra.Command{
+		Use:   "scale -i ID -n NODE (-c N | -s N | -f NODE_ID_OR_IP)",
+		Short: "Ask the next maintenance pass to scale a node",
+		Long: `Store a scaling request for a node; the next maintenance pass carries it out.
+-c N adds N instances (N < 0 removes -N), -s N sets the count, -f removes
+the instance with that node id or address. Counts are clamped to the node's
+scaling min and max, with a warning.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			given := 0
+			for _, f := range []string{"changescale", "setscale", "filter"} {
+				if cmd.Flags().Changed(f) {
+					given++
+				}
+			}
+			switch {
+			case infraID == "" || node == "":
+				return fmt.Errorf("-i ID and -n NODE are required")
+			case given != 1:
+				return fmt.Errorf("give exactly one of -c N, -s N and -f NODE_ID_OR_IP")
+			case cmd.Flags().Changed("changescale") && change == 0:
+				return fmt.Errorf("-c 0 changes nothing")
+			case cmd.Flags().Changed("setscale") && set < 1:
+				return fmt.Errorf("-s %d: a node has at least one instance", set)
+			}
+			s, err := e.session(ctx, false, nil)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			inf, st, err := s.eng.Static(ctx, infraID)
+			if err != nil {
+				return unknownInfra(err)
+			}
+			if _, ok := st.ByName[node]; !ok {
+				return fmt.Errorf("-n %q: no node named %q in infrastructure %s", node, node, infraID)
+			}
+			req := store.ScaleRequest{InfraID: infraID, NodeName: node, CreatedAt: time.Now()}
+			switch {
+			case cmd.Flags().Changed("changescale"):
+				req.Delta = change
+			case cmd.Flags().Changed("setscale"):
+				req.Set = &set
+			default:
+				ins, err := s.st.Instances(ctx, infraID)
+				if err != nil {
+					return err
+				}
+				found := false
+				for _, in := range ins {
+					if in.NodeName == node && (in.NodeID == victim || in.Address == victim || in.PrivAddress == victim) {
+						found = true
+					}
+				}
+				if !found {
+					return fmt.Errorf("-f %q: node %s of infrastructure %s has no instance with that node id or address", victim, node, infraID)
+				}
+				req.Delta, req.Victim = -1, victim
+			}
+			reqs, err := s.st.ScaleRequests(ctx, infraID)
+			if err != nil {
+				return err
+			}
+			after := engine.Targets(st, inf.Targets, append(reqs, req))[node]
+			if after.Clamped != "" {
+				fmt.Fprintf(e.stderr, "warning: %s\n", after.Clamped)
+			}
+			if _, err := s.st.AddScaleRequest(ctx, req); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "node %s of %s: target %d (min %d, max %d) after the next maintenance pass\n", node, infraID, after.Target, after.Min, after.Max)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&infraID, "infra_id", "i", "", "infrastructure id")
+	f.StringVarP(&node, "node", "n", "", "node name")
+	f.IntVarP(&change, "changescale", "c", 0, "add N instances (negative: remove)")
+	f.IntVarP(&set, "setscale", "s", 0, "set the number of instances")
+	f.StringVarP(&victim, "filter", "f", "", "remove the instance with this node id or address")
+	return cmd
+}
+
+func newPlan(e *env) *cobra.Command {
+	var infraID, format string
+	cmd := &cobra.Command{
+		Use:   "plan -i ID [INFRA_FILE]",
+		Short: "Show what the next maintenance pass (or build -i with INFRA_FILE) would create and drop",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if infraID == "" {
+				return fmt.Errorf("-i ID is required")
+			}
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format %q: want text or json", format)
+			}
+			var in *descr.Infra
+			if len(args) == 1 {
+				var err error
+				if in, err = descr.LoadInfra(args[0], descr.LoadOptions{}); err != nil {
+					return e.descrFailure(err)
+				}
+			}
+			s, err := e.session(ctx, false, nil)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			actions, err := s.eng.PlanFor(ctx, infraID, in)
+			if err != nil {
+				var des descr.Errors
+				if errors.As(err, &des) {
+					return e.descrFailure(err)
+				}
+				return unknownInfra(err)
+			}
+			if format == "json" {
+				if actions == nil {
+					actions = []engine.Action{}
+				}
+				return writeJSON(e.stdout, actions)
+			}
+			if len(actions) == 0 {
+				fmt.Fprintln(e.stdout, "nothing to do")
+			}
+			for _, a := range actions {
+				fmt.Fprintln(e.stdout, a)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&infraID, "infra_id", "i", "", "infrastructure id")
+	cmd.Flags().StringVar(&format, "format", "text", "text or json")
+	return cmd
+}
