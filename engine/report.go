@@ -123,4 +123,3 @@ func (e *Engine) Build(ctx context.Context, id string, opt BuildOptions) (create
 		}
 	}
 }
-

@@ -1,6 +1,7 @@
 package tmpl
 
 import (
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -76,6 +77,14 @@ func (rw *rewriter) compile(n nodes.Node) evalFn {
 	return delegate(n)
 }
 
+// unbox turns a stored undefined back into an undefined value.
+func unbox(v *exec.Value) *exec.Value {
+	if v.Val.IsValid() && v.Val.Type() == reflect.TypeFor[*undefinedBox]() {
+		return exec.AsValue(v.Val.Interface().(*undefinedBox).u)
+	}
+	return v
+}
+
 // delegate evaluates n with gonja, positioning its errors.
 func delegate(n nodes.Node) evalFn {
 	pos := n.Position()
@@ -91,12 +100,15 @@ func delegate(n nodes.Node) evalFn {
 func compileName(n *nodes.Name) evalFn {
 	name := n.Name.Val
 	line, col := tokPos(n.Name)
+	if name == "none" { // a literal in Jinja2, like None
+		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(nil) }
+	}
 	return func(e *exec.Evaluator) *exec.Value {
 		v, ok := e.Environment.Context.Get(name)
 		if !ok {
 			return exec.AsValue(&undefined{name: name, line: line, col: col})
 		}
-		return exec.ToValue(v)
+		return unbox(exec.ToValue(v))
 	}
 }
 
@@ -475,13 +487,13 @@ func (rw *rewriter) compileBinary(n *nodes.BinaryExpression) evalFn {
 func (rw *rewriter) compileList(items []nodes.Expression) evalFn {
 	var fns []evalFn
 	for _, x := range items {
-		fns = append(fns, strictFn(rw.compile(x), ""))
+		fns = append(fns, rw.compile(x)) // Jinja2 keeps undefined in literals
 	}
 	return func(e *exec.Evaluator) *exec.Value {
 		out := make([]any, 0, len(fns))
 		for _, f := range fns {
 			v := f(e)
-			if v.IsError() {
+			if v.IsError() && asUndefined(v) == nil {
 				return v
 			}
 			out = append(out, v.Interface())

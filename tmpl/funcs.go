@@ -21,11 +21,76 @@ var ourFunctions = map[string]any{
 	"getipall":  addrFunc("getipall"),
 	"cut":       cutFunc,
 	"cmd":       cmdFunc,
+	"range":     rangeFunc,
+}
+
+// maxRange bounds range() (Jinja2's sandbox uses the same limit); gonja's
+// range streams from a goroutine that leaks when a loop breaks early.
+const maxRange = 100000
+
+func rangeFunc(_ *exec.Evaluator, va *exec.VarArgs) *exec.Value {
+	var ints []int64
+	for _, a := range va.Args {
+		i, ok := plain(a).(int64)
+		if !ok {
+			return exec.AsValue(fmt.Errorf("range(): %s object cannot be interpreted as an integer", pyTypeName(a)))
+		}
+		ints = append(ints, i)
+	}
+	if len(ints) == 0 || len(ints) > 3 || len(va.KwArgs) > 0 {
+		return exec.AsValue(errors.New("range() expects 1 to 3 integer arguments"))
+	}
+	start, stop, step := int64(0), ints[0], int64(1)
+	if len(ints) > 1 {
+		start, stop = ints[0], ints[1]
+	}
+	if len(ints) > 2 {
+		step = ints[2]
+	}
+	if step == 0 {
+		return exec.AsValue(errors.New("range() arg 3 must not be zero"))
+	}
+	out := []any{}
+	for i := start; (step > 0 && i < stop) || (step < 0 && i > stop); i += step {
+		if len(out) >= maxRange {
+			return exec.AsValue(fmt.Errorf("range() is limited to %d items", maxRange))
+		}
+		out = append(out, i)
+	}
+	return exec.AsValue(out)
+}
+
+// boundedArgs rejects huge integer arguments to filters that allocate in
+// proportion to them (center(10**9) would exhaust memory).
+func boundedArgs(f exec.FilterFunction) exec.FilterFunction {
+	return func(e *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+		check := func(v *exec.Value) bool {
+			switch n := plain(v).(type) {
+			case int64:
+				return n > -maxRange && n < maxRange
+			case float64:
+				return n > -maxRange && n < maxRange
+			}
+			return true
+		}
+		for _, a := range p.Args {
+			if !check(a) {
+				return exec.AsValue(errors.New("numeric argument too large"))
+			}
+		}
+		for _, a := range p.KwArgs {
+			if !check(a) {
+				return exec.AsValue(errors.New("numeric argument too large"))
+			}
+		}
+		return f(e, in, p)
+	}
 }
 
 // ourFilters replace or extend gonja's filters where Occopus needs them or
 // gonja differs from Jinja2.
 var ourFilters = map[string]exec.FilterFunction{
+	"tojson": filterToJSON,
 	"b64encode": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
 		s, err := strArg(in)
 		if err != nil {

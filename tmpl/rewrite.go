@@ -3,6 +3,7 @@ package tmpl
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -34,6 +35,7 @@ const (
 	modeStrict                 // undefined is an error (for iterable, call args)
 	modeBool                   // Python truthiness, undefined is false
 	modePrint                  // str() of the value, undefined is an error
+	modeIter                   // strict, and charges the loop length to the step budget
 )
 
 func (rw *rewriter) template(t *nodes.Template) error {
@@ -111,7 +113,7 @@ func (rw *rewriter) walkPtr(p reflect.Value, seen map[uintptr]bool) {
 		case typeName == "SetControlStructure" && sf.Name == "target":
 			continue // assignment target, evaluated by gonja's set itself
 		case typeName == "ForControlStructure" && sf.Name == "ObjectEvaluator":
-			mode = modeStrict
+			mode = modeIter
 		case sf.Name == "IfCondition" || sf.Name == "condition" || sf.Name == "Conditions":
 			mode = modeBool
 		}
@@ -177,8 +179,31 @@ func (rw *rewriter) slot(n nodes.Node, mode slotMode) nodes.Expression {
 	fn := rw.compile(n)
 	pos := n.Position()
 	switch mode {
+	case modeValue:
+		inner := fn
+		fn = func(e *exec.Evaluator) *exec.Value {
+			v := inner(e)
+			if u := asUndefined(v); u != nil {
+				// gonja statements (set, with) reject error values; a box
+				// lets an undefined be stored like Jinja2 does.
+				return exec.AsValue(&undefinedBox{u})
+			}
+			return v
+		}
 	case modeStrict:
 		fn = strictFn(fn, "")
+	case modeIter:
+		inner := strictFn(fn, "")
+		fn = func(e *exec.Evaluator) *exec.Value {
+			v := inner(e)
+			if st := stateOf(e); st != nil && !v.IsError() && (v.IsList() || v.IsDict() || v.IsString()) {
+				st.steps += v.Len()
+				if st.steps > maxSteps {
+					return exec.AsValue(st.fail(0, 0, "template evaluation exceeded %d steps", maxSteps))
+				}
+			}
+			return v
+		}
 	case modeBool:
 		inner := fn
 		fn = func(e *exec.Evaluator) *exec.Value {
@@ -215,12 +240,27 @@ func (rw *rewriter) slot(n nodes.Node, mode slotMode) nodes.Expression {
 func (rw *rewriter) register(fn evalFn, pos *tokens.Token) nodes.Expression {
 	rw.n++
 	name := "\x00" + strconv.Itoa(rw.n)
-	rw.env.Set(name, func(e *exec.Evaluator, _ *exec.VarArgs) *exec.Value { return fn(e) })
+	rw.env.Set(name, func(e *exec.Evaluator, _ *exec.VarArgs) *exec.Value {
+		if st := stateOf(e); st != nil {
+			st.steps++
+			if st.steps > maxSteps {
+				return exec.AsValue(st.fail(0, 0, "template evaluation exceeded %d steps", maxSteps))
+			}
+		}
+		return fn(e)
+	})
 	tok := &tokens.Token{Type: tokens.Name, Val: name}
 	if pos != nil {
 		tok.Line, tok.Col, tok.Pos = pos.Line, pos.Col, pos.Pos
 	}
 	return &nodes.Call{Location: tok, Func: &nodes.Name{Name: tok}, Args: []nodes.Expression{}, Kwargs: map[string]nodes.Expression{}}
+}
+
+var invalidCallRE = regexp.MustCompile(`(invalid call to (function|filter|test|method) '[^']*'( of [^:]*)?: |unable to evaluate parameters: )`)
+
+// cleanMsg drops gonja's generic wrappers, which name our hidden functions.
+func cleanMsg(s string) string {
+	return invalidCallRE.ReplaceAllString(s, "")
 }
 
 func tokPos(t *tokens.Token) (int, int) {
@@ -252,6 +292,14 @@ type undefined struct {
 	name      string
 	line, col int
 }
+
+// undefinedBox carries an undefined value through gonja statements that
+// refuse error values; reading it back yields the undefined again.
+type undefinedBox struct{ u *undefined }
+
+// maxSteps bounds the work of one render so a hostile or buggy template
+// cannot loop for hours.
+const maxSteps = 1_000_000
 
 func (u *undefined) Error() string { return fmt.Sprintf("%q is undefined", u.name) }
 
@@ -298,7 +346,7 @@ func foreign(e *exec.Evaluator, v *exec.Value, pos *tokens.Token, what string) *
 		return v
 	}
 	line, col := tokPos(pos)
-	msg := v.Error()
+	msg := cleanMsg(v.Error())
 	if what != "" {
 		msg = what + ": " + msg
 	}

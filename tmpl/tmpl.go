@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/nikolalohinski/gonja/v2/exec"
 	"github.com/nikolalohinski/gonja/v2/loaders"
 	"github.com/nikolalohinski/gonja/v2/parser"
+	"github.com/nikolalohinski/gonja/v2/tokens"
 )
 
 // Addresses resolves node names to addresses for getip & co.
@@ -131,10 +133,16 @@ func Render(src string, data Data, opt Options) (string, error) {
 // dropTrailingNewline mimics Jinja2's keep_trailing_newline=False, which
 // removes exactly one trailing "\n" (or "\r\n") from the source.
 func dropTrailingNewline(s string) string {
-	if strings.HasSuffix(s, "\r\n") {
-		return s[:len(s)-2]
+	return strings.TrimSuffix(normalizeNewlines(s), "\n")
+}
+
+// normalizeNewlines converts \r\n and \r to \n, as Jinja2's lexer does for
+// template data and string literals (newline_sequence="\n").
+func normalizeNewlines(s string) string {
+	if !strings.Contains(s, "\r") {
+		return s
 	}
-	return strings.TrimSuffix(s, "\n")
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 }
 
 // stateKey is the context key of the per-render state; the NUL byte makes it
@@ -146,6 +154,7 @@ const stateKey = "\x00state"
 type renderState struct {
 	opt      Options
 	firstErr *RenderError // first hard error raised by our evaluation hooks
+	steps    int          // evaluation budget used, see maxSteps
 }
 
 func (s *renderState) fail(line, col int, format string, args ...any) *RenderError {
@@ -283,6 +292,10 @@ var (
 
 	filterSet = func() *exec.FilterSet {
 		fs := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
+		for _, name := range []string{"center", "indent", "wordwrap", "batch", "slice", "truncate", "filesizeformat", "round"} {
+			f, _ := fs.Get(name)
+			_ = fs.Replace(name, boundedArgs(f))
+		}
 		for name, f := range ourFilters {
 			if fs.Exists(name) {
 				_ = fs.Replace(name, f)
@@ -320,10 +333,12 @@ func parse(src string) (t *Template, err error) {
 			err = &SyntaxError{Line: 1, Col: 1, Msg: fmt.Sprintf("internal parser error: %v", r)}
 		}
 	}()
+	src = normalizeNewlines(src)
 	if e := preLex(src); e != nil {
 		return nil, e
 	}
 	globals := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
+	globals.Set("lipsum", nil) // random text generator, useless here and unbounded
 	for name, fn := range ourFunctions {
 		globals.Set(name, fn)
 	}
@@ -352,7 +367,12 @@ func toSyntaxError(err error, src string) error {
 		if line <= 0 {
 			line, col = 1, 1
 		}
-		return &SyntaxError{Line: line, Col: col, Msg: se.Message}
+		msg := se.Message
+		if strings.HasPrefix(msg, "ControlStructure '") && strings.Contains(msg, "not found") {
+			name := strings.SplitN(msg, "'", 3)[1]
+			msg = fmt.Sprintf("unknown tag %q (include, import, extends, block and call are not supported)", name)
+		}
+		return &SyntaxError{Line: line, Col: col, Msg: msg}
 	}
 	msg := err.Error()
 	// gonja wraps as: failed to parse template '<src>': <cause>
@@ -411,6 +431,26 @@ func (c *lru) put(src string, t *Template, err error) {
 	}
 }
 
-// preLex is a hook for source checks gonja's lexer does not report with a
-// position; currently none are needed.
-func preLex(string) error { return nil }
+// preLex reports lexer errors with their position: gonja's parser treats an
+// error token like the end of input, which can silently truncate a template.
+func preLex(src string) error {
+	s := tokens.LexAll(src, baseConfig)
+	for !s.End() {
+		s.Next()
+	}
+	if !s.IsError() {
+		return nil
+	}
+	tok := s.Current()
+	pos := min(max(tok.Pos, 0), len(src))
+	line, col := tokens.ReadablePosition(pos, src)
+	msg := tok.Val
+	known := false
+	for _, p := range []string{"Unexpected", "Unbalanced", "Unable", "unclosed", "invalid", "two dots"} {
+		known = known || strings.HasPrefix(msg, p)
+	}
+	if !known { // gonja reports an unterminated string by its text only
+		msg = "unterminated string literal near " + strconv.Quote(msg)
+	}
+	return &SyntaxError{Line: line, Col: col, Msg: msg}
+}
