@@ -181,7 +181,7 @@ func receiver(e *exec.Evaluator, fn evalFn) *exec.Value {
 func (rw *rewriter) compileGetAttr(n *nodes.GetAttribute) evalFn {
 	obj := rw.compile(n.Node)
 	text := exprString(n)
-	line, col := tokPos(n.Node.Position())
+	line, col := tokPos(exprStart(n))
 	var key any = n.Attribute
 	if n.Attribute == "" {
 		key = n.Index
@@ -201,7 +201,7 @@ func (rw *rewriter) compileGetAttr(n *nodes.GetAttribute) evalFn {
 func (rw *rewriter) compileGetItem(n *nodes.GetItem) evalFn {
 	obj := rw.compile(n.Node)
 	text := exprString(n)
-	line, col := tokPos(n.Node.Position())
+	line, col := tokPos(exprStart(n))
 	var arg evalFn
 	if n.Arg != nil {
 		arg = strictFn(rw.compile(n.Arg), "")
@@ -530,6 +530,24 @@ func (rw *rewriter) compileDict(n *nodes.Dict) evalFn {
 			}
 		}
 		return exec.AsValue(d)
+	}
+}
+
+// exprStart is the first token of an access chain, where messages point.
+func exprStart(n nodes.Node) *tokens.Token {
+	for {
+		switch x := n.(type) {
+		case *nodes.GetAttribute:
+			n = x.Node
+		case *nodes.GetItem:
+			n = x.Node
+		case *nodes.GetSlice:
+			n = x.Node
+		case *nodes.Call:
+			n = x.Func
+		default:
+			return n.Position()
+		}
 	}
 }
 
