@@ -167,7 +167,7 @@ func (e *Engine) prepare(ctx context.Context, id string, override *compile.Stati
 	targets := Targets(st, inf.Targets, reqs)
 	for name, s := range targets {
 		if s.Clamped != "" && apply {
-			e.log.Warn(s.Clamped, "infra", id)
+			e.log.Info(s.Clamped, "infra", id)
 			e.event(ctx, store.Event{InfraID: id, NodeName: name, Kind: "scale.clamped", Message: s.Clamped})
 		}
 	}
