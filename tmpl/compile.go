@@ -59,7 +59,14 @@ func (rw *rewriter) compile(n nodes.Node) evalFn {
 	case *nodes.List:
 		return rw.compileList(n.Val)
 	case *nodes.Tuple:
-		return rw.compileList(n.Val)
+		list := rw.compileList(n.Val)
+		return func(e *exec.Evaluator) *exec.Value {
+			v := list(e)
+			if l, ok := v.Interface().([]any); ok {
+				return exec.AsValue(pyTuple(l))
+			}
+			return v
+		}
 	case *nodes.Dict:
 		return rw.compileDict(n)
 	case *nodes.GetSlice:
@@ -367,8 +374,18 @@ func (rw *rewriter) compileFiltered(n *nodes.FilteredExpression) evalFn {
 				}
 				continue
 			}
-			res := e.ExecuteFilterByName(f.name, v, params)
-			if res.IsError() {
+			// Called directly: ExecuteFilterByName flattens every error
+			// (and so our undefined values) into a string.
+			fn, ok := e.Environment.Filters.Get(f.name)
+			if !ok {
+				l, c := tokPos(f.pos)
+				return exec.AsValue(stateOf(e).fail(l, c, "no filter named %q", f.name))
+			}
+			res := fn(e, v, params)
+			if u := asUndefined(res); u != nil && u.line == 0 {
+				u.line, u.col = tokPos(f.pos)
+			}
+			if res.IsError() && asUndefined(res) == nil {
 				return foreign(e, res, f.pos, "filter "+f.name)
 			}
 			v = res

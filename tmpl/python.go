@@ -34,6 +34,8 @@ func plain(v any) any {
 		return plain(t.Interface())
 	case bool, string, float64, int64, []any, map[string]any, *exec.Dict:
 		return t
+	case pyTuple:
+		return []any(t)
 	case int:
 		return int64(t)
 	case float32:
@@ -134,6 +136,26 @@ func pyFormat(v any, repr bool, depth int) (string, error) {
 func writePy(b *strings.Builder, v any, repr bool, depth int) error {
 	if depth > 100 {
 		return errTooDeep
+	}
+	raw := v
+	if x, ok := raw.(*exec.Value); ok && x != nil {
+		raw = x.Interface()
+	}
+	if tup, ok := raw.(pyTuple); ok {
+		b.WriteByte('(')
+		for i, x := range tup {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if err := writePy(b, x, true, depth+1); err != nil {
+				return err
+			}
+		}
+		if len(tup) == 1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(')')
+		return nil
 	}
 	switch t := plain(v).(type) {
 	case nil:

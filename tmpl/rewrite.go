@@ -290,6 +290,7 @@ func strictFn(fn evalFn, where string) evalFn {
 // `is defined` and boolean tests treat it like Jinja2's Undefined.
 type undefined struct {
 	name      string
+	msg       string // replaces the default message when set
 	line, col int
 }
 
@@ -301,7 +302,12 @@ type undefinedBox struct{ u *undefined }
 // cannot loop for hours.
 const maxSteps = 1_000_000
 
-func (u *undefined) Error() string { return fmt.Sprintf("%q is undefined", u.name) }
+func (u *undefined) Error() string {
+	if u.msg != "" {
+		return u.msg
+	}
+	return fmt.Sprintf("%q is undefined", u.name)
+}
 
 func (u *undefined) renderError() *RenderError {
 	return &RenderError{Line: u.line, Col: u.col, Msg: u.Error()}
@@ -327,6 +333,9 @@ func stateOf(e *exec.Evaluator) *renderState {
 }
 
 func (s *renderState) failUndef(u *undefined, where string) *RenderError {
+	if u.msg != "" {
+		return s.fail(u.line, u.col, "%s", u.msg)
+	}
 	if where != "" {
 		if strings.Contains(u.name, ".") || strings.Contains(u.name, "[") {
 			return s.fail(u.line, u.col, "%q is undefined %s", u.name, where)

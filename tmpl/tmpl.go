@@ -296,6 +296,9 @@ var (
 			f, _ := fs.Get(name)
 			_ = fs.Replace(name, boundedArgs(f))
 		}
+		for name, f := range fixedFilters() {
+			_ = fs.Replace(name, f)
+		}
 		for name, f := range ourFilters {
 			if fs.Exists(name) {
 				_ = fs.Replace(name, f)
@@ -347,7 +350,7 @@ func parse(src string) (t *Template, err error) {
 		Filters:           filterSet,
 		Tests:             testSet,
 		ControlStructures: controlSet,
-		Methods:           builtins.Methods,
+		Methods:           methodSet,
 	}
 	gt, err := exec.NewTemplate(rootName, baseConfig, sourceLoader{src}, env)
 	if err != nil {
