@@ -1,0 +1,117 @@
+// Package cloudapi holds what every cloud handler needs around its SDK
+// calls: retries with exponential backoff and jitter on throttling and
+// transient errors (never on permanent ones), a client-side rate limit per
+// endpoint, and honouring of context cancellation while waiting.
+package cloudapi
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Retryable marks an error as worth another try. Handlers classify their
+// SDK's errors (throttling codes, HTTP 429/5xx, connection resets) and
+// wrap them with it.
+type Retryable struct{ Err error }
+
+func (r *Retryable) Error() string { return r.Err.Error() }
+func (r *Retryable) Unwrap() error { return r.Err }
+
+// IsRetryable reports whether err was marked Retryable.
+func IsRetryable(err error) bool {
+	var r *Retryable
+	return errors.As(err, &r)
+}
+
+// Policy says how to retry.
+type Policy struct {
+	// Attempts is the total number of tries (default 6).
+	Attempts int
+	// Base is the first backoff (default 200 ms); it doubles each time up
+	// to Max (default 10 s). The actual wait is uniformly random in
+	// [0, backoff] ("full jitter"), so clients hitting one limit spread out.
+	Base, Max time.Duration
+	// Sleep waits; tests replace it. It must return early with ctx.Err()
+	// when ctx ends.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.Attempts <= 0 {
+		p.Attempts = 6
+	}
+	if p.Base <= 0 {
+		p.Base = 200 * time.Millisecond
+	}
+	if p.Max <= 0 {
+		p.Max = 10 * time.Second
+	}
+	if p.Sleep == nil {
+		p.Sleep = sleep
+	}
+	return p
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Do calls fn until it succeeds, returns an error not marked Retryable,
+// the attempts run out, or ctx ends. The last error is returned.
+func (p Policy) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	p = p.withDefaults()
+	backoff := p.Base
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = ctx.Err(); err != nil {
+			return err
+		}
+		err = fn(ctx)
+		if err == nil || !IsRetryable(err) || attempt >= p.Attempts {
+			return err
+		}
+		wait := time.Duration(rand.Int64N(int64(backoff) + 1))
+		if serr := p.Sleep(ctx, wait); serr != nil {
+			return errors.Join(err, serr)
+		}
+		backoff = min(backoff*2, p.Max)
+	}
+}
+
+// Limiters hands out one rate limiter per endpoint, shared by every
+// handler of this process that talks to it.
+type Limiters struct {
+	mu    sync.Mutex
+	rate  rate.Limit
+	burst int
+	m     map[string]*rate.Limiter
+}
+
+// NewLimiters allows perSecond calls per endpoint with the given burst.
+func NewLimiters(perSecond float64, burst int) *Limiters {
+	return &Limiters{rate: rate.Limit(perSecond), burst: burst, m: map[string]*rate.Limiter{}}
+}
+
+// Wait blocks until a call to endpoint is allowed or ctx ends.
+func (l *Limiters) Wait(ctx context.Context, endpoint string) error {
+	l.mu.Lock()
+	lim, ok := l.m[endpoint]
+	if !ok {
+		lim = rate.NewLimiter(l.rate, l.burst)
+		l.m[endpoint] = lim
+	}
+	l.mu.Unlock()
+	return lim.Wait(ctx)
+}
