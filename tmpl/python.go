@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"reflect"
 	"sort"
 	"strconv"
@@ -434,6 +435,17 @@ func dictItems(v any) map[string]any {
 	return nil
 }
 
+// bigOp computes an integer operation exactly, like Python's unbounded
+// ints: the result is an int64 when it fits and a *big.Int (printed in
+// decimal) otherwise, instead of silently wrapping around.
+func bigOp(a, b int64, op func(z, x, y *big.Int) *big.Int) any {
+	r := op(new(big.Int), big.NewInt(a), big.NewInt(b))
+	if r.IsInt64() {
+		return r.Int64()
+	}
+	return r
+}
+
 // binop implements Python semantics for the binary operators gonja gets
 // wrong (string + int, floor division and modulo of negatives, division by
 // zero, "%" string formatting, mixed-type comparisons).
@@ -462,7 +474,7 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 		case isNum && anyFloat:
 			return lf + rf, nil
 		case isNum:
-			return li + ri, nil
+			return bigOp(li, ri, (*big.Int).Add), nil
 		}
 		if a, ok := l.(string); ok {
 			if c, ok := r.(string); ok {
@@ -480,7 +492,7 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 		case isNum && anyFloat:
 			return lf - rf, nil
 		case isNum:
-			return li - ri, nil
+			return bigOp(li, ri, (*big.Int).Sub), nil
 		}
 		return nil, unsupported()
 	case tokens.Multiply:
@@ -488,7 +500,7 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 		case isNum && anyFloat:
 			return lf * rf, nil
 		case isNum:
-			return li * ri, nil
+			return bigOp(li, ri, (*big.Int).Mul), nil
 		}
 		rep := func(n int64) int64 {
 			if n < 0 {
@@ -572,11 +584,7 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			if ri > 4096 {
 				return nil, errors.New("exponent too large")
 			}
-			res := int64(1)
-			for k := int64(0); k < ri; k++ {
-				res *= li
-			}
-			return res, nil
+			return bigOp(li, ri, func(z, x, y *big.Int) *big.Int { return z.Exp(x, y, nil) }), nil
 		}
 		if lf == 0 && rf < 0 {
 			return nil, errors.New("0.0 cannot be raised to a negative power")
