@@ -8,6 +8,18 @@
 // package therefore rewrites the parsed gonja AST once per template (see
 // rewrite.go) so that the semantics that matter for Occopus are implemented
 // here, while parsing, control structures and most filters stay gonja's.
+//
+// Undefined values follow Occopus' needs rather than one Jinja2 class:
+// printing, iterating, attribute access, operators and passing them to a
+// function fail with a positioned *RenderError naming the expression, while
+// `default`, `is defined` and boolean tests treat them as Jinja2 does.
+//
+// Known differences from Jinja2: Go maps carry no insertion order, so dicts
+// from Data print and iterate in sorted key order; include/import/extends/
+// block/call are refused; range() returns a list and is capped; integers
+// beyond int64 can be printed but not computed with further; conditional
+// expressions are only supported where gonja parses them ({{ a if c else b }}
+// and set), not nested inside other expressions.
 package tmpl
 
 import (
