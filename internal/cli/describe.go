@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/store"
@@ -34,25 +34,17 @@ func newImport(e *env) *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if err := importDefs(cmd.Context(), st, defs); err != nil {
+			m, err := occopus.New(occopus.Options{Store: st, Home: cfg.Home})
+			if err != nil {
+				return err
+			}
+			if err := m.ImportNodeDefs(cmd.Context(), defs); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "imported %d node type(s) from %s: %s\n", len(defs.Types), args[0], strings.Join(defs.Types, ", "))
 			return nil
 		},
 	}
-}
-
-func importDefs(ctx context.Context, st store.Store, defs *descr.NodeDefs) error {
-	out := make(map[string]json.RawMessage, len(defs.Types))
-	for _, t := range defs.Types {
-		j, err := defs.JSON(t)
-		if err != nil {
-			return fmt.Errorf("encode node type %s: %w", t, err)
-		}
-		out[t] = j
-	}
-	return st.PutNodeDefs(ctx, out)
 }
 
 // descrFailure prints every description error on stderr, one per line,

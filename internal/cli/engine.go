@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
@@ -19,14 +20,18 @@ import (
 	"github.com/occopus-go/occopus/store"
 )
 
-// session is an open configuration, store and engine.
+// session is an open configuration, store and manager.
 type session struct {
 	cfg *config.Config
 	st  store.Store
+	m   *occopus.Manager
 	eng *engine.Engine
 }
 
-func (s *session) Close() { s.st.Close() }
+func (s *session) Close() {
+	s.m.Close()
+	s.st.Close()
+}
 
 func (e *env) session(ctx context.Context, parallelize bool, onEvent func(store.Event)) (*session, error) {
 	cfg, err := e.config()
@@ -44,11 +49,16 @@ func (e *env) session(ctx context.Context, parallelize bool, onEvent func(store.
 	if err != nil {
 		return nil, err
 	}
-	opt := engine.Options{Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallelize: parallelize, OnEvent: onEvent}
+	opt := occopus.Options{Store: st, Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallelize: parallelize, OnEvent: onEvent}
 	if ad != nil {
 		opt.Auth = ad
 	}
-	return &session{cfg: cfg, st: st, eng: engine.New(st, opt)}, nil
+	m, err := occopus.New(opt)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &session{cfg: cfg, st: st, m: m, eng: m.Engine()}, nil
 }
 
 // progress prints one line per instance state change on stderr.
@@ -64,6 +74,8 @@ func (e *env) progress(ev store.Event) {
 			msg = " (" + ev.Message + ")"
 		}
 		fmt.Fprintf(e.stderr, "%s  %-16s %s  %s -> %s%s\n", ev.Time.Format("15:04:05.000"), ev.NodeName, id, orDash(ev.From), ev.To, msg)
+	case "infra.created":
+		fmt.Fprintf(e.stderr, "%s  infrastructure %s: %s\n", ev.Time.Format("15:04:05.000"), ev.InfraID, ev.Message)
 	case "scale.clamped", "orphan.removed":
 		fmt.Fprintf(e.stderr, "%s  %s\n", ev.Time.Format("15:04:05.000"), ev.Message)
 	}
@@ -114,33 +126,29 @@ On any error, or on Ctrl-C, everything this command created is destroyed
 				return err
 			}
 			defer s.Close()
-			fresh := infraID == ""
-			id := infraID
-			if fresh {
-				id, err = s.eng.Submit(ctx, in, "")
+			if infraID == "" {
+				fmt.Fprintf(e.stderr, "building infrastructure %q\n", in.Name)
 			} else {
-				err = s.eng.Update(ctx, id, in)
+				fmt.Fprintf(e.stderr, "reconfiguring infrastructure %s\n", infraID)
 			}
-			if err != nil {
+			res, err := s.m.Build(ctx, in, infraID)
+			if res == nil && err != nil {
 				var des descr.Errors
 				if errors.As(err, &des) {
 					return e.descrFailure(err)
 				}
 				return unknownInfra(err)
 			}
-			fmt.Fprintf(e.stderr, "infrastructure %s: building\n", id)
-			start := time.Now()
-			created, err := s.eng.Build(ctx, id, engine.BuildOptions{})
 			if err != nil {
-				return e.rollback(s, id, fresh, created, err)
+				return e.buildFailure(res, infraID == "", err)
 			}
-			fmt.Fprintf(e.stderr, "infrastructure %s: ready in %s\n", id, time.Since(start).Round(time.Millisecond))
-			rep, err := s.eng.Report(ctx, id)
+			fmt.Fprintf(e.stderr, "infrastructure %s: ready in %s\n", res.ID, res.Duration.Round(time.Millisecond))
+			rep, err := s.m.Get(ctx, res.ID)
 			if err != nil {
 				return err
 			}
 			printTable(e.stdout, rep)
-			fmt.Fprintln(e.stdout, id)
+			fmt.Fprintln(e.stdout, res.ID)
 			return nil
 		},
 	}
@@ -149,34 +157,22 @@ On any error, or on Ctrl-C, everything this command created is destroyed
 	return cmd
 }
 
-// rollback destroys what a failed or interrupted build made. It runs on a
-// context of its own: the build's may be cancelled (Ctrl-C).
-func (e *env) rollback(s *session, id string, fresh bool, created []string, cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
+// buildFailure reports a failed or interrupted build and what its
+// rollback removed.
+func (e *env) buildFailure(res *occopus.BuildResult, fresh bool, cause error) error {
 	if errors.Is(cause, context.Canceled) {
-		fmt.Fprintf(e.stderr, "interrupted: rolling back\n")
+		fmt.Fprintf(e.stderr, "interrupted: rolled back\n")
 	} else {
-		fmt.Fprintf(e.stderr, "build failed: %v\nrolling back\n", cause)
+		fmt.Fprintf(e.stderr, "build failed: rolled back\n")
 	}
 	if fresh {
-		rep, err := s.eng.Destroy(ctx, id)
-		if rep != nil {
-			fmt.Fprintf(e.stderr, "removed %d instance(s)", len(rep.Instances))
-			if len(rep.Orphans) > 0 {
-				fmt.Fprintf(e.stderr, " and %d unrecorded resource(s)", len(rep.Orphans))
-			}
-			fmt.Fprintf(e.stderr, "; infrastructure %s deleted\n", id)
+		fmt.Fprintf(e.stderr, "removed %d instance(s)", len(res.RolledBack))
+		if res.Orphans > 0 {
+			fmt.Fprintf(e.stderr, " and %d unrecorded resource(s)", res.Orphans)
 		}
-		if err != nil {
-			return &ExitError{Code: 1, Err: fmt.Errorf("%v; rollback incomplete: %v (run `occopus destroy -i %s`)", cause, err, id)}
-		}
-		return &ExitError{Code: 1, Err: cause}
-	}
-	removed, err := s.eng.DestroyInstances(ctx, id, created)
-	fmt.Fprintf(e.stderr, "removed the %d instance(s) this build created; infrastructure %s kept\n", len(removed), id)
-	if err != nil {
-		return &ExitError{Code: 1, Err: fmt.Errorf("%v; rollback incomplete: %v", cause, err)}
+		fmt.Fprintf(e.stderr, "; infrastructure %s deleted\n", res.ID)
+	} else {
+		fmt.Fprintf(e.stderr, "removed the %d instance(s) this build created; infrastructure %s kept\n", len(res.RolledBack), res.ID)
 	}
 	return &ExitError{Code: 1, Err: cause}
 }
@@ -224,7 +220,7 @@ func newDestroy(e *env) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			rep, err := s.eng.Destroy(cmd.Context(), infraID)
+			rep, err := s.m.TearDown(cmd.Context(), infraID)
 			if rep != nil {
 				fmt.Fprintf(e.stdout, "removed %d instance(s)", len(rep.Instances))
 				if len(rep.Orphans) > 0 {
@@ -285,7 +281,7 @@ the instances' addresses, one per line; -f NODE limits -r and -o to a node.`,
 				}
 			}
 			for {
-				res, err := s.eng.Reconcile(ctx, infraID)
+				res, err := s.m.Maintain(ctx, infraID)
 				if err != nil && ctx.Err() == nil {
 					if !cyclic {
 						return unknownInfra(err)
@@ -346,7 +342,7 @@ func (e *env) afterPass(ctx context.Context, s *session, id string, report bool,
 	if !report && output == "" {
 		return nil
 	}
-	rep, err := s.eng.Report(ctx, id)
+	rep, err := s.m.Get(ctx, id)
 	if err != nil {
 		return unknownInfra(err)
 	}

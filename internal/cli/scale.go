@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
-	"github.com/occopus-go/occopus/store"
 )
 
 func writeJSON(w io.Writer, v any) error {
@@ -59,45 +58,16 @@ scaling min and max, with a warning.`,
 				return err
 			}
 			defer s.Close()
-			inf, st, err := s.eng.Static(ctx, infraID)
+			req := occopus.ScaleRequest{InfraID: infraID, Node: node, Change: change, Victim: victim}
+			if cmd.Flags().Changed("setscale") {
+				req.Set = &set
+			}
+			after, err := s.m.Scale(ctx, req)
 			if err != nil {
 				return unknownInfra(err)
 			}
-			if _, ok := st.ByName[node]; !ok {
-				return fmt.Errorf("-n %q: no node named %q in infrastructure %s", node, node, infraID)
-			}
-			req := store.ScaleRequest{InfraID: infraID, NodeName: node, CreatedAt: time.Now()}
-			switch {
-			case cmd.Flags().Changed("changescale"):
-				req.Delta = change
-			case cmd.Flags().Changed("setscale"):
-				req.Set = &set
-			default:
-				ins, err := s.st.Instances(ctx, infraID)
-				if err != nil {
-					return err
-				}
-				found := false
-				for _, in := range ins {
-					if in.NodeName == node && (in.NodeID == victim || in.Address == victim || in.PrivAddress == victim) {
-						found = true
-					}
-				}
-				if !found {
-					return fmt.Errorf("-f %q: node %s of infrastructure %s has no instance with that node id or address", victim, node, infraID)
-				}
-				req.Delta, req.Victim = -1, victim
-			}
-			reqs, err := s.st.ScaleRequests(ctx, infraID)
-			if err != nil {
-				return err
-			}
-			after := engine.Targets(st, inf.Targets, append(reqs, req))[node]
 			if after.Clamped != "" {
 				fmt.Fprintf(e.stderr, "warning: %s\n", after.Clamped)
-			}
-			if _, err := s.st.AddScaleRequest(ctx, req); err != nil {
-				return err
 			}
 			fmt.Fprintf(e.stdout, "node %s of %s: target %d (min %d, max %d) after the next maintenance pass\n", node, infraID, after.Target, after.Min, after.Max)
 			return nil
@@ -138,7 +108,7 @@ func newPlan(e *env) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			actions, err := s.eng.PlanFor(ctx, infraID, in)
+			actions, err := s.m.Plan(ctx, infraID, in)
 			if err != nil {
 				var des descr.Errors
 				if errors.As(err, &des) {

@@ -1,0 +1,421 @@
+// Package occopus is the library face of the orchestrator: a Manager that
+// builds, maintains, scales, reports and destroys infrastructures described
+// in Occopus's YAML files. The command line and the REST service are thin
+// fronts over it; a Go program can use it the same way.
+//
+// Operations mirror Occopus's InfrastructureManager: Add (submit and start
+// maintaining), Submit, Attach (start provisioning), Detach (stop
+// provisioning), TearDown, Get; plus Build, Maintain, Scale, Report,
+// ImportNodeDefs and Events.
+package occopus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/engine"
+	"github.com/occopus-go/occopus/store"
+)
+
+// Errors callers can test for with errors.Is.
+var (
+	// ErrUnknownInfra: no infrastructure with that id.
+	ErrUnknownInfra = engine.ErrUnknownInfra
+	// ErrUnknownNode: no node with that name in the infrastructure, or no
+	// instance with that id or address.
+	ErrUnknownNode = errors.New("unknown node")
+	// ErrInvalid: a request that cannot be carried out as asked.
+	ErrInvalid = errors.New("invalid request")
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Store keeps everything; required. The Manager does not close it.
+	Store store.Store
+	// Home is $OCCOPUS_HOME, for backends that keep files.
+	Home string
+	// Auth selects credentials for resources (package auth); nil: none.
+	Auth engine.AuthSelector
+	// AllowCmd lets templates run programs with cmd().
+	AllowCmd bool
+	// Parallelize creates a level's nodes, and drops instances, concurrently.
+	Parallelize bool
+	// Interval is the pause between maintenance passes of attached
+	// infrastructures (default 10 s).
+	Interval time.Duration
+	Log      *slog.Logger
+	// OnEvent is called for every event as it is recorded; it must not block.
+	OnEvent func(store.Event)
+}
+
+// Manager runs infrastructures. It is safe for concurrent use.
+type Manager struct {
+	opt Options
+	eng *engine.Engine
+	log *slog.Logger
+
+	mu       sync.Mutex
+	loops    map[string]context.CancelFunc // attached infras being maintained
+	wg       sync.WaitGroup
+	closed   bool
+	passLock map[string]*sync.Mutex // one pass at a time per infra in this process
+}
+
+// New returns a Manager.
+func New(opt Options) (*Manager, error) {
+	if opt.Store == nil {
+		return nil, fmt.Errorf("occopus: Options.Store is required")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Interval <= 0 {
+		opt.Interval = 10 * time.Second
+	}
+	eng := engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
+		Auth: opt.Auth, Parallelize: opt.Parallelize, OnEvent: opt.OnEvent})
+	return &Manager{opt: opt, eng: eng, log: opt.Log.With("component", "manager"),
+		loops: map[string]context.CancelFunc{}, passLock: map[string]*sync.Mutex{}}, nil
+}
+
+// Engine returns the engine under the Manager (for plan and tests).
+func (m *Manager) Engine() *engine.Engine { return m.eng }
+
+// Store returns the Manager's store.
+func (m *Manager) Store() store.Store { return m.opt.Store }
+
+// ImportNodeDefs stores node definitions, replacing those of the same
+// types (Occopus import semantics).
+func (m *Manager) ImportNodeDefs(ctx context.Context, defs *descr.NodeDefs) error {
+	out := make(map[string]json.RawMessage, len(defs.Types))
+	for _, t := range defs.Types {
+		raw, err := defs.JSON(t)
+		if err != nil {
+			return fmt.Errorf("encode node type %s: %w", t, err)
+		}
+		out[t] = raw
+	}
+	return m.opt.Store.PutNodeDefs(ctx, out)
+}
+
+// Submit stores a new infrastructure without building it; id may be empty.
+func (m *Manager) Submit(ctx context.Context, in *descr.Infra, id string) (string, error) {
+	return m.eng.Submit(ctx, in, id)
+}
+
+// Add submits an infrastructure and starts maintaining it in the
+// background (the REST service's POST /infrastructures/).
+func (m *Manager) Add(ctx context.Context, in *descr.Infra) (string, error) {
+	id, err := m.eng.Submit(ctx, in, "")
+	if err != nil {
+		return "", err
+	}
+	return id, m.Attach(ctx, id)
+}
+
+// BuildResult says what Build did.
+type BuildResult struct {
+	ID      string
+	Created []string
+	// RolledBack lists what was destroyed after a failure.
+	RolledBack []string
+	Orphans    int
+	Duration   time.Duration
+}
+
+// Build submits (id empty) or reconfigures (id given) an infrastructure
+// and runs passes until every node is ready. On any error, including ctx
+// being cancelled, it destroys what it created: the whole infrastructure
+// when it was new, the instances it made when reconfiguring. The rollback
+// runs on its own context, so a cancelled ctx still cleans up.
+func (m *Manager) Build(ctx context.Context, in *descr.Infra, id string) (*BuildResult, error) {
+	start := time.Now()
+	fresh := id == ""
+	var err error
+	if fresh {
+		id, err = m.eng.Submit(ctx, in, "")
+	} else {
+		err = m.eng.Update(ctx, id, in)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := &BuildResult{ID: id}
+	unlock := m.lockPasses(id)
+	res.Created, err = m.eng.Build(ctx, id, engine.BuildOptions{})
+	unlock()
+	res.Duration = time.Since(start)
+	if err == nil {
+		return res, nil
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
+	defer cancel()
+	if fresh {
+		rep, derr := m.TearDown(rctx, id)
+		if rep != nil {
+			res.RolledBack, res.Orphans = rep.Instances, len(rep.Orphans)
+		}
+		if derr != nil {
+			return res, &RollbackError{Cause: err, Rollback: derr, ID: id}
+		}
+		return res, err
+	}
+	var err2 error
+	res.RolledBack, err2 = m.eng.DestroyInstances(rctx, id, res.Created)
+	if err2 != nil {
+		return res, &RollbackError{Cause: err, Rollback: err2, ID: id}
+	}
+	return res, err
+}
+
+// RollbackError is a failed build whose clean-up also failed: some
+// resources may remain; destroying the infrastructure again removes them.
+type RollbackError struct {
+	Cause, Rollback error
+	ID              string
+}
+
+func (e *RollbackError) Error() string {
+	return fmt.Sprintf("%v; rollback incomplete: %v (run `occopus destroy -i %s`)", e.Cause, e.Rollback, e.ID)
+}
+
+func (e *RollbackError) Unwrap() error { return e.Cause }
+
+// Maintain runs one maintenance pass.
+func (m *Manager) Maintain(ctx context.Context, id string) (*engine.PassResult, error) {
+	unlock := m.lockPasses(id)
+	defer unlock()
+	return m.eng.Reconcile(ctx, id)
+}
+
+// lockPasses keeps passes on one infrastructure from overlapping in this
+// process (a background loop and a REST-triggered scale, say).
+func (m *Manager) lockPasses(id string) func() {
+	m.mu.Lock()
+	l, ok := m.passLock[id]
+	if !ok {
+		l = &sync.Mutex{}
+		m.passLock[id] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// Attach marks an infrastructure as maintained and starts its background
+// loop (Occopus's start_provisioning).
+func (m *Manager) Attach(ctx context.Context, id string) error {
+	inf, err := m.opt.Store.Infra(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrUnknownInfra, id)
+	}
+	if err != nil {
+		return err
+	}
+	if !inf.Attached {
+		inf.Attached, inf.UpdatedAt = true, time.Now()
+		if err := m.opt.Store.UpdateInfra(ctx, inf); err != nil {
+			return err
+		}
+	}
+	m.startLoop(id)
+	return nil
+}
+
+// Detach stops maintaining an infrastructure (stop_provisioning); its
+// instances keep running.
+func (m *Manager) Detach(ctx context.Context, id string) error {
+	inf, err := m.opt.Store.Infra(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrUnknownInfra, id)
+	}
+	if err != nil {
+		return err
+	}
+	m.stopLoop(id)
+	if inf.Attached {
+		inf.Attached, inf.UpdatedAt = false, time.Now()
+		return m.opt.Store.UpdateInfra(ctx, inf)
+	}
+	return nil
+}
+
+// ResumeAttached starts the loops of every attached infrastructure (after
+// a restart of the service).
+func (m *Manager) ResumeAttached(ctx context.Context) ([]string, error) {
+	infras, err := m.opt.Store.Infras(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, inf := range infras {
+		if inf.Attached {
+			m.startLoop(inf.ID)
+			ids = append(ids, inf.ID)
+		}
+	}
+	return ids, nil
+}
+
+// Attached reports whether this Manager is maintaining an infrastructure.
+func (m *Manager) Attached(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.loops[id]
+	return ok
+}
+
+func (m *Manager) startLoop(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, running := m.loops[id]; running || m.closed {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.loops[id] = cancel
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			if _, err := m.Maintain(ctx, id); err != nil && ctx.Err() == nil {
+				if errors.Is(err, ErrUnknownInfra) {
+					m.log.Info("infrastructure gone; maintenance stops", "infra", id)
+					m.mu.Lock()
+					delete(m.loops, id)
+					m.mu.Unlock()
+					return
+				}
+				m.log.Warn("maintenance pass failed", "infra", id, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(m.opt.Interval):
+			}
+		}
+	}()
+}
+
+func (m *Manager) stopLoop(id string) {
+	m.mu.Lock()
+	cancel, ok := m.loops[id]
+	delete(m.loops, id)
+	m.mu.Unlock()
+	if ok {
+		cancel()
+	}
+}
+
+// TearDown stops maintaining and destroys an infrastructure.
+func (m *Manager) TearDown(ctx context.Context, id string) (*engine.DestroyReport, error) {
+	m.stopLoop(id)
+	unlock := m.lockPasses(id)
+	defer unlock()
+	return m.eng.Destroy(ctx, id)
+}
+
+// Get returns the report of an infrastructure (the REST shape).
+func (m *Manager) Get(ctx context.Context, id string) (engine.Report, error) {
+	return m.eng.Report(ctx, id)
+}
+
+// List returns every infrastructure.
+func (m *Manager) List(ctx context.Context) ([]store.Infra, error) {
+	return m.opt.Store.Infras(ctx)
+}
+
+// ScaleRequest asks for a change of a node's instance count.
+type ScaleRequest struct {
+	InfraID, Node string
+	// Exactly one of: Change (+N / -N), Set (absolute), Victim (node id or
+	// address of the instance to remove).
+	Change int
+	Set    *int
+	Victim string
+}
+
+// Scale stores a scaling request for the next maintenance pass and
+// returns the node's scaling as it will be (clamped to min/max; Clamped
+// says so).
+func (m *Manager) Scale(ctx context.Context, r ScaleRequest) (engine.Scaling, error) {
+	given := 0
+	if r.Change != 0 {
+		given++
+	}
+	if r.Set != nil {
+		given++
+	}
+	if r.Victim != "" {
+		given++
+	}
+	if given != 1 {
+		return engine.Scaling{}, fmt.Errorf("%w: give exactly one of a change, a count and an instance to remove", ErrInvalid)
+	}
+	if r.Set != nil && *r.Set < 1 {
+		return engine.Scaling{}, fmt.Errorf("%w: a node has at least one instance, not %d", ErrInvalid, *r.Set)
+	}
+	inf, st, err := m.eng.Static(ctx, r.InfraID)
+	if err != nil {
+		return engine.Scaling{}, err
+	}
+	if _, ok := st.ByName[r.Node]; !ok {
+		return engine.Scaling{}, fmt.Errorf("%w: no node named %q in infrastructure %s", ErrUnknownNode, r.Node, r.InfraID)
+	}
+	req := store.ScaleRequest{InfraID: r.InfraID, NodeName: r.Node, Delta: r.Change, Set: r.Set, CreatedAt: time.Now()}
+	if r.Victim != "" {
+		ins, err := m.opt.Store.Instances(ctx, r.InfraID)
+		if err != nil {
+			return engine.Scaling{}, err
+		}
+		found := false
+		for _, in := range ins {
+			if in.NodeName == r.Node && (in.NodeID == r.Victim || in.Address == r.Victim || in.PrivAddress == r.Victim) {
+				found = true
+			}
+		}
+		if !found {
+			return engine.Scaling{}, fmt.Errorf("%w: node %s of infrastructure %s has no instance with id or address %q", ErrUnknownNode, r.Node, r.InfraID, r.Victim)
+		}
+		req.Delta, req.Victim = -1, r.Victim
+	}
+	reqs, err := m.opt.Store.ScaleRequests(ctx, r.InfraID)
+	if err != nil {
+		return engine.Scaling{}, err
+	}
+	after := engine.Targets(st, inf.Targets, append(reqs, req))[r.Node]
+	if _, err := m.opt.Store.AddScaleRequest(ctx, req); err != nil {
+		return engine.Scaling{}, err
+	}
+	return after, nil
+}
+
+// Plan returns what the next pass would do; with next, what `build -i`
+// with that description would do.
+func (m *Manager) Plan(ctx context.Context, id string, next *descr.Infra) ([]engine.Action, error) {
+	return m.eng.PlanFor(ctx, id, next)
+}
+
+// Events returns events of an infrastructure after a sequence number.
+func (m *Manager) Events(ctx context.Context, id string, after int64, limit int) ([]store.Event, error) {
+	return m.opt.Store.Events(ctx, id, after, limit)
+}
+
+// Close stops every background loop and waits for them. The store stays
+// open (it belongs to the caller).
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	for id, cancel := range m.loops {
+		cancel()
+		delete(m.loops, id)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return nil
+}
