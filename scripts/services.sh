@@ -5,6 +5,9 @@
 #   scripts/services.sh mariadb [DIR]       start (or reuse) a private MariaDB
 #   scripts/services.sh mariadb-stop [DIR]  stop it
 #   scripts/services.sh mariadb-env [DIR]   reprint the env of a running one
+#   scripts/services.sh redis [DIR]         start (or reuse) a private Redis
+#   scripts/services.sh redis-stop [DIR]    stop it
+#   scripts/services.sh redis-env [DIR]     reprint the env of a running one
 #
 # `mariadb` installs mariadb-server with apt-get when it is missing, creates
 # its own datadir under DIR (default: $OCCOPUS_SERVICES_DIR or
@@ -18,6 +21,14 @@
 # prints/exports: OCCOPUS_TEST_MYSQL_ADDR (127.0.0.1:PORT),
 # OCCOPUS_TEST_MYSQL_PORT, OCCOPUS_TEST_MYSQL_USER, OCCOPUS_TEST_MYSQL_PASS,
 # OCCOPUS_TEST_MYSQL_DB, OCCOPUS_TEST_MYSQL_SOCKET (root via unix socket).
+#
+# `redis` likewise installs redis-server when missing, keeps its files in
+# DIR/redis, listens on 127.0.0.1 on $REDIS_PORT or a free port, requires a
+# random password, persists nothing, and prints/exports
+# OCCOPUS_TEST_REDIS_ADDR (127.0.0.1:PORT) and OCCOPUS_TEST_REDIS_PASS:
+#
+#   eval "$(scripts/services.sh redis)"
+#   go test -race ./store/...
 set -euo pipefail
 
 log() { printf 'services.sh: %s\n' "$*" >&2; }
@@ -137,9 +148,101 @@ mariadb_stop() {
 	log "stopped mariadbd (pid $pid)"
 }
 
+# --- redis ---------------------------------------------------------------
+
+redis_dir() { echo "${1:-${OCCOPUS_SERVICES_DIR:-/tmp/occopus-services}}/redis"; }
+
+redis_install() {
+	if command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ]; then return; fi
+	log "redis-server missing; installing with apt-get"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >&2
+}
+
+redis_running() { # redis_running DIR: the instance's pid is alive
+	[ -f "$1/redis.pid" ] && kill -0 "$(cat "$1/redis.pid")" 2>/dev/null
+}
+
+# redis_cli DIR ARGS...: redis-cli against the instance in DIR (password
+# through the environment, not the command line).
+redis_cli() {
+	local dir=$1; shift
+	REDISCLI_AUTH=$(cat "$dir/password") redis-cli --no-auth-warning -h 127.0.0.1 -p "$(cat "$dir/port")" "$@"
+}
+
+redis_start() {
+	local dir; dir=$(redis_dir "${1:-}")
+	if redis_running "$dir" && [ -f "$dir/env" ]; then
+		log "reusing running instance in $dir"
+		cat "$dir/env"; return
+	fi
+	redis_install
+	local bin=/usr/bin/redis-server; command -v redis-server >/dev/null && bin=$(command -v redis-server)
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	chmod 700 "$dir"
+
+	local port pass
+	if [ -n "${REDIS_PORT:-}" ]; then
+		port_free "$REDIS_PORT" || die "port $REDIS_PORT is in use"
+		port=$REDIS_PORT
+	else
+		port=$(MARIADB_PORT='' pick_port)
+	fi
+	pass=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
+	echo "$port" >"$dir/port"
+	( umask 077; echo "$pass" >"$dir/password" )
+	rm -f "$dir/redis.pid"
+	# The password lives in the config file, not in the process list.
+	( umask 077; cat >"$dir/redis.conf" <<CONF
+bind 127.0.0.1
+port $port
+protected-mode yes
+requirepass $pass
+dir $dir
+pidfile $dir/redis.pid
+logfile $dir/redis.log
+daemonize no
+save ""
+appendonly no
+databases 16
+CONF
+	)
+	log "starting redis-server on 127.0.0.1:$port (dir $dir)"
+	setsid nohup "$bin" "$dir/redis.conf" </dev/null >/dev/null 2>&1 &
+
+	local i
+	for i in $(seq 1 60); do
+		if [ "$(redis_cli "$dir" ping 2>/dev/null)" = PONG ]; then break; fi
+		[ "$i" -eq 60 ] && { tail -20 "$dir/redis.log" >&2 || true; die "redis-server did not answer within 30 s"; }
+		sleep 0.5
+	done
+
+	cat >"$dir/env" <<ENV
+export OCCOPUS_TEST_REDIS_ADDR=127.0.0.1:$port
+export OCCOPUS_TEST_REDIS_PASS=$pass
+ENV
+	log "redis ready on 127.0.0.1:$port; stop with: $0 redis-stop ${1:-}"
+	cat "$dir/env"
+}
+
+redis_stop() {
+	local dir; dir=$(redis_dir "${1:-}")
+	if ! redis_running "$dir"; then log "no running instance in $dir"; return; fi
+	local pid; pid=$(cat "$dir/redis.pid")
+	redis_cli "$dir" shutdown nosave >/dev/null 2>&1 || kill "$pid"
+	local i
+	for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+	rm -f "$dir/env"
+	log "stopped redis-server (pid $pid)"
+}
+
 case "${1:-}" in
 mariadb) mariadb_start "${2:-}" ;;
 mariadb-stop) mariadb_stop "${2:-}" ;;
 mariadb-env) d=$(base_dir "${2:-}"); running "$d" && cat "$d/env" || die "not running" ;;
-*) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+redis) redis_start "${2:-}" ;;
+redis-stop) redis_stop "${2:-}" ;;
+redis-env) d=$(redis_dir "${2:-}"); redis_running "$d" && cat "$d/env" || die "not running" ;;
+*) sed -n '2,/^set -e/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2; exit 2 ;;
 esac

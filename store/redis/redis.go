@@ -1,0 +1,777 @@
+// Package redis implements store.Store and store.Leaser on Redis (go-redis
+// v9). Any number of processes may share one Redis database; each change
+// that touches more than one key runs as one Lua script or MULTI/EXEC
+// transaction, so other clients see all of it or none.
+//
+// Keys, all under Options.Prefix (default "occopus:"):
+//
+//	nodedefs          hash   node type -> definition (JSON list)
+//	infra:<id>        hash   one infrastructure (fields below)
+//	infras            zset   all infra ids, score 0, members ordered by
+//	                         creation time then insertion (see orderMember)
+//	instances:<id>    hash   node id -> instance JSON (instRec)
+//	instorder:<id>    zset   node id, score = first-insert sequence
+//	scale:<id>        hash   request id -> request JSON (scaleRec)
+//	events            stream all events, entry id <seq>-0, field e = JSON
+//	events:<id>       stream the events of one infra (same ids), kept when
+//	                         the infra is deleted
+//	seq:infra, seq:instance, seq:scale, seq:event   INCR counters
+//	lease:<key>       string lease owner, with PX expiry
+//
+// The type comes before the id in every key, so no id (whatever characters
+// it holds) can make two keys collide.
+//
+// Times are stored as RFC 3339 UTC text with nanoseconds; they come back as
+// the same instants in UTC. A zero time is stored as absent.
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/occopus-go/occopus/store"
+)
+
+// DefaultPrefix is the key prefix when Options.Prefix is empty.
+const DefaultPrefix = "occopus:"
+
+// Options say where the store lives.
+type Options struct {
+	// Addr is host:port of the Redis server (default 127.0.0.1:6379).
+	Addr string
+	// DB is the database number.
+	DB int
+	// Password, if set, authenticates (AUTH password).
+	Password string
+	// Prefix goes before every key (default DefaultPrefix), so several
+	// stores can share one database.
+	Prefix string
+}
+
+// Store is a store.Store and store.Leaser on one Redis database.
+type Store struct {
+	c      *goredis.Client
+	prefix string
+}
+
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Leaser = (*Store)(nil)
+)
+
+// Open connects to Redis and checks the connection with PING.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:6379"
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	c := goredis.NewClient(&goredis.Options{
+		Addr:     opts.Addr,
+		DB:       opts.DB,
+		Password: opts.Password,
+		// Deadlines of the caller's ctx bound each network round trip.
+		ContextTimeoutEnabled: true,
+		// Skip CLIENT SETINFO: older servers reject it, and it is noise.
+		DisableIdentity: true,
+	})
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis: open %s db %d: %w", opts.Addr, opts.DB, err)
+	}
+	return &Store{c: c, prefix: opts.Prefix}, nil
+}
+
+// Close closes the connections.
+func (s *Store) Close() error { return s.c.Close() }
+
+// Client returns the underlying client (for tests and tools).
+func (s *Store) Client() *goredis.Client { return s.c }
+
+// Key names.
+func (s *Store) kNodeDefs() string             { return s.prefix + "nodedefs" }
+func (s *Store) kInfra(id string) string       { return s.prefix + "infra:" + id }
+func (s *Store) kInfras() string               { return s.prefix + "infras" }
+func (s *Store) kInstances(id string) string   { return s.prefix + "instances:" + id }
+func (s *Store) kInstOrder(id string) string   { return s.prefix + "instorder:" + id }
+func (s *Store) kScale(id string) string       { return s.prefix + "scale:" + id }
+func (s *Store) kEvents() string               { return s.prefix + "events" }
+func (s *Store) kInfraEvents(id string) string { return s.prefix + "events:" + id }
+func (s *Store) kSeq(what string) string       { return s.prefix + "seq:" + what }
+func (s *Store) kLease(key string) string      { return s.prefix + "lease:" + key }
+
+// PutNodeDefs implements store.Store. One HSET sets all fields atomically.
+func (s *Store) PutNodeDefs(ctx context.Context, defs map[string]json.RawMessage) error {
+	args := make([]any, 0, 2*len(defs))
+	for typ, def := range defs {
+		if !json.Valid(def) {
+			return fmt.Errorf("redis: put node def %s: invalid JSON", typ)
+		}
+		args = append(args, typ, string(def))
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redis: put node defs: %w", err)
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	if err := s.c.HSet(ctx, s.kNodeDefs(), args...).Err(); err != nil {
+		return fmt.Errorf("redis: put node defs: %w", err)
+	}
+	return nil
+}
+
+// NodeDef implements store.Store.
+func (s *Store) NodeDef(ctx context.Context, typ string) (json.RawMessage, error) {
+	def, err := s.c.HGet(ctx, s.kNodeDefs(), typ).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("redis: node def %s: %w", typ, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis: node def %s: %w", typ, err)
+	}
+	return json.RawMessage(def), nil
+}
+
+// NodeDefTypes implements store.Store.
+func (s *Store) NodeDefTypes(ctx context.Context) ([]string, error) {
+	types, err := s.c.HKeys(ctx, s.kNodeDefs()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis: node def types: %w", err)
+	}
+	slices.Sort(types)
+	if len(types) == 0 {
+		return nil, nil
+	}
+	return types, nil
+}
+
+// Infra hash fields.
+const (
+	fID       = "id"
+	fName     = "name"
+	fDesc     = "description"
+	fTargets  = "targets"
+	fAttached = "attached"
+	fCreated  = "created_at"
+	fUpdated  = "updated_at"
+	fOrder    = "order" // the member in the infras zset
+)
+
+// createInfraScript: KEYS infra hash, infras zset, seq:infra; ARGV order
+// prefix (creation time key), id, then field/value pairs. Returns 0 when the
+// id is taken, else 1.
+var createInfraScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[3])
+local member = ARGV[1] .. string.format('%016x', seq) .. ARGV[2]
+redis.call('HSET', KEYS[1], 'order', member, unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], 0, member)
+return 1
+`)
+
+// updateInfraScript: KEYS infra hash, scale hash; ARGV n, then n
+// field/value pairs to set, then m, then m fields to delete, then scale
+// request ids to delete. Returns 0 when the infra is missing, else 1.
+var updateInfraScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(ARGV[1])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 2, 1 + 2 * n)) end
+local i = 2 + 2 * n
+local m = tonumber(ARGV[i])
+if m > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + m)) end
+if #ARGV > i + m then redis.call('HDEL', KEYS[2], unpack(ARGV, i + m + 1)) end
+return 1
+`)
+
+// deleteInfraScript: KEYS infra hash, infras zset, then the keys to delete
+// with it. Returns 0 when the infra is missing, else 1.
+var deleteInfraScript = goredis.NewScript(`
+local member = redis.call('HGET', KEYS[1], 'order')
+if not member then return 0 end
+redis.call('ZREM', KEYS[2], member)
+redis.call('DEL', KEYS[1], unpack(KEYS, 3))
+return 1
+`)
+
+// infrasScript: KEYS infras zset; ARGV infra key prefix, length of the
+// order prefix of members. Returns the HGETALL of every infra in creation
+// order, as one consistent snapshot. (It builds the infra keys itself, so
+// it is for a single server, not Redis Cluster.)
+var infrasScript = goredis.NewScript(`
+local out = {}
+for i, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+	out[i] = redis.call('HGETALL', ARGV[1] .. string.sub(m, tonumber(ARGV[2]) + 1))
+end
+return out
+`)
+
+// orderKey is the creation-time part of an infras member: fixed-width hex
+// that sorts like the instant (zero time first), followed in the member by
+// 16 hex digits of insertion sequence (ties keep insertion order) and the id.
+func orderKey(t time.Time) string {
+	return fmt.Sprintf("%016x%08x", uint64(t.Unix())^(1<<63), t.Nanosecond())
+}
+
+const orderLen = 16 + 8 + 16
+
+// infraFields are the field/value pairs of in that are set, and the fields
+// to delete because they are empty (only used by updates).
+func infraFields(in store.Infra, withCreated bool) (set []any, del []any, err error) {
+	if len(in.Description) != 0 && !json.Valid(in.Description) {
+		return nil, nil, errors.New("description: invalid JSON")
+	}
+	attached := "0"
+	if in.Attached {
+		attached = "1"
+	}
+	set = []any{fID, in.ID, fName, in.Name, fAttached, attached}
+	opt := func(field, v string) {
+		if v == "" {
+			del = append(del, field)
+		} else {
+			set = append(set, field, v)
+		}
+	}
+	opt(fDesc, string(in.Description))
+	var targets string
+	if len(in.Targets) != 0 {
+		b, err := json.Marshal(in.Targets)
+		if err != nil {
+			return nil, nil, fmt.Errorf("targets: %w", err)
+		}
+		targets = string(b)
+	}
+	opt(fTargets, targets)
+	if withCreated {
+		opt(fCreated, formatTime(in.CreatedAt))
+	}
+	opt(fUpdated, formatTime(in.UpdatedAt))
+	return set, del, nil
+}
+
+func parseInfra(m map[string]string) (store.Infra, error) {
+	in := store.Infra{
+		ID:       m[fID],
+		Name:     m[fName],
+		Attached: m[fAttached] == "1",
+	}
+	if d, ok := m[fDesc]; ok {
+		in.Description = json.RawMessage(d)
+	}
+	if t, ok := m[fTargets]; ok {
+		if err := json.Unmarshal([]byte(t), &in.Targets); err != nil {
+			return in, fmt.Errorf("targets: %w", err)
+		}
+	}
+	var err error
+	if in.CreatedAt, err = parseTime(m[fCreated]); err != nil {
+		return in, err
+	}
+	if in.UpdatedAt, err = parseTime(m[fUpdated]); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+// CreateInfra implements store.Store.
+func (s *Store) CreateInfra(ctx context.Context, in store.Infra) error {
+	set, _, err := infraFields(in, true)
+	if err != nil {
+		return fmt.Errorf("redis: create infra %s: %w", in.ID, err)
+	}
+	args := append([]any{orderKey(in.CreatedAt), in.ID}, set...)
+	ok, err := createInfraScript.Run(ctx, s.c, []string{s.kInfra(in.ID), s.kInfras(), s.kSeq("infra")}, args...).Int()
+	if err != nil {
+		return fmt.Errorf("redis: create infra %s: %w", in.ID, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("redis: create infra %s: %w", in.ID, store.ErrExists)
+	}
+	return nil
+}
+
+// updateInfra runs updateInfraScript.
+func (s *Store) updateInfra(ctx context.Context, id string, set, del []any, consumed []int64) (bool, error) {
+	args := make([]any, 0, 2+len(set)+len(del)+len(consumed))
+	args = append(args, len(set)/2)
+	args = append(args, set...)
+	args = append(args, len(del))
+	args = append(args, del...)
+	for _, c := range consumed {
+		args = append(args, c)
+	}
+	ok, err := updateInfraScript.Run(ctx, s.c, []string{s.kInfra(id), s.kScale(id)}, args...).Int()
+	return ok == 1, err
+}
+
+// UpdateInfra implements store.Store. UpdatedAt is set from in.UpdatedAt,
+// or to the current time when that is zero; CreatedAt is kept.
+func (s *Store) UpdateInfra(ctx context.Context, in store.Infra) error {
+	if in.UpdatedAt.IsZero() {
+		in.UpdatedAt = time.Now()
+	}
+	set, del, err := infraFields(in, false)
+	if err != nil {
+		return fmt.Errorf("redis: update infra %s: %w", in.ID, err)
+	}
+	ok, err := s.updateInfra(ctx, in.ID, set, del, nil)
+	if err != nil {
+		return fmt.Errorf("redis: update infra %s: %w", in.ID, err)
+	}
+	if !ok {
+		return fmt.Errorf("redis: update infra %s: %w", in.ID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// UpdateTargets implements store.Store.
+func (s *Store) UpdateTargets(ctx context.Context, infraID string, targets map[string]int, consumed []int64) error {
+	set := []any{fUpdated, formatTime(time.Now())}
+	var del []any
+	if len(targets) == 0 {
+		del = []any{fTargets}
+	} else {
+		b, err := json.Marshal(targets)
+		if err != nil {
+			return fmt.Errorf("redis: update targets %s: %w", infraID, err)
+		}
+		set = append(set, fTargets, string(b))
+	}
+	ok, err := s.updateInfra(ctx, infraID, set, del, consumed)
+	if err != nil {
+		return fmt.Errorf("redis: update targets %s: %w", infraID, err)
+	}
+	if !ok {
+		return fmt.Errorf("redis: update targets %s: %w", infraID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Infra implements store.Store.
+func (s *Store) Infra(ctx context.Context, id string) (store.Infra, error) {
+	m, err := s.c.HGetAll(ctx, s.kInfra(id)).Result()
+	if err != nil {
+		return store.Infra{}, fmt.Errorf("redis: infra %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return store.Infra{}, fmt.Errorf("redis: infra %s: %w", id, store.ErrNotFound)
+	}
+	in, err := parseInfra(m)
+	if err != nil {
+		return store.Infra{}, fmt.Errorf("redis: infra %s: %w", id, err)
+	}
+	return in, nil
+}
+
+// Infras implements store.Store. Ties in creation time keep insertion order.
+func (s *Store) Infras(ctx context.Context) ([]store.Infra, error) {
+	res, err := infrasScript.Run(ctx, s.c, []string{s.kInfras()}, s.kInfra(""), orderLen).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("redis: infras: %w", err)
+	}
+	out := make([]store.Infra, 0, len(res))
+	for _, r := range res {
+		flat, ok := r.([]any)
+		if !ok || len(flat)%2 != 0 {
+			return nil, fmt.Errorf("redis: infras: unexpected reply %T", r)
+		}
+		if len(flat) == 0 {
+			continue // member without record: not expected, skip
+		}
+		m := make(map[string]string, len(flat)/2)
+		for i := 0; i < len(flat); i += 2 {
+			k, _ := flat[i].(string)
+			v, _ := flat[i+1].(string)
+			m[k] = v
+		}
+		in, err := parseInfra(m)
+		if err != nil {
+			return nil, fmt.Errorf("redis: infras: %s: %w", m[fID], err)
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// DeleteInfra implements store.Store: the infra, its instances and its
+// scaling requests go in one script; its events stay.
+func (s *Store) DeleteInfra(ctx context.Context, id string) error {
+	keys := []string{s.kInfra(id), s.kInfras(), s.kInstances(id), s.kInstOrder(id), s.kScale(id)}
+	ok, err := deleteInfraScript.Run(ctx, s.c, keys).Int()
+	if err != nil {
+		return fmt.Errorf("redis: delete infra %s: %w", id, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("redis: delete infra %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// instRec is the stored form of an instance (the infra and node ids are
+// the key and field). JSON documents are kept as strings, byte for byte.
+type instRec struct {
+	NodeName     string `json:"node_name,omitempty"`
+	State        string `json:"state,omitempty"`
+	Backend      string `json:"backend,omitempty"`
+	Impl         int    `json:"impl,omitempty"`
+	Resource     string `json:"resource,omitempty"`
+	Handle       string `json:"handle,omitempty"`
+	Address      string `json:"address,omitempty"`
+	PrivAddress  string `json:"priv_address,omitempty"`
+	FailingSince string `json:"failing_since,omitempty"`
+	Error        string `json:"error,omitempty"`
+	Owner        string `json:"owner,omitempty"`
+	CreatedAt    string `json:"created_at,omitempty"`
+	UpdatedAt    string `json:"updated_at,omitempty"`
+}
+
+func (s *Store) encodeInstance(in store.Instance) (string, error) {
+	for field, m := range map[string]json.RawMessage{"resource": in.Resource, "handle": in.Handle} {
+		if len(m) != 0 && !json.Valid(m) {
+			return "", fmt.Errorf("%s: invalid JSON", field)
+		}
+	}
+	b, err := json.Marshal(instRec{
+		NodeName: in.NodeName, State: in.State, Backend: in.Backend, Impl: in.Impl,
+		Resource: string(in.Resource), Handle: string(in.Handle),
+		Address: in.Address, PrivAddress: in.PrivAddress, FailingSince: formatTime(in.FailingSince),
+		Error: in.Error, Owner: in.Owner, CreatedAt: formatTime(in.CreatedAt), UpdatedAt: formatTime(in.UpdatedAt),
+	})
+	return string(b), err
+}
+
+func decodeInstance(infraID, nodeID, data string) (store.Instance, error) {
+	var r instRec
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return store.Instance{}, err
+	}
+	in := store.Instance{
+		InfraID: infraID, NodeID: nodeID, NodeName: r.NodeName, State: r.State, Backend: r.Backend,
+		Impl: r.Impl, Resource: raw(r.Resource), Handle: raw(r.Handle), Address: r.Address,
+		PrivAddress: r.PrivAddress, Error: r.Error, Owner: r.Owner,
+	}
+	var err error
+	if in.FailingSince, err = parseTime(r.FailingSince); err != nil {
+		return in, err
+	}
+	if in.CreatedAt, err = parseTime(r.CreatedAt); err != nil {
+		return in, err
+	}
+	if in.UpdatedAt, err = parseTime(r.UpdatedAt); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+// putInstanceScript: KEYS infra hash, instances hash, instorder zset,
+// seq:instance; ARGV node id, record. Returns 0 when the infra is missing.
+var putInstanceScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+	redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[1])
+end
+return 1
+`)
+
+// PutInstance implements store.Store. A replaced instance keeps its place
+// among instances with the same creation time.
+func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
+	rec, err := s.encodeInstance(in)
+	if err != nil {
+		return fmt.Errorf("redis: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
+	}
+	keys := []string{s.kInfra(in.InfraID), s.kInstances(in.InfraID), s.kInstOrder(in.InfraID), s.kSeq("instance")}
+	ok, err := putInstanceScript.Run(ctx, s.c, keys, in.NodeID, rec).Int()
+	if err != nil {
+		return fmt.Errorf("redis: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("redis: put instance %s/%s: infra: %w", in.InfraID, in.NodeID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Instance implements store.Store.
+func (s *Store) Instance(ctx context.Context, infraID, nodeID string) (store.Instance, error) {
+	data, err := s.c.HGet(ctx, s.kInstances(infraID), nodeID).Result()
+	if errors.Is(err, goredis.Nil) {
+		return store.Instance{}, fmt.Errorf("redis: instance %s/%s: %w", infraID, nodeID, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Instance{}, fmt.Errorf("redis: instance %s/%s: %w", infraID, nodeID, err)
+	}
+	in, err := decodeInstance(infraID, nodeID, data)
+	if err != nil {
+		return store.Instance{}, fmt.Errorf("redis: instance %s/%s: %w", infraID, nodeID, err)
+	}
+	return in, nil
+}
+
+// Instances implements store.Store: by creation time, ties in order of
+// first insertion.
+func (s *Store) Instances(ctx context.Context, infraID string) ([]store.Instance, error) {
+	var all *goredis.MapStringStringCmd
+	var order *goredis.ZSliceCmd
+	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		all = p.HGetAll(ctx, s.kInstances(infraID))
+		order = p.ZRangeWithScores(ctx, s.kInstOrder(infraID), 0, -1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: instances %s: %w", infraID, err)
+	}
+	seq := make(map[string]float64, len(order.Val()))
+	for _, z := range order.Val() {
+		if m, ok := z.Member.(string); ok {
+			seq[m] = z.Score
+		}
+	}
+	out := make([]store.Instance, 0, len(all.Val()))
+	for nodeID, data := range all.Val() {
+		in, err := decodeInstance(infraID, nodeID, data)
+		if err != nil {
+			return nil, fmt.Errorf("redis: instances %s: %s: %w", infraID, nodeID, err)
+		}
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b store.Instance) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		if sa, sb := seq[a.NodeID], seq[b.NodeID]; sa != sb {
+			if sa < sb {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.NodeID, b.NodeID)
+	})
+	return out, nil
+}
+
+// DeleteInstance implements store.Store.
+func (s *Store) DeleteInstance(ctx context.Context, infraID, nodeID string) error {
+	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HDel(ctx, s.kInstances(infraID), nodeID)
+		p.ZRem(ctx, s.kInstOrder(infraID), nodeID)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis: delete instance %s/%s: %w", infraID, nodeID, err)
+	}
+	return nil
+}
+
+// scaleRec is the stored form of a scaling request (id and infra are the
+// field and key).
+type scaleRec struct {
+	NodeName  string `json:"node_name,omitempty"`
+	Delta     int    `json:"delta,omitempty"`
+	Set       *int   `json:"set,omitempty"`
+	Victim    string `json:"victim,omitempty"`
+	CreatedAt string `json:"created_at,omitempty"`
+}
+
+// addScaleScript: KEYS infra hash, scale hash, seq:scale; ARGV record.
+// Returns the new id, or 0 when the infra is missing.
+var addScaleScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local id = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[2], id, ARGV[1])
+return id
+`)
+
+// AddScaleRequest implements store.Store. The infrastructure must exist
+// (ErrNotFound otherwise).
+func (s *Store) AddScaleRequest(ctx context.Context, r store.ScaleRequest) (store.ScaleRequest, error) {
+	b, err := json.Marshal(scaleRec{NodeName: r.NodeName, Delta: r.Delta, Set: r.Set, Victim: r.Victim,
+		CreatedAt: formatTime(r.CreatedAt)})
+	if err != nil {
+		return store.ScaleRequest{}, fmt.Errorf("redis: add scale request %s: %w", r.InfraID, err)
+	}
+	keys := []string{s.kInfra(r.InfraID), s.kScale(r.InfraID), s.kSeq("scale")}
+	id, err := addScaleScript.Run(ctx, s.c, keys, string(b)).Int64()
+	if err != nil {
+		return store.ScaleRequest{}, fmt.Errorf("redis: add scale request %s: %w", r.InfraID, err)
+	}
+	if id == 0 {
+		return store.ScaleRequest{}, fmt.Errorf("redis: add scale request %s: infra: %w", r.InfraID, store.ErrNotFound)
+	}
+	r.ID = id
+	return r, nil
+}
+
+// ScaleRequests implements store.Store.
+func (s *Store) ScaleRequests(ctx context.Context, infraID string) ([]store.ScaleRequest, error) {
+	all, err := s.c.HGetAll(ctx, s.kScale(infraID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis: scale requests %s: %w", infraID, err)
+	}
+	out := make([]store.ScaleRequest, 0, len(all))
+	for field, data := range all {
+		id, err := strconv.ParseInt(field, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("redis: scale requests %s: bad id %q", infraID, field)
+		}
+		var rec scaleRec
+		if err := json.Unmarshal([]byte(data), &rec); err != nil {
+			return nil, fmt.Errorf("redis: scale requests %s: %d: %w", infraID, id, err)
+		}
+		r := store.ScaleRequest{ID: id, InfraID: infraID, NodeName: rec.NodeName, Delta: rec.Delta,
+			Set: rec.Set, Victim: rec.Victim}
+		if r.CreatedAt, err = parseTime(rec.CreatedAt); err != nil {
+			return nil, fmt.Errorf("redis: scale requests %s: %d: %w", infraID, id, err)
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b store.ScaleRequest) int { return cmpInt(a.ID, b.ID) })
+	return out, nil
+}
+
+// DeleteScaleRequests implements store.Store. Unknown ids are ignored.
+func (s *Store) DeleteScaleRequests(ctx context.Context, infraID string, ids []int64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redis: delete scale requests %s: %w", infraID, err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	fields := make([]string, len(ids))
+	for i, id := range ids {
+		fields[i] = strconv.FormatInt(id, 10)
+	}
+	if err := s.c.HDel(ctx, s.kScale(infraID), fields...).Err(); err != nil {
+		return fmt.Errorf("redis: delete scale requests %s: %w", infraID, err)
+	}
+	return nil
+}
+
+// eventRec is the stored form of an event (Seq is the stream entry id).
+type eventRec struct {
+	Time     string `json:"time"`
+	InfraID  string `json:"infra_id,omitempty"`
+	NodeName string `json:"node_name,omitempty"`
+	NodeID   string `json:"node_id,omitempty"`
+	Kind     string `json:"kind,omitempty"`
+	From     string `json:"from,omitempty"`
+	To       string `json:"to,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Data     string `json:"data,omitempty"`
+}
+
+// appendEventScript: KEYS events stream, infra events stream, seq:event;
+// ARGV record. Both streams get entry id <seq>-0.
+var appendEventScript = goredis.NewScript(`
+local id = string.format('%d-0', redis.call('INCR', KEYS[3]))
+redis.call('XADD', KEYS[1], id, 'e', ARGV[1])
+redis.call('XADD', KEYS[2], id, 'e', ARGV[1])
+return id
+`)
+
+// AppendEvent implements store.Store.
+func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
+	if len(e.Data) != 0 && !json.Valid(e.Data) {
+		return fmt.Errorf("redis: append event %s: data: invalid JSON", e.Kind)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	b, err := json.Marshal(eventRec{Time: formatTime(e.Time), InfraID: e.InfraID, NodeName: e.NodeName,
+		NodeID: e.NodeID, Kind: e.Kind, From: e.From, To: e.To, Message: e.Message, Data: string(e.Data)})
+	if err != nil {
+		return fmt.Errorf("redis: append event %s: %w", e.Kind, err)
+	}
+	keys := []string{s.kEvents(), s.kInfraEvents(e.InfraID), s.kSeq("event")}
+	if err := appendEventScript.Run(ctx, s.c, keys, string(b)).Err(); err != nil {
+		return fmt.Errorf("redis: append event %s: %w", e.Kind, err)
+	}
+	return nil
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, infraID string, after int64, limit int) ([]store.Event, error) {
+	key := s.kEvents()
+	if infraID != "" {
+		key = s.kInfraEvents(infraID)
+	}
+	// Entry ids are <seq>-0, so <after>-1 is the first id past after.
+	start := strconv.FormatInt(max(after, 0), 10) + "-1"
+	var (
+		msgs []goredis.XMessage
+		err  error
+	)
+	if limit > 0 {
+		msgs, err = s.c.XRangeN(ctx, key, start, "+", int64(limit)).Result()
+	} else {
+		msgs, err = s.c.XRange(ctx, key, start, "+").Result()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis: events %s: %w", infraID, err)
+	}
+	out := make([]store.Event, 0, len(msgs))
+	for _, m := range msgs {
+		seqStr, _, _ := strings.Cut(m.ID, "-")
+		seq, err := strconv.ParseInt(seqStr, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("redis: events %s: bad entry id %q", infraID, m.ID)
+		}
+		data, _ := m.Values["e"].(string)
+		var r eventRec
+		if err := json.Unmarshal([]byte(data), &r); err != nil {
+			return nil, fmt.Errorf("redis: events %s: %d: %w", infraID, seq, err)
+		}
+		e := store.Event{Seq: seq, InfraID: r.InfraID, NodeName: r.NodeName, NodeID: r.NodeID, Kind: r.Kind,
+			From: r.From, To: r.To, Message: r.Message, Data: raw(r.Data)}
+		if e.Time, err = parseTime(r.Time); err != nil {
+			return nil, fmt.Errorf("redis: events %s: %d: %w", infraID, seq, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("bad time %q: %w", s, err)
+	}
+	return t, nil
+}
+
+func raw(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}

@@ -1,0 +1,442 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/occopus-go/occopus/store"
+	"github.com/occopus-go/occopus/store/storetest"
+)
+
+// The tests need a Redis server: start a private one with
+//
+//	eval "$(scripts/services.sh redis)"
+//
+// which exports OCCOPUS_TEST_REDIS_ADDR and OCCOPUS_TEST_REDIS_PASS. Without
+// it the tests skip, except under CI=true, where they fail. Each store gets
+// its own random prefix, and its keys are deleted when the test ends;
+// OCCOPUS_TEST_REDIS_DB picks the database (default 0).
+
+func testOptions(t testing.TB) Options {
+	t.Helper()
+	addr := os.Getenv("OCCOPUS_TEST_REDIS_ADDR")
+	if addr == "" {
+		msg := "OCCOPUS_TEST_REDIS_ADDR unset; start a server with: eval \"$(scripts/services.sh redis)\""
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + " (CI=true: redis tests must run)")
+		}
+		t.Skip(msg)
+	}
+	db := 0
+	if s := os.Getenv("OCCOPUS_TEST_REDIS_DB"); s != "" {
+		var err error
+		if db, err = strconv.Atoi(s); err != nil {
+			t.Fatalf("OCCOPUS_TEST_REDIS_DB: %v", err)
+		}
+	}
+	return Options{Addr: addr, DB: db, Password: os.Getenv("OCCOPUS_TEST_REDIS_PASS"), Prefix: randomPrefix(t)}
+}
+
+func randomPrefix(t testing.TB) string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "occotest:" + hex.EncodeToString(b) + ":"
+}
+
+// openTest opens a store under a fresh prefix and removes its keys after
+// the test.
+func openTest(t testing.TB) *Store {
+	t.Helper()
+	return openWith(t, testOptions(t))
+}
+
+func openWith(t testing.TB, opts Options) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// t.Context is done by now.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := flush(ctx, s.c, opts.Prefix); err != nil {
+			t.Errorf("flush %s: %v", opts.Prefix, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// flush deletes every key under prefix (which has no glob characters).
+func flush(ctx context.Context, c *goredis.Client, prefix string) error {
+	keys, err := keysUnder(ctx, c, prefix)
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	return c.Unlink(ctx, keys...).Err()
+}
+
+func keysUnder(ctx context.Context, c *goredis.Client, prefix string) ([]string, error) {
+	var keys []string
+	it := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for it.Next(ctx) {
+		keys = append(keys, it.Val())
+	}
+	return keys, it.Err()
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
+}
+
+func TestLeaser(t *testing.T) {
+	storetest.RunLeaser(t, func(t *testing.T) store.Leaser { return openTest(t) })
+}
+
+func TestLeaseExpiresInRedis(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if ok, err := s.Acquire(ctx, "k", "a", 1500*time.Microsecond); err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	// The ttl rounds up to whole milliseconds, never down to none.
+	if pttl := s.c.PTTL(ctx, s.kLease("k")).Val(); pttl <= 0 || pttl > 2*time.Millisecond {
+		t.Fatalf("PTTL %v, want (0, 2ms]", pttl)
+	}
+	if ok, err := s.Renew(ctx, "k", "a", time.Minute); err != nil {
+		t.Fatal(err)
+	} else if ok {
+		if pttl := s.c.PTTL(ctx, s.kLease("k")).Val(); pttl < 59*time.Second {
+			t.Fatalf("renewed PTTL %v, want about 1m", pttl)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	opts := testOptions(t)
+	t.Run("wrong password", func(t *testing.T) {
+		if opts.Password == "" {
+			t.Skip("server has no password")
+		}
+		o := opts
+		o.Password = "wrong"
+		if s, err := Open(t.Context(), o); err == nil {
+			s.Close()
+			t.Fatal("Open with a wrong password succeeded")
+		}
+	})
+	t.Run("nothing listening", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		s, err := Open(ctx, Options{Addr: "127.0.0.1:1"})
+		if err == nil {
+			s.Close()
+			t.Fatal("Open of a closed port succeeded")
+		}
+		if !strings.HasPrefix(err.Error(), "redis: open 127.0.0.1:1") {
+			t.Fatalf("error %q", err)
+		}
+	})
+	t.Run("canceled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := Open(ctx, opts); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Open with canceled ctx: %v", err)
+		}
+	})
+	t.Run("default prefix", func(t *testing.T) {
+		o := opts
+		o.Prefix = ""
+		s, err := Open(t.Context(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if s.prefix != DefaultPrefix {
+			t.Fatalf("prefix %q", s.prefix)
+		}
+	})
+}
+
+// Every key lives under the prefix, and two prefixes on one database are
+// separate stores.
+func TestPrefixIsolation(t *testing.T) {
+	opts := testOptions(t)
+	a := openWith(t, opts)
+	optsB := opts
+	optsB.Prefix = randomPrefix(t)
+	b := openWith(t, optsB)
+	ctx := t.Context()
+
+	fill(t, a, "x")
+	if _, err := b.Infra(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("store b sees a's infra: %v", err)
+	}
+	if evs, err := b.Events(ctx, "", 0, 0); err != nil || len(evs) != 0 {
+		t.Fatalf("store b sees a's events: %v %v", evs, err)
+	}
+	if ok, err := b.Acquire(ctx, "lease", "b", time.Minute); err != nil || !ok {
+		t.Fatalf("b cannot take a lease a holds under its own prefix: %v %v", ok, err)
+	}
+
+	keys, err := keysUnder(ctx, a.c, opts.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{
+		"nodedefs": true, "infra:x": true, "infras": true, "instances:x": true, "instorder:x": true,
+		"scale:x": true, "events": true, "events:x": true, "seq:infra": true, "seq:instance": true,
+		"seq:scale": true, "seq:event": true, "lease:lease": true,
+	}
+	got := map[string]bool{}
+	for _, k := range keys {
+		got[strings.TrimPrefix(k, opts.Prefix)] = true
+	}
+	for k := range want {
+		if !got[k] {
+			t.Errorf("key %s missing (have %v)", k, got)
+		}
+	}
+	for k := range got {
+		if !want[k] {
+			t.Errorf("unexpected key %s", k)
+		}
+	}
+
+	// DeleteInfra leaves only the shared keys and the events.
+	if err := a.DeleteInfra(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	keys, err = keysUnder(ctx, a.c, opts.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		switch strings.TrimPrefix(k, opts.Prefix) {
+		case "infra:x", "instances:x", "instorder:x", "scale:x":
+			t.Errorf("key %s survives DeleteInfra", k)
+		}
+	}
+	if n := a.c.ZCard(ctx, a.kInfras()).Val(); n != 0 {
+		t.Errorf("infras index has %d members after delete", n)
+	}
+}
+
+// fill stores one of everything for infra id.
+func fill(t testing.TB, s *Store, id string) {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now()
+	steps := []error{
+		s.PutNodeDefs(ctx, map[string]json.RawMessage{"web": json.RawMessage(`[{"type":"docker"}]`)}),
+		s.CreateInfra(ctx, store.Infra{ID: id, Name: "n", CreatedAt: now, UpdatedAt: now}),
+		s.PutInstance(ctx, store.Instance{InfraID: id, NodeID: "i1", NodeName: "web", State: store.StateReady}),
+		s.AppendEvent(ctx, store.Event{InfraID: id, Kind: "infra.created"}),
+		acquire(ctx, s, "lease", "a"),
+	}
+	_, err := s.AddScaleRequest(ctx, store.ScaleRequest{InfraID: id, NodeName: "web", Delta: 1})
+	steps = append(steps, err)
+	for i, err := range steps {
+		if err != nil {
+			t.Fatalf("fill step %d: %v", i, err)
+		}
+	}
+}
+
+// acquire takes a lease for a minute; an error unless it did.
+func acquire(ctx context.Context, s *Store, key, owner string) error {
+	ok, err := s.Acquire(ctx, key, owner, time.Minute)
+	if err == nil && !ok {
+		err = fmt.Errorf("lease %s not acquired", key)
+	}
+	return err
+}
+
+func TestErrorMessages(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	_, err := s.Infra(ctx, "gone")
+	if !errors.Is(err, store.ErrNotFound) || err.Error() != "redis: infra gone: not found" {
+		t.Errorf("Infra: %v", err)
+	}
+	if err := s.UpdateInfra(ctx, store.Infra{ID: "gone"}); err == nil || err.Error() != "redis: update infra gone: not found" {
+		t.Errorf("UpdateInfra: %v", err)
+	}
+	if err := s.CreateInfra(ctx, store.Infra{ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateInfra(ctx, store.Infra{ID: "x"}); !errors.Is(err, store.ErrExists) ||
+		err.Error() != "redis: create infra x: already exists" {
+		t.Errorf("CreateInfra twice: %v", err)
+	}
+	if err := s.PutInstance(ctx, store.Instance{InfraID: "gone", NodeID: "i"}); !errors.Is(err, store.ErrNotFound) ||
+		err.Error() != "redis: put instance gone/i: infra: not found" {
+		t.Errorf("PutInstance: %v", err)
+	}
+}
+
+func TestRejectsInvalidJSON(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	bad := json.RawMessage(`{"a":`)
+	if err := s.CreateInfra(ctx, store.Infra{ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"node def":   s.PutNodeDefs(ctx, map[string]json.RawMessage{"t": bad}),
+		"create":     s.CreateInfra(ctx, store.Infra{ID: "y", Description: bad}),
+		"update":     s.UpdateInfra(ctx, store.Infra{ID: "x", Description: bad}),
+		"resource":   s.PutInstance(ctx, store.Instance{InfraID: "x", NodeID: "i", Resource: bad}),
+		"handle":     s.PutInstance(ctx, store.Instance{InfraID: "x", NodeID: "i", Handle: bad}),
+		"event data": s.AppendEvent(ctx, store.Event{Kind: "k", Data: bad}),
+	} {
+		if err == nil {
+			t.Errorf("%s: invalid JSON accepted", name)
+		}
+	}
+	if _, err := s.Infra(ctx, "y"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("infra with bad description stored: %v", err)
+	}
+}
+
+// JSON documents come back byte for byte (no re-encoding).
+func TestRawJSONVerbatim(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	doc := json.RawMessage("{ \"a\" : \"<&>\",\n \"b\": [1, 2.50, 1e3] }")
+	if err := s.CreateInfra(ctx, store.Infra{ID: "x", Description: doc}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutInstance(ctx, store.Instance{InfraID: "x", NodeID: "i", Resource: doc, Handle: doc}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendEvent(ctx, store.Event{InfraID: "x", Kind: "k", Data: doc}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.Infra(ctx, "x")
+	if err != nil || string(in.Description) != string(doc) {
+		t.Errorf("description %q, %v", in.Description, err)
+	}
+	inst, err := s.Instance(ctx, "x", "i")
+	if err != nil || string(inst.Resource) != string(doc) || string(inst.Handle) != string(doc) {
+		t.Errorf("instance %q %q, %v", inst.Resource, inst.Handle, err)
+	}
+	evs, err := s.Events(ctx, "x", 0, 0)
+	if err != nil || len(evs) != 1 || string(evs[0].Data) != string(doc) {
+		t.Errorf("events %+v, %v", evs, err)
+	}
+}
+
+// Instances created at the same instant keep the order of first insertion,
+// also after being replaced.
+func TestInstanceTiesKeepInsertionOrder(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if err := s.CreateInfra(ctx, store.Infra{ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	ids := []string{"c", "a", "b", "z"}
+	for _, id := range ids {
+		if err := s.PutInstance(ctx, store.Instance{InfraID: "x", NodeID: id, CreatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutInstance(ctx, store.Instance{InfraID: "x", NodeID: "a", CreatedAt: at, State: "ready"}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.Instances(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, in := range list {
+		got = append(got, in.NodeID)
+	}
+	if strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Fatalf("order %v, want %v", got, ids)
+	}
+	// Same for infrastructures, including ones without a creation time
+	// (which sort first, x among them) and times before 1970.
+	for _, c := range []struct {
+		id string
+		at time.Time
+	}{{"i2", at}, {"i1", at}, {"old", time.Date(1900, 1, 1, 0, 0, 0, 5, time.UTC)}, {"zero", time.Time{}}, {"i3", at}} {
+		if err := s.CreateInfra(ctx, store.Infra{ID: c.id, CreatedAt: c.at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	infras, err := s.Infras(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, in := range infras {
+		got = append(got, in.ID)
+	}
+	if want := "x,zero,old,i2,i1,i3"; strings.Join(got, ",") != want {
+		t.Fatalf("infras order %v, want %s", got, want)
+	}
+}
+
+func BenchmarkInfra(b *testing.B) {
+	s := openTest(b)
+	ctx := b.Context()
+	const n = 1000
+	now := time.Now()
+	for i := range n {
+		in := store.Infra{
+			ID: fmt.Sprintf("infra-%04d", i), Name: "bench",
+			Description: json.RawMessage(`{"nodes":[{"name":"web","type":"web"},{"name":"db","type":"db"}]}`),
+			Targets:     map[string]int{"web": 3, "db": 1}, CreatedAt: now, UpdatedAt: now,
+		}
+		if err := s.CreateInfra(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	for b.Loop() {
+		if _, err := s.Infra(ctx, fmt.Sprintf("infra-%04d", i%n)); err != nil {
+			b.Fatal(err)
+		}
+		i += 7
+	}
+}
+
+func BenchmarkPutInstance(b *testing.B) {
+	s := openTest(b)
+	ctx := b.Context()
+	if err := s.CreateInfra(ctx, store.Infra{ID: "x"}); err != nil {
+		b.Fatal(err)
+	}
+	in := store.Instance{
+		InfraID: "x", NodeName: "web", State: store.StateReady, Backend: "docker",
+		Resource: json.RawMessage(`{"type":"docker","image":"nginx","network":"bridge"}`),
+		Handle:   json.RawMessage(`{"id":"0123456789abcdef"}`), Address: "172.17.0.2",
+		CreatedAt: time.Now(), UpdatedAt: time.Now(),
+	}
+	i := 0
+	for b.Loop() {
+		in.NodeID = strconv.Itoa(i / 2)
+		if err := s.PutInstance(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
