@@ -11,6 +11,7 @@ func init() {
 		{Key: "project_id", Type: descr.String},
 		{Key: "tenant_name", Type: descr.String}, // deprecated by Keystone v3: project_id
 		{Key: "user_domain_name", Type: descr.String},
+		{Key: "project_domain_name", Type: descr.String}, // domain of tenant_name's project (default user_domain_name)
 		{Key: "region_name", Type: descr.String},
 		{Key: "server_name", Type: descr.String},
 		{Key: "key_name", Type: descr.String},
