@@ -50,6 +50,7 @@ type fakeCloud struct {
 	flavors   []map[string]any
 	networks  []map[string]any
 	tokens    int
+	valid     map[string]bool // issued, not revoked tokens
 	validUser string
 	validPass string
 	validAC   [2]string
@@ -89,6 +90,7 @@ func newFake(t *testing.T) *fakeCloud {
 		t:          t,
 		regions:    []string{"RegionOne"},
 		servers:    map[string]*fakeServer{},
+		valid:      map[string]bool{},
 		fips:       map[string]map[string]any{},
 		validUser:  "alice",
 		validPass:  "pa55-w0rd-SECRET",
@@ -177,6 +179,13 @@ func (f *fakeCloud) setStatus(id, status, task string) {
 	}
 }
 
+// revokeTokens expires every token issued so far.
+func (f *fakeCloud) revokeTokens() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.valid)
+}
+
 // kill deletes a server behind the handler's back.
 func (f *fakeCloud) kill(id string) {
 	f.mu.Lock()
@@ -254,7 +263,10 @@ func (f *fakeCloud) route(w http.ResponseWriter, r *http.Request, body []byte) {
 		f.token(w, body)
 		return
 	}
-	if r.Header.Get("X-Auth-Token") == "" {
+	f.mu.Lock()
+	valid := f.valid[r.Header.Get("X-Auth-Token")]
+	f.mu.Unlock()
+	if !valid {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{"code": 401, "title": "Unauthorized", "message": "no token"}})
 		return
 	}
@@ -304,6 +316,7 @@ func (f *fakeCloud) token(w http.ResponseWriter, body []byte) {
 	f.mu.Lock()
 	f.tokens++
 	tok := fmt.Sprintf("tok-%d", f.tokens)
+	f.valid[tok] = true
 	f.mu.Unlock()
 	var catalog []map[string]any
 	var computeEPs, networkEPs []map[string]any

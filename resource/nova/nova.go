@@ -96,8 +96,8 @@ type Handler struct {
 	conn   *clients
 
 	mu      sync.Mutex
-	locks   map[string]*sync.Mutex // per node id
-	flavors map[string]string      // flavor_name → id
+	locks   map[string]*nodeLock // per node id, while in use
+	flavors map[string]string    // flavor_name → id
 }
 
 var (
@@ -137,7 +137,7 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 		pollFirst:   defaultPollFirst,
 		pollMax:     defaultPollMax,
 		activeLimit: defaultActiveLimit,
-		locks:       map[string]*sync.Mutex{},
+		locks:       map[string]*nodeLock{},
 		flavors:     map[string]string{},
 	}
 	h.projectDomain = cmp.Or(str(cfg.Resource, "project_domain_name"), h.userDomain)
@@ -152,17 +152,32 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 	return h, nil
 }
 
-// nodeLock serialises Creates of one node id in this process; across
-// processes the metadata lookup before creating does the job.
-func (h *Handler) nodeLock(nodeID string) *sync.Mutex {
+type nodeLock struct {
+	sync.Mutex
+	users int
+}
+
+// lockNode serialises Creates of one node id in this process (across
+// processes the metadata lookup before creating does the job). The
+// returned func unlocks.
+func (h *Handler) lockNode(nodeID string) func() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	l, ok := h.locks[nodeID]
 	if !ok {
-		l = &sync.Mutex{}
+		l = &nodeLock{}
 		h.locks[nodeID] = l
 	}
-	return l
+	l.users++
+	h.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		h.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(h.locks, nodeID)
+		}
+		h.mu.Unlock()
+	}
 }
 
 // handleData is the backend-private part of a Handle.
@@ -338,9 +353,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	if err != nil {
 		return resource.Handle{}, err
 	}
-	l := h.nodeLock(spec.NodeID)
-	l.Lock()
-	defer l.Unlock()
+	defer h.lockNode(spec.NodeID)()
 
 	c, err := h.connect(ctx)
 	if err != nil {

@@ -742,3 +742,23 @@ func TestConformance(t *testing.T) {
 		})
 	}
 }
+
+// An expired token is renewed (gophercloud's re-authentication, through
+// the same transport) and the call goes on.
+func TestTokenExpiry(t *testing.T) {
+	f := newFake(t)
+	h := newTest(t, f, nil, appCredAuth(f))
+	hd, err := h.Create(t.Context(), newSpec(baseResource(f), "n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.revokeTokens()
+	if _, err := h.State(t.Context(), hd); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("POST", "/v3/auth/tokens"); n != 2 {
+		t.Errorf("%d token requests, want 2 (login, renewal)", n)
+	}
+	bodies := f.bodies("POST", "/v3/auth/tokens")
+	jsonEq(t, "renewal", bodies[1], `{"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"id": "ac-0123", "secret": "ac-SECRET-xyz"}}}}`)
+}
