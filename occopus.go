@@ -52,6 +52,9 @@ type Options struct {
 	Log      *slog.Logger
 	// OnEvent is called for every event as it is recorded; it must not block.
 	OnEvent func(store.Event)
+	// OnPass, when set, is called after every maintenance pass (Maintain
+	// and the background loops) with its duration; it must not block.
+	OnPass func(infraID string, d time.Duration, res *engine.PassResult, err error)
 }
 
 // Manager runs infrastructures. It is safe for concurrent use.
@@ -191,7 +194,12 @@ func (e *RollbackError) Unwrap() error { return e.Cause }
 func (m *Manager) Maintain(ctx context.Context, id string) (*engine.PassResult, error) {
 	unlock := m.lockPasses(id)
 	defer unlock()
-	return m.eng.Reconcile(ctx, id)
+	start := time.Now()
+	res, err := m.eng.Reconcile(ctx, id)
+	if m.opt.OnPass != nil {
+		m.opt.OnPass(id, time.Since(start), res, err)
+	}
+	return res, err
 }
 
 // lockPasses keeps passes on one infrastructure from overlapping in this
