@@ -102,10 +102,12 @@ func keysUnder(ctx context.Context, c *goredis.Client, prefix string) ([]string,
 }
 
 func TestConformance(t *testing.T) {
+	testOptions(t) // skip (or fail) once, not per subtest
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
 }
 
 func TestLeaser(t *testing.T) {
+	testOptions(t)
 	storetest.RunLeaser(t, func(t *testing.T) store.Leaser { return openTest(t) })
 }
 

@@ -83,6 +83,14 @@ CREATE INDEX scale_requests_infra ON scale_requests(infra_id, id);
 	`
 ALTER TABLE instances ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 `,
+	// 4: leases (store.Leaser); expires_at is Unix nanoseconds.
+	`
+CREATE TABLE leases (
+	key        TEXT PRIMARY KEY,
+	owner      TEXT NOT NULL,
+	expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
 }
 
 // schemaVersion is the version this code writes.

@@ -1,0 +1,41 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/occopus-go/occopus/store"
+	"github.com/occopus-go/occopus/store/storetest"
+)
+
+func TestLeaser(t *testing.T) {
+	storetest.RunLeaser(t, func(t *testing.T) store.Leaser { return openTemp(t) })
+}
+
+// Two Store values on one file (as two processes would have) share leases.
+func TestLeaseAcrossOpens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "occopus.db")
+	ctx := t.Context()
+	var ss [2]*Store
+	for i := range ss {
+		s, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ss[i] = s
+	}
+	if ok, err := ss[0].Acquire(ctx, "maintain/x", "p0", time.Minute); err != nil || !ok {
+		t.Fatalf("p0 acquire: %v %v", ok, err)
+	}
+	if ok, err := ss[1].Acquire(ctx, "maintain/x", "p1", time.Minute); err != nil || ok {
+		t.Fatalf("p1 acquired a held lease: %v %v", ok, err)
+	}
+	if err := ss[0].Release(ctx, "maintain/x", "p0"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := ss[1].Acquire(ctx, "maintain/x", "p1", time.Minute); err != nil || !ok {
+		t.Fatalf("p1 acquire after release: %v %v", ok, err)
+	}
+}
