@@ -189,7 +189,10 @@ if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 2, 1 + 2 * n)) end
 local i = 2 + 2 * n
 local m = tonumber(ARGV[i])
 if m > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, i + 1, i + m)) end
-if #ARGV > i + m then redis.call('HDEL', KEYS[2], unpack(ARGV, i + m + 1)) end
+-- in chunks: unpack is limited by the Lua C stack
+for j = i + m + 1, #ARGV, 1000 do
+	redis.call('HDEL', KEYS[2], unpack(ARGV, j, math.min(j + 999, #ARGV)))
+end
 return 1
 `)
 

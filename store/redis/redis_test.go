@@ -442,3 +442,31 @@ func BenchmarkPutInstance(b *testing.B) {
 		i++
 	}
 }
+
+// UpdateTargets consumes any number of requests in one call.
+func TestUpdateTargetsManyConsumed(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if err := s.CreateInfra(ctx, store.Infra{ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for range 2500 {
+		r, err := s.AddScaleRequest(ctx, store.ScaleRequest{InfraID: "x", NodeName: "web", Delta: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	keep := ids[len(ids)-1]
+	if err := s.UpdateTargets(ctx, "x", map[string]int{"web": 2499}, ids[:len(ids)-1]); err != nil {
+		t.Fatal(err)
+	}
+	left, err := s.ScaleRequests(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].ID != keep {
+		t.Fatalf("%d requests left, want only %d", len(left), keep)
+	}
+}
