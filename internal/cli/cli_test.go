@@ -69,3 +69,54 @@ func TestValidateCorpus(t *testing.T) {
 		})
 	}
 }
+
+// TestMultiCall: the binary answers to the names of Occopus's commands.
+func TestMultiCall(t *testing.T) {
+	cases := []struct {
+		argv0 string
+		args  []string
+		want  []string
+	}{
+		{"occopus", []string{"build", "x.yaml"}, []string{"build", "x.yaml"}},
+		{"/usr/local/bin/occopus-build", []string{"x.yaml"}, []string{"build", "x.yaml"}},
+		{"occopus-import", []string{"nodes.yaml"}, []string{"import", "nodes.yaml"}},
+		{"occopus-rest-service", nil, []string{"rest-service"}},
+		{"occopus-", []string{"version"}, []string{"version"}},
+	}
+	for _, tc := range cases {
+		got := multiCall(tc.argv0, tc.args)
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("multiCall(%q, %v) = %v, want %v", tc.argv0, tc.args, got, tc.want)
+		}
+	}
+	var o, e bytes.Buffer
+	if code := Run(context.Background(), "occopus-version", nil, strings.NewReader(""), &o, &e); code != 0 || !strings.HasPrefix(o.String(), "occopus ") {
+		t.Fatalf("occopus-version: exit %d, stdout %q, stderr %q", code, o.String(), e.String())
+	}
+}
+
+// TestRenderErrors: bad flags and undefined names are errors that say where.
+func TestRenderErrors(t *testing.T) {
+	dir := t.TempDir()
+	infra := filepath.Join(dir, "infra.yaml")
+	nodes := filepath.Join(dir, "nodes.yaml")
+	os.WriteFile(infra, []byte("infra_name: x\nnodes:\n  - {name: a, type: t}\n  - {name: b, type: t}\n"), 0o644)
+	os.WriteFile(nodes, []byte("'node_def:t':\n  - resource: {type: docker, image: busybox}\n    contextualisation:\n      type: docker\n      env: [\"M={{ getip(master) }}\"]\n"), 0o644)
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--node-id", "zz=11111111-1111-4111-8111-111111111111"}, `no node named "zz"`},
+		{[]string{"--node-id", "a=not-a-uuid"}, "not a UUID"},
+		{[]string{"--ip", "a=999.1.1.1"}, "not an IP address"},
+		{[]string{"--infra-id", "nope"}, "not a UUID"},
+		{nil, `nodes.yaml:5:25: node_def:t[0].contextualisation.env[0]: line 1, column 12: undefined name "master" in getip(master)`},
+	}
+	for _, tc := range cases {
+		args := append(append([]string{"render", "--nodes", nodes}, tc.args...), infra)
+		_, stderr, code := run(t, args...)
+		if code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("render %v: exit %d, stderr %q; want it to contain %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}

@@ -165,7 +165,9 @@ func (e *env) render(cmd *cobra.Command, o *renderOpts, file string) (*RenderOut
 		for _, im := range cands {
 			r, err := resolve.Resolve(input, im)
 			if err != nil {
-				errs = append(errs, resolveError(err))
+				de := resolveError(err)
+				de.Msg += fmt.Sprintf(" (rendering node %s)", n.Name)
+				errs = append(errs, de)
 				continue
 			}
 			rn.Implementations = append(rn.Implementations, RenderedImpl{

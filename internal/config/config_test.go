@@ -1,0 +1,88 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoad(t *testing.T) {
+	cases := []struct {
+		name    string
+		file    string // occopus_config.yaml content; "" = no file
+		check   func(t *testing.T, c *Config)
+		wantErr string
+	}{
+		{name: "no file: embedded defaults", check: func(t *testing.T, c *Config) {
+			if c.File != "" || c.Store.Protocol != "sqlite" || !strings.HasSuffix(c.Store.Path, "occopus.db") || c.REST.Host != "127.0.0.1" || c.REST.Port != 5000 || c.AllowCmd {
+				t.Errorf("defaults: %+v", c)
+			}
+		}},
+		{name: "own keys", file: "allow_cmd: true\nallow_file_imports: yes\ncomponents:\n  uds: {protocol: sqlite, path: state.db}\n  rest: {port: 8080}\n", check: func(t *testing.T, c *Config) {
+			if !c.AllowCmd || !c.AllowFileImports || filepath.Base(c.Store.Path) != "state.db" || c.REST.Port != 8080 || c.REST.Host != "127.0.0.1" {
+				t.Errorf("got %+v", c)
+			}
+		}},
+		{name: "python tags are ignored", file: "plugins: !python_import\n  - occo.x\ncomponents:\n  uds: !UDS\n    protocol: redis\n    host: db.local\n    port: 6380\n    db: 2\n", check: func(t *testing.T, c *Config) {
+			if c.Store != (Store{Protocol: "redis", Host: "db.local", Port: 6380, DB: 2}) {
+				t.Errorf("store %+v", c.Store)
+			}
+		}},
+		{name: "unknown store", file: "components:\n  uds: {protocol: mongodb}\n", wantErr: `components.uds.protocol: unknown store "mongodb"`},
+		{name: "bad yaml", file: "components: [\n", wantErr: "invalid YAML"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			t.Setenv("OCCOPUS_HOME", home)
+			if tc.file != "" {
+				if err := os.WriteFile(filepath.Join(home, "occopus_config.yaml"), []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := Load("", "")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+// TestOccopusConfigUnchanged reads the seeds' own configuration file.
+func TestOccopusConfigUnchanged(t *testing.T) {
+	path := "../../../shared/occopus-tutorials/dot-occopus/occopus_config.yaml"
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("Occopus's configuration file is not at %s (../shared not laid out)", path)
+	}
+	t.Setenv("OCCOPUS_HOME", t.TempDir())
+	c, err := Load(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store.Protocol != "redis" || c.Store.Host != "localhost" || c.Store.Port != 6379 || c.REST.Port != 5000 {
+		t.Errorf("got store %+v rest %+v", c.Store, c.REST)
+	}
+}
+
+func TestAuthPath(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("OCCOPUS_HOME", home)
+	if _, err := Load("", filepath.Join(home, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing --auth_data_path: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "auth_data.yaml"), []byte("resource: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("", "")
+	if err != nil || c.AuthDataPath != filepath.Join(home, "auth_data.yaml") {
+		t.Fatalf("default auth path: %v %q", err, c.AuthDataPath)
+	}
+}
