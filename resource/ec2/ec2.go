@@ -1,0 +1,661 @@
+// Package ec2 runs nodes on EC2-compatible clouds (`type: ec2`): Amazon EC2
+// itself and any cloud with an EC2 Query API (OpenStack ec2-api,
+// Eucalyptus, ...), through aws-sdk-go-v2.
+//
+// Resource section keys (as in Occopus):
+//
+//	type:               ec2
+//	endpoint:           URL of the EC2 interface (https://ec2.eu-west-1.amazonaws.com,
+//	                    http://cloud.example:8773/services/Cloud, ...)
+//	regionname:         region (also the signing region)
+//	image_id:           AMI / image id
+//	instance_type:      flavour
+//	key_name:           key pair (optional)
+//	security_group_ids: list of security group ids (optional)
+//	subnet_id:          subnet (optional)
+//	tags:               map of extra tags (optional); the occopus:* tags win
+//	name:               name of the resource, used to select auth_data
+//
+// Credentials come from the selected auth_data entry: accesskey and
+// secretkey.
+//
+// Every instance is tagged occopus:infra_id, occopus:node_id,
+// occopus:node_name and Name (the node name unless tags gives one), and is
+// created with ClientToken derived from the node id, so a RunInstances
+// retried after a lost answer never makes a second VM.
+//
+// Every API call goes through a per-endpoint client-side rate limit
+// (shared by all handlers of the process) and cloudapi.Policy, which
+// retries throttling and transient errors; the SDK's own retryer is off so
+// that the retries are ours, counted and bounded in one place.
+package ec2
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/occopus-go/occopus/internal/cloudapi"
+	"github.com/occopus-go/occopus/resource"
+)
+
+// Tags put on every instance, so List/Find can recover them after a crash.
+const (
+	TagInfraID  = "occopus:infra_id"
+	TagNodeID   = "occopus:node_id"
+	TagNodeName = "occopus:node_name"
+)
+
+// MaxUserData is EC2's limit on user data before base64 encoding.
+const MaxUserData = 16 * 1024
+
+// Client-side rate limit per endpoint. EC2 refills its request-rate buckets
+// at a few calls per second for mutating calls and ~20/s for describes;
+// staying under that keeps throttling rare when many nodes are built in
+// parallel.
+const (
+	ratePerSecond = 10
+	rateBurst     = 20
+)
+
+// limiters is shared by every ec2 handler of this process: two handlers
+// talking to one endpoint share its budget.
+var limiters = cloudapi.NewLimiters(ratePerSecond, rateBurst)
+
+// callTimeout bounds one HTTP attempt, so a hung endpoint becomes a
+// retryable error instead of a stuck build.
+const callTimeout = 60 * time.Second
+
+// notFoundGrace is how long after our own RunInstances an
+// InvalidInstanceID.NotFound is read as EC2's eventual consistency (the
+// instance is not visible to describes yet) rather than as "gone".
+const notFoundGrace = 2 * time.Minute
+
+func init() { resource.Register("ec2", New) }
+
+// Handler runs node instances on one EC2 endpoint with one set of
+// credentials. It is safe for concurrent use.
+type Handler struct {
+	cli      *ec2.Client
+	endpoint string
+	region   string
+	defaults map[string]any
+	secret   string // only to scrub error text; never logged
+	log      *slog.Logger
+
+	policy      cloudapi.Policy
+	limiters    *cloudapi.Limiters
+	callTimeout time.Duration
+	grace       time.Duration
+
+	mu      sync.Mutex
+	created map[string]time.Time // instance id → when our RunInstances returned it
+}
+
+var (
+	_ resource.Handler = (*Handler)(nil)
+	_ resource.Lister  = (*Handler)(nil)
+	_ resource.Finder  = (*Handler)(nil)
+)
+
+// New builds a Handler from a resource section and its auth_data entry. It
+// does not contact the endpoint.
+func New(cfg resource.Config) (resource.Handler, error) {
+	return newHandler(cfg, nil)
+}
+
+func newHandler(cfg resource.Config, httpClient aws.HTTPClient) (*Handler, error) {
+	endpoint := str(cfg.Resource, "endpoint")
+	if err := checkEndpoint(endpoint); err != nil {
+		return nil, err
+	}
+	region := str(cfg.Resource, "regionname")
+	if region == "" {
+		return nil, fmt.Errorf("ec2: resource with endpoint %s: regionname is missing", endpoint)
+	}
+	if cfg.Auth == nil {
+		return nil, fmt.Errorf("ec2: no credentials for endpoint %s: no resource entry of type ec2 in auth_data matches it (it needs auth_data with accesskey and secretkey)", endpoint)
+	}
+	access, secret := str(cfg.Auth, "accesskey"), str(cfg.Auth, "secretkey")
+	var missing []string
+	if access == "" {
+		missing = append(missing, "accesskey")
+	}
+	if secret == "" {
+		missing = append(missing, "secretkey")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("ec2: credentials for endpoint %s: auth_data lacks %s", endpoint, strings.Join(missing, " and "))
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := ec2.Options{
+		Region:       region,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(access, secret, "")),
+		// Retries are cloudapi.Policy's: the SDK must not retry behind
+		// our back (RetryMaxAttempts stays 0 so nothing wraps this).
+		Retryer: aws.NopRetryer{},
+	}
+	if httpClient != nil {
+		opts.HTTPClient = httpClient
+	}
+	return &Handler{
+		cli:         ec2.New(opts),
+		endpoint:    endpoint,
+		region:      region,
+		defaults:    cfg.Resource,
+		secret:      secret,
+		log:         log.With("backend", "ec2", "endpoint", endpoint, "region", region),
+		limiters:    limiters,
+		callTimeout: callTimeout,
+		grace:       notFoundGrace,
+		created:     map[string]time.Time{},
+	}, nil
+}
+
+// checkEndpoint accepts an absolute http(s) URL; anything else (such as
+// the tutorials' "replace_with_endpoint_of_ec2_interface_of_your_cloud")
+// is an error naming the value.
+func checkEndpoint(ep string) error {
+	if ep == "" {
+		return errors.New("ec2: resource section has no endpoint")
+	}
+	u, err := url.Parse(ep)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("ec2: endpoint %q is not an http(s) URL of an EC2 interface (e.g. https://ec2.eu-west-1.amazonaws.com)", ep)
+	}
+	return nil
+}
+
+// ---- Create ----
+
+// Create starts one instance for spec.NodeID, or returns the one an
+// earlier call made (ClientToken).
+func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Handle, error) {
+	what := "create node " + spec.NodeName
+	in, err := h.runInput(spec)
+	if err != nil {
+		return resource.Handle{}, h.fail(what, err)
+	}
+	var out *ec2.RunInstancesOutput
+	err = h.call(ctx, what, func(ctx context.Context) (err error) {
+		out, err = h.cli.RunInstances(ctx, in)
+		return err
+	})
+	if err != nil {
+		return resource.Handle{}, err
+	}
+	if out == nil || len(out.Instances) == 0 || aws.ToString(out.Instances[0].InstanceId) == "" {
+		return resource.Handle{}, h.fail(what, errors.New("RunInstances answered without an instance"))
+	}
+	id := aws.ToString(out.Instances[0].InstanceId)
+	h.mu.Lock()
+	if _, seen := h.created[id]; !seen {
+		h.created[id] = time.Now()
+	}
+	h.mu.Unlock()
+	h.log.Info("instance created", "node", spec.NodeName, "node_id", spec.NodeID, "instance", id)
+	return resource.Handle{ID: id}, nil
+}
+
+// runInput builds RunInstances' parameters; every check that can fail
+// without the cloud happens here, before any call.
+func (h *Handler) runInput(spec resource.Spec) (*ec2.RunInstancesInput, error) {
+	res := spec.Resource
+	if res == nil {
+		res = h.defaults
+	}
+	get := func(k string) string {
+		if v := str(res, k); v != "" {
+			return v
+		}
+		return str(h.defaults, k)
+	}
+	if spec.NodeID == "" || spec.InfraID == "" {
+		return nil, errors.New("spec has no infra id or node id")
+	}
+	image, itype := get("image_id"), get("instance_type")
+	if image == "" || itype == "" {
+		return nil, errors.New("resource section needs image_id and instance_type")
+	}
+	if n := len(spec.Context.UserData); n > MaxUserData {
+		return nil, fmt.Errorf("user data is %d bytes, EC2 accepts at most %d (16 KiB) before base64 encoding; shorten the cloud-init template", n, MaxUserData)
+	}
+	in := &ec2.RunInstancesInput{
+		ImageId:      aws.String(image),
+		InstanceType: types.InstanceType(itype),
+		MinCount:     aws.Int32(1),
+		MaxCount:     aws.Int32(1),
+		ClientToken:  aws.String(clientToken(spec.InfraID, spec.NodeID)),
+	}
+	if spec.Context.UserData != "" {
+		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(spec.Context.UserData)))
+	}
+	if k := get("key_name"); k != "" {
+		in.KeyName = aws.String(k)
+	}
+	if s := get("subnet_id"); s != "" {
+		in.SubnetId = aws.String(s)
+	}
+	sgs, err := stringList(pick(res, h.defaults, "security_group_ids"))
+	if err != nil {
+		return nil, fmt.Errorf("security_group_ids: %w", err)
+	}
+	in.SecurityGroupIds = sgs
+
+	tags := map[string]string{}
+	if m, ok := pick(res, h.defaults, "tags").(map[string]any); ok {
+		for k, v := range m {
+			tags[k] = fmt.Sprint(v)
+		}
+	} else if v := pick(res, h.defaults, "tags"); v != nil {
+		return nil, fmt.Errorf("tags must be a map, not %T", v)
+	}
+	if _, ok := tags["Name"]; !ok {
+		tags["Name"] = spec.NodeName
+	}
+	tags[TagInfraID] = spec.InfraID
+	tags[TagNodeID] = spec.NodeID
+	tags[TagNodeName] = spec.NodeName
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ts := types.TagSpecification{ResourceType: types.ResourceTypeInstance}
+	for _, k := range keys {
+		ts.Tags = append(ts.Tags, types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	in.TagSpecifications = []types.TagSpecification{ts}
+	return in, nil
+}
+
+// clientToken is the idempotency key of RunInstances: the node id when it
+// fits EC2's 64 ASCII characters, else a digest of infra and node id.
+func clientToken(infraID, nodeID string) string {
+	ok := len(nodeID) <= 64
+	for i := 0; ok && i < len(nodeID); i++ {
+		ok = nodeID[i] > ' ' && nodeID[i] < 0x7f
+	}
+	if ok {
+		return nodeID
+	}
+	sum := sha256.Sum256([]byte(infraID + "\x00" + nodeID))
+	return "occopus-" + hex.EncodeToString(sum[:])[:56]
+}
+
+// ---- State, Addresses, Destroy ----
+
+// describe returns the instance, or resource.ErrNotFound.
+func (h *Handler) describe(ctx context.Context, what, id string) (*types.Instance, error) {
+	var out *ec2.DescribeInstancesOutput
+	err := h.call(ctx, what, func(ctx context.Context) (err error) {
+		out, err = h.cli.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+		return err
+	})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, h.notFound(what, id)
+		}
+		return nil, err
+	}
+	for _, r := range out.Reservations {
+		for i := range r.Instances {
+			if aws.ToString(r.Instances[i].InstanceId) == id {
+				return &r.Instances[i], nil
+			}
+		}
+	}
+	return nil, h.notFound(what, id)
+}
+
+// errNotVisible is a NotFound for an instance we created moments ago.
+var errNotVisible = errors.New("instance not visible yet")
+
+func (h *Handler) notFound(what, id string) error {
+	h.mu.Lock()
+	t, ours := h.created[id]
+	h.mu.Unlock()
+	if ours && time.Since(t) < h.grace {
+		return errNotVisible
+	}
+	return fmt.Errorf("ec2: %s (%s): instance %s: %w", what, h.endpoint, id, resource.ErrNotFound)
+}
+
+// State maps EC2's instance state.
+func (h *Handler) State(ctx context.Context, hd resource.Handle) (resource.State, error) {
+	inst, err := h.describe(ctx, "state of instance "+hd.ID, hd.ID)
+	if errors.Is(err, errNotVisible) {
+		return resource.StatePending, nil
+	}
+	if err != nil {
+		return resource.StateUnknown, err
+	}
+	return mapState(inst.State), nil
+}
+
+func mapState(s *types.InstanceState) resource.State {
+	if s == nil {
+		return resource.StateUnknown
+	}
+	switch s.Name {
+	case types.InstanceStateNamePending:
+		return resource.StatePending
+	case types.InstanceStateNameRunning:
+		return resource.StateRunning
+	case types.InstanceStateNameShuttingDown, types.InstanceStateNameTerminated,
+		types.InstanceStateNameStopping, types.InstanceStateNameStopped:
+		return resource.StateShutdown
+	}
+	return resource.StateUnknown
+}
+
+// Addresses reports the public address (the private one when there is no
+// public one) and the private address. A terminated or terminating
+// instance has none: ErrNotFound.
+func (h *Handler) Addresses(ctx context.Context, hd resource.Handle) (resource.Addresses, error) {
+	what := "addresses of instance " + hd.ID
+	inst, err := h.describe(ctx, what, hd.ID)
+	if errors.Is(err, errNotVisible) {
+		return resource.Addresses{}, nil
+	}
+	if err != nil {
+		return resource.Addresses{}, err
+	}
+	if st := stateName(inst); st == types.InstanceStateNameTerminated || st == types.InstanceStateNameShuttingDown {
+		return resource.Addresses{}, fmt.Errorf("ec2: %s (%s): instance is %s: %w", what, h.endpoint, st, resource.ErrNotFound)
+	}
+	a := resource.Addresses{Private: aws.ToString(inst.PrivateIpAddress), Public: aws.ToString(inst.PublicIpAddress)}
+	if a.Public == "" {
+		a.Public = a.Private
+	}
+	return a, nil
+}
+
+// Destroy terminates the instance. Already gone is success; an instance
+// we created moments ago and EC2 does not show yet is an error (try again),
+// never a silent success that would leak it.
+func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
+	what := "destroy instance " + hd.ID
+	err := h.call(ctx, what, func(ctx context.Context) error {
+		_, err := h.cli.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{hd.ID}})
+		if err != nil && isNotFound(err) && errors.Is(h.notFound(what, hd.ID), errNotVisible) {
+			return &cloudapi.Retryable{Err: err}
+		}
+		return err
+	})
+	if err != nil && isNotFound(err) {
+		if errors.Is(h.notFound(what, hd.ID), errNotVisible) {
+			return fmt.Errorf("%w (created moments ago and not visible at the endpoint yet; try again)", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	delete(h.created, hd.ID)
+	h.mu.Unlock()
+	h.log.Info("instance terminated", "instance", hd.ID)
+	return nil
+}
+
+// ---- List, Find ----
+
+// live are the states of instances that still exist for the engine.
+var live = []string{"pending", "running", "stopping", "stopped"}
+
+// List finds every live instance tagged with the infra id.
+func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, error) {
+	insts, err := h.search(ctx, "list infrastructure "+infraID, map[string]string{TagInfraID: infraID})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]resource.Owned, 0, len(insts))
+	for _, in := range insts {
+		t := tagMap(in.Tags)
+		out = append(out, resource.Owned{
+			Handle:   resource.Handle{ID: aws.ToString(in.InstanceId)},
+			InfraID:  t[TagInfraID],
+			NodeID:   t[TagNodeID],
+			NodeName: t[TagNodeName],
+		})
+	}
+	return out, nil
+}
+
+// Find finds the live instance made for one node id.
+func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Handle, bool, error) {
+	insts, err := h.search(ctx, "find node "+nodeID, map[string]string{TagInfraID: infraID, TagNodeID: nodeID})
+	if err != nil || len(insts) == 0 {
+		return resource.Handle{}, false, err
+	}
+	return resource.Handle{ID: aws.ToString(insts[0].InstanceId)}, true, nil
+}
+
+func (h *Handler) search(ctx context.Context, what string, tags map[string]string) ([]types.Instance, error) {
+	filters := []types.Filter{{Name: aws.String("instance-state-name"), Values: live}}
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{tags[k]}})
+	}
+	var all []types.Instance
+	var token *string
+	for {
+		in := &ec2.DescribeInstancesInput{Filters: filters, NextToken: token}
+		var out *ec2.DescribeInstancesOutput
+		if err := h.call(ctx, what, func(ctx context.Context) (err error) {
+			out, err = h.cli.DescribeInstances(ctx, in)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		for _, r := range out.Reservations {
+			for _, inst := range r.Instances {
+				// Filters are the server's business, but an EC2-compatible
+				// cloud that ignores some must not make us adopt strangers.
+				if !matches(inst, tags) {
+					continue
+				}
+				all = append(all, inst)
+			}
+		}
+		token = out.NextToken
+		if aws.ToString(token) == "" {
+			return all, nil
+		}
+	}
+}
+
+func matches(in types.Instance, want map[string]string) bool {
+	st := stateName(&in)
+	if st == types.InstanceStateNameTerminated || st == types.InstanceStateNameShuttingDown {
+		return false
+	}
+	t := tagMap(in.Tags)
+	for k, v := range want {
+		if t[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ---- calls, errors ----
+
+// call runs one SDK call through the rate limit and the retry policy,
+// classifying errors and naming what failed.
+func (h *Handler) call(ctx context.Context, what string, fn func(ctx context.Context) error) error {
+	attempt := 0
+	err := h.policy.Do(ctx, func(ctx context.Context) error {
+		attempt++
+		if err := h.limiters.Wait(ctx, h.endpoint); err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, h.callTimeout)
+		defer cancel()
+		err := fn(cctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil { // the caller gave up: never retry
+			return err
+		}
+		if retryable(err) {
+			h.log.Debug("retryable failure", "what", what, "attempt", attempt, "error", h.scrub(err.Error()))
+			return &cloudapi.Retryable{Err: err}
+		}
+		return err
+	})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = errors.Join(ctx.Err(), err)
+	}
+	return h.wrap(what, attempt, err)
+}
+
+// Error is a failed call: what was done, where, and what the cloud said.
+type Error struct {
+	What     string // "create node web", "state of instance i-1"
+	Endpoint string
+	Code     string // the provider's error code, if it answered with one
+	Message  string // the provider's message, or the transport error
+	Attempts int
+	Err      error
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("ec2: %s (%s): ", e.What, e.Endpoint)
+	if e.Code != "" {
+		s += e.Code + ": "
+	}
+	s += e.Message
+	if e.Attempts > 1 {
+		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func (h *Handler) wrap(what string, attempts int, err error) error {
+	e := &Error{What: what, Endpoint: h.endpoint, Attempts: attempts, Err: err}
+	var send *smithyhttp.RequestSendError
+	code, msg, ok := apiError(err)
+	switch {
+	case ok && code != "UnknownError":
+		e.Code, e.Message = code, msg
+	case httpStatus(err) != 0:
+		// An answer that is no EC2 error document (a proxy's page).
+		st := httpStatus(err)
+		e.Message = fmt.Sprintf("HTTP %d %s without an EC2 error in the answer", st, http.StatusText(st))
+	case errors.As(err, &send) && send.Err != nil:
+		e.Message = "no answer: " + send.Err.Error()
+	default:
+		e.Message = err.Error()
+	}
+	e.Code, e.Message = h.scrub(e.Code), h.scrub(e.Message)
+	return e
+}
+
+// fail is an error found before any call.
+func (h *Handler) fail(what string, err error) error {
+	return &Error{What: what, Endpoint: h.endpoint, Message: h.scrub(err.Error()), Err: err}
+}
+
+// scrub removes the secret key from text that is about to leave the
+// handler, whatever a server or transport chose to echo.
+func (h *Handler) scrub(s string) string {
+	if h.secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, h.secret, "[REDACTED]")
+}
+
+// ---- small helpers ----
+
+func stateName(in *types.Instance) types.InstanceStateName {
+	if in == nil || in.State == nil {
+		return ""
+	}
+	return in.State.Name
+}
+
+func tagMap(tags []types.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+func pick(a, b map[string]any, k string) any {
+	if v, ok := a[k]; ok && v != nil {
+		return v
+	}
+	return b[k]
+}
+
+// str reads a string value; types whose kind is string (such as a
+// redacting secret type) count too.
+func str(m map[string]any, k string) string {
+	v, ok := m[k]
+	if !ok || v == nil {
+		return ""
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
+		return rv.String()
+	}
+	return fmt.Sprint(v)
+}
+
+func stringList(v any) ([]string, error) {
+	switch l := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []string{l}, nil
+	case []string:
+		return l, nil
+	case []any:
+		out := make([]string, 0, len(l))
+		for _, x := range l {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("must be a list of strings, found %T", x)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("must be a list of strings, not %T", v)
+}

@@ -1,0 +1,756 @@
+package ec2
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/occopus-go/occopus/internal/cloudapi"
+	"github.com/occopus-go/occopus/resource"
+	"github.com/occopus-go/occopus/resource/resourcetest"
+	"github.com/occopus-go/occopus/tmpl"
+)
+
+const testSecret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLEKEY"
+
+// syncBuf collects log output from concurrent goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	f     *fakeEC2
+	h     *Handler
+	url   string // endpoint as configured
+	logs  *syncBuf
+	waits atomic.Int32 // backoff sleeps taken by the retry policy
+}
+
+// endpointPath is where the fake is mounted, as with OpenStack's or
+// Eucalyptus' EC2 interfaces (http://host:8773/services/Cloud).
+const endpointPath = "/services/Cloud"
+
+func resourceSection(url string) map[string]any {
+	return map[string]any{
+		"type":               "ec2",
+		"name":               "my_ec2_cloud",
+		"endpoint":           url,
+		"regionname":         "eu-test-1",
+		"image_id":           "ami-12345678",
+		"instance_type":      "t3.micro",
+		"key_name":           "occopus-key",
+		"security_group_ids": []any{"sg-aaa", "sg-bbb"},
+		"subnet_id":          "subnet-123",
+		"tags":               map[string]any{"team": "blue", "cost": 42},
+	}
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	f := newFake(t)
+	e := &env{f: f, url: f.srv.URL + endpointPath, logs: &syncBuf{}}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h, err := newHandler(resource.Config{
+		Resource: resourceSection(e.url),
+		Auth:     map[string]any{"accesskey": f.access, "secretkey": testSecret},
+		Logger:   log,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.policy = cloudapi.Policy{Attempts: 5, Base: time.Millisecond, Max: 2 * time.Millisecond,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			e.waits.Add(1)
+			return ctx.Err()
+		}}
+	h.limiters = cloudapi.NewLimiters(10000, 1000)
+	e.h = h
+	t.Cleanup(func() {
+		if strings.Contains(e.logs.String(), testSecret) {
+			t.Errorf("the secret key appears in the log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+var seq atomic.Int64
+
+func (e *env) spec(name string) resource.Spec {
+	n := seq.Add(1)
+	return resource.Spec{
+		InfraID:  fmt.Sprintf("infra-%d", n),
+		NodeID:   fmt.Sprintf("0b5c2d7e-0000-4000-8000-%012d", n),
+		NodeName: name,
+		Resource: resourceSection(e.url),
+		Context:  resource.Context{UserData: "#cloud-config\n"},
+		Auth:     map[string]any{"accesskey": e.f.access, "secretkey": testSecret},
+	}
+}
+
+type fakeAddrs map[string]string
+
+func (a fakeAddrs) IP(n string) (string, error)       { return a[n], nil }
+func (a fakeAddrs) PrivIP(n string) (string, error)   { return a[n], nil }
+func (a fakeAddrs) AllIPs(n string) ([]string, error) { return []string{a[n]}, nil }
+
+func TestCreateSendsTheRightParameters(t *testing.T) {
+	e := setup(t)
+	src, err := os.ReadFile("testdata/cloud_init_ping_sender.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	render, err := tmpl.Render(string(src), tmpl.Data{"variables": map[string]any{"message": "Hello World! I am the sender node"}},
+		tmpl.Options{Addresses: fakeAddrs{"ping-receiver": "192.0.2.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(render, "ping 192.0.2.7 -c 5") {
+		t.Fatalf("render did not resolve getip: %q", render)
+	}
+	spec := e.spec("ping-sender")
+	spec.Context.UserData = render
+	hd, err := e.h.Create(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []map[string][]string
+	var paths map[string]int
+	e.f.with(func() { runs, paths = e.f.runs, e.f.paths })
+	if len(runs) != 1 {
+		t.Fatalf("%d RunInstances, want 1", len(runs))
+	}
+	got := runs[0]
+	want := map[string]string{
+		"Action": "RunInstances", "Version": "2016-11-15",
+		"ImageId": "ami-12345678", "InstanceType": "t3.micro", "KeyName": "occopus-key", "SubnetId": "subnet-123",
+		"MinCount": "1", "MaxCount": "1", "ClientToken": spec.NodeID,
+		"SecurityGroupId.1": "sg-aaa", "SecurityGroupId.2": "sg-bbb",
+		"TagSpecification.1.ResourceType": "instance",
+	}
+	for k, v := range want {
+		if get(got, k) != v {
+			t.Errorf("%s = %q, want %q", k, get(got, k), v)
+		}
+	}
+	ud, err := base64.StdEncoding.DecodeString(get(got, "UserData"))
+	if err != nil || string(ud) != render {
+		t.Errorf("UserData decodes to %q (%v), want the render %q", ud, err, render)
+	}
+	in := e.f.instance(hd.ID)
+	wantTags := map[string]string{
+		"Name": "ping-sender", "team": "blue", "cost": "42",
+		TagInfraID: spec.InfraID, TagNodeID: spec.NodeID, TagNodeName: "ping-sender",
+	}
+	if !reflect.DeepEqual(in.tags, wantTags) {
+		t.Errorf("tags = %v, want %v", in.tags, wantTags)
+	}
+	if !reflect.DeepEqual(in.groups, []string{"sg-aaa", "sg-bbb"}) || in.subnet != "subnet-123" || in.key != "occopus-key" || in.userData != render {
+		t.Errorf("instance at the fake = %+v", in)
+	}
+	if paths[endpointPath] != 1 {
+		t.Errorf("requests arrived on %v, want the endpoint's path %s", paths, endpointPath)
+	}
+}
+
+func TestCreateFaults(t *testing.T) {
+	lost := "performs RunInstances, then "
+	cases := []struct {
+		name      string
+		image     string
+		attempts  int // policy attempts; 0 = setup's 5
+		faults    []*fault
+		wantErr   []string // substrings; nil = success
+		wantRuns  int      // RunInstances requests received
+		wantWaits int32
+		wantLive  int
+	}{
+		{name: "throttled 3 times then ok", faults: []*fault{{action: "RunInstances", times: 3, status: 503, code: "RequestLimitExceeded", msg: "Request limit exceeded."}},
+			wantRuns: 4, wantWaits: 3, wantLive: 1},
+		{name: "RequestLimitExceeded as 400", faults: []*fault{{action: "RunInstances", times: 2, status: 400, code: "RequestLimitExceeded", msg: "Request limit exceeded."}},
+			wantRuns: 3, wantWaits: 2, wantLive: 1},
+		{name: "Throttling, 429, 502 page, 504", faults: []*fault{
+			{action: "RunInstances", times: 1, status: 400, code: "Throttling", msg: "Rate exceeded"},
+			{action: "RunInstances", times: 1, status: 429, code: "TooManyRequests", msg: "slow down"},
+			{action: "RunInstances", times: 1, status: 502, raw: "<html><body>Bad Gateway</body></html>"},
+			{action: "RunInstances", times: 1, status: 504, raw: "gateway timeout"},
+		}, wantRuns: 5, wantWaits: 4, wantLive: 1},
+		{name: "503 Unavailable", faults: []*fault{{action: "RunInstances", times: 2, status: 503, code: "Unavailable", msg: "The server is overloaded"}},
+			wantRuns: 3, wantWaits: 2, wantLive: 1},
+		{name: lost + "drops the connection", faults: []*fault{{action: "RunInstances", times: 1, kind: faultDropAfter}},
+			wantRuns: 2, wantWaits: 1, wantLive: 1},
+		{name: lost + "answers 500", faults: []*fault{{action: "RunInstances", times: 2, kind: fault500After}},
+			wantRuns: 3, wantWaits: 2, wantLive: 1},
+		{name: "throttled past the attempts", faults: []*fault{{action: "RunInstances", times: 10, status: 503, code: "RequestLimitExceeded", msg: "Request limit exceeded."}},
+			wantErr: []string{"ec2: create node web (", endpointPath + "): RequestLimitExceeded: Request limit exceeded.", "after 5 attempts"}, wantRuns: 5, wantWaits: 4},
+		{name: "proxy page past the attempts", faults: []*fault{{action: "RunInstances", times: 10, status: 502, raw: "<html>Bad Gateway</html>"}},
+			wantErr: []string{"create node web (", "HTTP 502 Bad Gateway without an EC2 error", "after 5 attempts"}, wantRuns: 5, wantWaits: 4},
+		{name: "no answer past the attempts", faults: []*fault{{action: "RunInstances", times: 10, kind: faultDropAfter}},
+			wantErr: []string{"create node web (", "no answer: Post", "after 5 attempts"}, wantRuns: 5, wantWaits: 4, wantLive: 1},
+		{name: "SDK does not retry behind us", attempts: 1, faults: []*fault{{action: "RunInstances", times: 1, status: 503, code: "Unavailable", msg: "busy"}},
+			wantErr: []string{"Unavailable: busy"}, wantRuns: 1},
+		{name: "InvalidAMIID.NotFound", image: "ami-missing",
+			wantErr: []string{"ec2: create node web (", "): InvalidAMIID.NotFound: The image id '[ami-missing]' does not exist"}, wantRuns: 1},
+		{name: "UnauthorizedOperation", faults: []*fault{{action: "RunInstances", times: 1, status: 403, code: "UnauthorizedOperation", msg: "You are not authorized to perform this operation."}},
+			wantErr: []string{"UnauthorizedOperation: You are not authorized to perform this operation."}, wantRuns: 1},
+		{name: "InvalidParameterValue", faults: []*fault{{action: "RunInstances", times: 1, status: 400, code: "InvalidParameterValue", msg: "Value (t9.huge) for parameter instanceType is invalid."}},
+			wantErr: []string{"InvalidParameterValue: Value (t9.huge) for parameter instanceType is invalid."}, wantRuns: 1},
+		{name: "malformed image id", image: "img-1", wantErr: []string{`InvalidAMIID.Malformed: Invalid id: "img-1"`}, wantRuns: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			if tc.attempts > 0 {
+				e.h.policy.Attempts = tc.attempts
+			}
+			e.f.inject(tc.faults...)
+			spec := e.spec("web")
+			if tc.image != "" {
+				spec.Resource["image_id"] = tc.image
+			}
+			hd, err := e.h.Create(t.Context(), spec)
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Create: %v", err)
+				}
+				if in := e.f.instance(hd.ID); in.tags[TagNodeID] != spec.NodeID {
+					t.Errorf("handle %q is not the node's instance at the fake", hd.ID)
+				}
+			} else {
+				if err == nil {
+					t.Fatal("Create succeeded, want an error")
+				}
+				for _, s := range tc.wantErr {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not contain %q", err, s)
+					}
+				}
+				var ee *Error
+				if !errors.As(err, &ee) || ee.Endpoint != e.url {
+					t.Errorf("error %v is not an *Error naming endpoint %s", err, e.url)
+				}
+			}
+			if n := e.f.count("RunInstances"); n != tc.wantRuns {
+				t.Errorf("RunInstances requests = %d, want %d", n, tc.wantRuns)
+			}
+			if n := e.waits.Load(); n != tc.wantWaits {
+				t.Errorf("backoff waits = %d, want %d", n, tc.wantWaits)
+			}
+			if n := e.f.live(); n != tc.wantLive {
+				t.Errorf("live instances at the fake = %d, want %d", n, tc.wantLive)
+			}
+		})
+	}
+}
+
+func TestUserDataLimit(t *testing.T) {
+	cases := []struct {
+		name    string
+		size    int
+		wantErr bool
+	}{
+		{"empty", 0, false},
+		{"exactly 16 KiB", MaxUserData, false},
+		{"one byte over", MaxUserData + 1, true},
+		{"far over", 64 * 1024, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			spec := e.spec("big")
+			spec.Context.UserData = strings.Repeat("x", tc.size)
+			_, err := e.h.Create(t.Context(), spec)
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Create accepted oversized user data")
+			}
+			for _, s := range []string{"create node big", fmt.Sprint(tc.size), "16384", "16 KiB"} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not mention %q", err, s)
+				}
+			}
+			if n := e.f.totalCalls(); n != 0 {
+				t.Errorf("%d calls reached the endpoint before the refusal", n)
+			}
+		})
+	}
+}
+
+func TestStateAndAddresses(t *testing.T) {
+	cases := []struct {
+		name      string
+		state     string // set at the fake (frozen); "" = leave as created
+		purge     bool
+		grace     time.Duration
+		wantState resource.State
+		wantAddrs resource.Addresses
+		wantGone  bool // State and Addresses say ErrNotFound
+		addrsGone bool // only Addresses says ErrNotFound
+	}{
+		{name: "pending", state: "pending", wantState: resource.StatePending, wantAddrs: resource.Addresses{Public: "10.0.0.3", Private: "10.0.0.3"}},
+		{name: "running", state: "running", wantState: resource.StateRunning, wantAddrs: resource.Addresses{Public: "203.0.113.3", Private: "10.0.0.3"}},
+		{name: "stopping", state: "stopping", wantState: resource.StateShutdown, wantAddrs: resource.Addresses{Public: "203.0.113.3", Private: "10.0.0.3"}},
+		{name: "stopped", state: "stopped", wantState: resource.StateShutdown, wantAddrs: resource.Addresses{Public: "10.0.0.3", Private: "10.0.0.3"}},
+		{name: "shutting-down", state: "shutting-down", wantState: resource.StateShutdown, addrsGone: true},
+		{name: "terminated", state: "terminated", wantState: resource.StateShutdown, addrsGone: true},
+		{name: "terminated and gone", purge: true, wantGone: true},
+		{name: "gone moments after our create (eventual consistency)", purge: true, grace: time.Hour, wantState: resource.StatePending},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			e.h.grace = tc.grace
+			hd, err := e.h.Create(t.Context(), e.spec("db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.f.with(func() { e.f.freeze = true })
+			if tc.state != "" {
+				e.f.setState(hd.ID, tc.state)
+			}
+			if tc.purge {
+				e.f.purge(hd.ID)
+			}
+			st, err := e.h.State(t.Context(), hd)
+			if tc.wantGone {
+				if !errors.Is(err, resource.ErrNotFound) {
+					t.Errorf("State = %q, %v; want ErrNotFound", st, err)
+				}
+			} else if err != nil || st != tc.wantState {
+				t.Errorf("State = %q, %v; want %q", st, err, tc.wantState)
+			}
+			a, err := e.h.Addresses(t.Context(), hd)
+			switch {
+			case tc.wantGone || tc.addrsGone:
+				if !errors.Is(err, resource.ErrNotFound) {
+					t.Errorf("Addresses = %+v, %v; want ErrNotFound", a, err)
+				}
+			case err != nil || a != tc.wantAddrs:
+				t.Errorf("Addresses = %+v, %v; want %+v", a, err, tc.wantAddrs)
+			}
+		})
+	}
+}
+
+func TestStateGoesPendingToRunning(t *testing.T) {
+	e := setup(t)
+	e.f.with(func() { e.f.hideNew = 1 }) // the first describe does not see it yet, as on EC2
+	hd, err := e.h.Create(t.Context(), e.spec("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []resource.State{resource.StatePending, resource.StateRunning, resource.StateRunning} {
+		if st, err := e.h.State(t.Context(), hd); err != nil || st != want {
+			t.Errorf("State #%d = %q, %v; want %q", i, st, err, want)
+		}
+	}
+}
+
+func TestDestroy(t *testing.T) {
+	cases := []struct {
+		name      string
+		prepare   func(e *env, hd resource.Handle) resource.Handle
+		wantErr   string
+		wantCalls int // TerminateInstances requests
+		wantLive  int
+	}{
+		{name: "running", wantCalls: 1},
+		{name: "twice", prepare: func(e *env, hd resource.Handle) resource.Handle {
+			if err := e.h.Destroy(context.Background(), hd); err != nil {
+				panic(err)
+			}
+			return hd
+		}, wantCalls: 2},
+		{name: "gone at the endpoint is success", prepare: func(e *env, hd resource.Handle) resource.Handle {
+			e.h.grace = 0
+			e.f.purge(hd.ID)
+			return hd
+		}, wantCalls: 1},
+		{name: "never existed", prepare: func(e *env, hd resource.Handle) resource.Handle {
+			return resource.Handle{ID: "i-0000000000000dead"}
+		}, wantCalls: 1, wantLive: 1},
+		{name: "throttled", prepare: func(e *env, hd resource.Handle) resource.Handle {
+			e.f.inject(&fault{action: "TerminateInstances", times: 2, status: 503, code: "RequestLimitExceeded", msg: "Request limit exceeded."})
+			return hd
+		}, wantCalls: 3},
+		{name: "permanent error", prepare: func(e *env, hd resource.Handle) resource.Handle {
+			e.f.inject(&fault{action: "TerminateInstances", times: 1, status: 403, code: "UnauthorizedOperation", msg: "You are not authorized to perform this operation."})
+			return hd
+		}, wantErr: "ec2: destroy instance i-", wantCalls: 1, wantLive: 1},
+		{name: "not visible yet is not success", prepare: func(e *env, hd resource.Handle) resource.Handle {
+			e.f.with(func() { e.f.instances[hd.ID].hiddenFor = 1 << 30 })
+			e.f.inject(&fault{action: "TerminateInstances", times: 100, status: 400, code: "InvalidInstanceID.NotFound", msg: "The instance ID does not exist"})
+			return hd
+		}, wantErr: "not visible at the endpoint yet", wantCalls: 5, wantLive: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			hd, err := e.h.Create(t.Context(), e.spec("web"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.prepare != nil {
+				hd = tc.prepare(e, hd)
+			}
+			err = e.h.Destroy(t.Context(), hd)
+			if tc.wantErr == "" && err != nil {
+				t.Errorf("Destroy: %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("Destroy = %v, want an error containing %q", err, tc.wantErr)
+			}
+			if n := e.f.count("TerminateInstances"); n != tc.wantCalls {
+				t.Errorf("TerminateInstances requests = %d, want %d", n, tc.wantCalls)
+			}
+			if n := e.f.live(); n != tc.wantLive {
+				t.Errorf("live instances = %d, want %d", n, tc.wantLive)
+			}
+		})
+	}
+}
+
+func TestListAndFind(t *testing.T) {
+	e := setup(t)
+	e.f.with(func() { e.f.pageSize = 1 }) // force NextToken paging
+	a := e.spec("web")
+	var want []resource.Owned
+	for i, name := range []string{"web", "db", "cache", "gone"} {
+		s := e.spec(name)
+		s.InfraID = a.InfraID
+		hd, err := e.h.Create(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			if err := e.h.Destroy(t.Context(), hd); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want = append(want, resource.Owned{Handle: hd, InfraID: s.InfraID, NodeID: s.NodeID, NodeName: name})
+	}
+	other := e.spec("web") // another infrastructure
+	if _, err := e.h.Create(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.h.List(t.Context(), a.InfraID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("List = %+v\nwant %+v", got, want)
+	}
+	for _, o := range want {
+		hd, ok, err := e.h.Find(t.Context(), o.InfraID, o.NodeID)
+		if err != nil || !ok || hd.ID != o.Handle.ID {
+			t.Errorf("Find(%s) = %v, %v, %v; want %s", o.NodeName, hd, ok, err, o.Handle.ID)
+		}
+	}
+	if _, ok, err := e.h.Find(t.Context(), other.InfraID, want[0].NodeID); ok || err != nil {
+		t.Errorf("Find across infrastructures = %v, %v; want not found", ok, err)
+	}
+	if got, err := e.h.List(t.Context(), "infra-none"); err != nil || len(got) != 0 {
+		t.Errorf("List of an unknown infra = %v, %v", got, err)
+	}
+}
+
+// TestCancel: a cancelled context (Ctrl-C in the CLI) ends a call at once,
+// whether it is waiting for an answer or backing off between retries.
+func TestCancel(t *testing.T) {
+	cases := []struct {
+		name   string
+		fault  *fault
+		base   time.Duration // policy backoff base; long waits prove cancellation ends them
+		cancel func(t *testing.T, cancel context.CancelFunc)
+	}{
+		{name: "waiting for an answer", fault: &fault{action: "RunInstances", times: 1, kind: faultHang}},
+		{name: "backing off", fault: &fault{action: "RunInstances", times: 100, status: 503, code: "RequestLimitExceeded", msg: "slow down"}, base: time.Hour},
+		{name: "SIGINT while waiting", fault: &fault{action: "RunInstances", times: 1, kind: faultHang},
+			cancel: func(t *testing.T, _ context.CancelFunc) {
+				if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+					t.Error(err)
+				}
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			if tc.base > 0 {
+				e.h.policy = cloudapi.Policy{Attempts: 10, Base: tc.base, Max: tc.base}
+			}
+			e.f.inject(tc.fault)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tc.cancel != nil {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt)
+				defer stop()
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := e.h.Create(ctx, e.spec("web"))
+				done <- err
+			}()
+			// Let the request reach the fake.
+			for deadline := time.Now().Add(5 * time.Second); e.f.count("RunInstances") == 0 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond)
+			start := time.Now()
+			if tc.cancel != nil {
+				tc.cancel(t, cancel)
+			} else {
+				cancel()
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Create after cancel = %v, want context.Canceled", err)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Errorf("Create took %v to notice the cancellation", d)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Create did not return after the cancellation")
+			}
+		})
+	}
+}
+
+func TestSecretNeverInErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(e *env) error
+	}{
+		{"server echoes the secret", func(e *env) error {
+			e.f.inject(&fault{action: "RunInstances", times: 1, status: 401, code: "AuthFailure", msg: "signature by " + testSecret + " does not match"})
+			_, err := e.h.Create(context.Background(), e.spec("web"))
+			return err
+		}},
+		{"wrong access key", func(e *env) error {
+			e.f.with(func() { e.f.access = "AKIDOTHER" })
+			_, err := e.h.Create(context.Background(), e.spec("web"))
+			return err
+		}},
+		{"transport failure", func(e *env) error {
+			e.f.inject(&fault{action: "RunInstances", times: 10, kind: faultDropAfter})
+			_, err := e.h.Create(context.Background(), e.spec("web"))
+			return err
+		}},
+		{"configuration error", func(e *env) error {
+			_, err := New(resource.Config{Resource: map[string]any{"type": "ec2", "endpoint": e.url, "regionname": "r"},
+				Auth: map[string]any{"secretkey": testSecret}})
+			return err
+		}},
+		{"bad endpoint", func(e *env) error {
+			_, err := New(resource.Config{Resource: map[string]any{"type": "ec2", "endpoint": "not a url", "regionname": "r"},
+				Auth: map[string]any{"accesskey": "a", "secretkey": testSecret}})
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			err := tc.run(e)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, s := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+				if strings.Contains(s, testSecret) {
+					t.Errorf("error text contains the secret key: %s", s)
+				}
+			}
+		})
+	}
+}
+
+func TestNewConfigErrors(t *testing.T) {
+	good := func() resource.Config {
+		return resource.Config{
+			Resource: map[string]any{"type": "ec2", "endpoint": "https://ec2.example:8773", "regionname": "eu-1"},
+			Auth:     map[string]any{"accesskey": "AKID", "secretkey": "s"},
+		}
+	}
+	cases := []struct {
+		name    string
+		edit    func(c *resource.Config)
+		wantErr string
+	}{
+		{"ok", func(*resource.Config) {}, ""},
+		{"no auth_data entry", func(c *resource.Config) { c.Auth = nil }, "ec2: no credentials for endpoint https://ec2.example:8773"},
+		{"no secretkey", func(c *resource.Config) { delete(c.Auth, "secretkey") }, "auth_data lacks secretkey"},
+		{"no keys", func(c *resource.Config) { c.Auth = map[string]any{} }, "lacks accesskey and secretkey"},
+		{"no endpoint", func(c *resource.Config) { delete(c.Resource, "endpoint") }, "no endpoint"},
+		{"tutorial placeholder", func(c *resource.Config) {
+			c.Resource["endpoint"] = "replace_with_endpoint_of_ec2_interface_of_your_cloud"
+		}, `"replace_with_endpoint_of_ec2_interface_of_your_cloud" is not an http(s) URL`},
+		{"no region", func(c *resource.Config) { delete(c.Resource, "regionname") }, "regionname is missing"},
+		{"secret of a string kind", func(c *resource.Config) { c.Auth["secretkey"] = secretLike("x") }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good()
+			tc.edit(&c)
+			h, err := resource.New(c) // through the registry
+			if tc.wantErr == "" {
+				if err != nil || h == nil {
+					t.Fatalf("New = %v, %v", h, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("New error = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// secretLike stands for auth.Secret: a string kind that prints redacted.
+type secretLike string
+
+func (secretLike) String() string { return "[REDACTED]" }
+
+func TestCreateChecksBeforeCalling(t *testing.T) {
+	cases := []struct {
+		name    string
+		edit    func(s *resource.Spec)
+		wantErr string
+	}{
+		{"no image", func(s *resource.Spec) { delete(s.Resource, "image_id") }, "needs image_id and instance_type"},
+		{"bad groups", func(s *resource.Spec) { s.Resource["security_group_ids"] = []any{1} }, "security_group_ids"},
+		{"bad tags", func(s *resource.Spec) { s.Resource["tags"] = "x" }, "tags must be a map"},
+		{"no node id", func(s *resource.Spec) { s.NodeID = "" }, "no infra id or node id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			e.h.defaults = map[string]any{} // the section of the spec only
+			s := e.spec("web")
+			tc.edit(&s)
+			_, err := e.h.Create(t.Context(), s)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Create = %v, want %q", err, tc.wantErr)
+			}
+			if n := e.f.totalCalls(); n != 0 {
+				t.Errorf("%d calls made", n)
+			}
+		})
+	}
+}
+
+func TestClientToken(t *testing.T) {
+	uuid := "0b5c2d7e-1a2b-4c3d-8e9f-001122334455"
+	long := strings.Repeat("n", 80)
+	cases := []struct{ infra, node, want string }{
+		{"i", uuid, uuid},
+		{"i", "with space", ""},
+		{"i", long, ""},
+	}
+	for _, tc := range cases {
+		got := clientToken(tc.infra, tc.node)
+		if tc.want != "" && got != tc.want {
+			t.Errorf("clientToken(%q) = %q, want %q", tc.node, got, tc.want)
+		}
+		if len(got) > 64 || got != clientToken(tc.infra, tc.node) || (tc.want == "" && got == tc.node) {
+			t.Errorf("clientToken(%q) = %q: must be stable, ASCII and at most 64 characters", tc.node, got)
+		}
+	}
+	if clientToken("a", long) == clientToken("b", long) {
+		t.Error("digest tokens of two infrastructures collide")
+	}
+}
+
+func TestRateLimitIsPerEndpointAndShared(t *testing.T) {
+	e := setup(t)
+	h2, err := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.access, "secretkey": "other"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, _ := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.access, "secretkey": testSecret}})
+	if h1.(*Handler).limiters != limiters || h2.(*Handler).limiters != limiters {
+		t.Fatal("handlers do not share the package's limiters")
+	}
+	// 20 calls/s with no burst: 6 calls take at least 250 ms.
+	e.h.limiters = cloudapi.NewLimiters(20, 1)
+	start := time.Now()
+	for range 6 {
+		if _, err := e.h.List(t.Context(), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d < 240*time.Millisecond {
+		t.Errorf("6 calls at 20/s took %v", d)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	e := setup(t)
+	resourcetest.Run(t, e.h, func(t *testing.T) resource.Spec { return e.spec("node") },
+		resourcetest.WithKill(func(t *testing.T, h resource.Handle) { e.f.kill(h.ID) }),
+		resourcetest.WithTimeout(5*time.Second))
+	if n := e.f.live(); n != 0 {
+		t.Errorf("%d instances left running after the suite", n)
+	}
+}
+
+// TestCreateAgainAfterLostAnswers: every answer of a first Create is lost
+// (it fails, having made the VM); the engine's next Create for the same
+// node must find that VM, not make a second one.
+func TestCreateAgainAfterLostAnswers(t *testing.T) {
+	e := setup(t)
+	e.f.inject(&fault{action: "RunInstances", times: 5, kind: faultDropAfter})
+	spec := e.spec("web")
+	if _, err := e.h.Create(t.Context(), spec); err == nil {
+		t.Fatal("first Create succeeded although every answer was lost")
+	}
+	hd, err := e.h.Create(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.f.live(); n != 1 {
+		t.Errorf("%d live instances, want 1", n)
+	}
+	if in := e.f.instance(hd.ID); in.tags[TagNodeID] != spec.NodeID {
+		t.Errorf("second Create returned %s, not the node's instance", hd.ID)
+	}
+	var runs []map[string][]string
+	e.f.with(func() { runs = e.f.runs })
+	if len(runs) != 6 {
+		t.Errorf("%d RunInstances requests, want 6", len(runs))
+	}
+	for i, r := range runs {
+		if get(r, "ClientToken") != spec.NodeID {
+			t.Errorf("RunInstances #%d ClientToken = %q, want the node id", i, get(r, "ClientToken"))
+		}
+	}
+}

@@ -1,0 +1,103 @@
+package ec2
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// Provider error codes that mean "slow down" or "try again": the EC2
+// throttling codes and the server-side transient ones.
+var retryableCodes = map[string]bool{
+	"RequestLimitExceeded":      true,
+	"Throttling":                true,
+	"ThrottlingException":       true,
+	"RequestThrottled":          true,
+	"RequestThrottledException": true,
+	"TooManyRequestsException":  true,
+	"SlowDown":                  true,
+	"ServiceUnavailable":        true,
+	"Unavailable":               true,
+	"InternalError":             true,
+	"InternalFailure":           true,
+	"RequestTimeout":            true,
+	"RequestTimeoutException":   true,
+	"PriorRequestNotComplete":   true,
+	"EC2ThrottledException":     true,
+	"BandwidthLimitExceeded":    true,
+}
+
+// retryableStatus are HTTP statuses worth another try whatever the code.
+var retryableStatus = map[int]bool{
+	http.StatusTooManyRequests:     true,
+	http.StatusInternalServerError: true,
+	http.StatusBadGateway:          true,
+	http.StatusServiceUnavailable:  true,
+	http.StatusGatewayTimeout:      true,
+}
+
+// retryable classifies one failed SDK call. Permanent provider errors
+// (InvalidAMIID.NotFound, UnauthorizedOperation, InvalidParameterValue,
+// AuthFailure, ...) are 4xx answers with a code and are never retried.
+func retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if code, _, ok := apiError(err); ok {
+		if retryableCodes[code] {
+			return true
+		}
+		// A coded answer with a 4xx status (other than 429) is the
+		// provider's final word.
+		st := httpStatus(err)
+		return retryableStatus[st]
+	}
+	if retryableStatus[httpStatus(err)] {
+		return true
+	}
+	// No usable answer: the request may or may not have arrived. Every
+	// call here is safe to repeat (RunInstances carries a ClientToken).
+	var send *smithyhttp.RequestSendError
+	if errors.As(err, &send) {
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return false
+}
+
+// apiError extracts the provider's code and message.
+func apiError(err error) (code, msg string, ok bool) {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() != "" {
+		return ae.ErrorCode(), ae.ErrorMessage(), true
+	}
+	return "", "", false
+}
+
+// isNotFound reports EC2's "no such instance" answers.
+func isNotFound(err error) bool {
+	code, _, ok := apiError(err)
+	return ok && (code == "InvalidInstanceID.NotFound" || code == "InvalidInstanceID.Malformed")
+}
+
+// httpStatus of a response error, 0 when there was no response.
+func httpStatus(err error) int {
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
