@@ -15,8 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
@@ -32,7 +35,14 @@ var (
 	ErrUnknownNode = errors.New("unknown node")
 	// ErrInvalid: a request that cannot be carried out as asked.
 	ErrInvalid = errors.New("invalid request")
+	// ErrBusy: another process holds the infrastructure's lease (it is
+	// maintaining it right now).
+	ErrBusy = errors.New("infrastructure is being maintained by another process")
 )
+
+// LeaseTTL is how long a maintainer's lease on an infrastructure lasts
+// without renewal; it is renewed every third of that while a pass runs.
+var LeaseTTL = 30 * time.Second
 
 // Options configure a Manager.
 type Options struct {
@@ -68,6 +78,7 @@ type Manager struct {
 	wg       sync.WaitGroup
 	closed   bool
 	passLock map[string]*sync.Mutex // one pass at a time per infra in this process
+	owner    string                 // this Manager, for store leases
 }
 
 // New returns a Manager.
@@ -84,7 +95,7 @@ func New(opt Options) (*Manager, error) {
 	eng := engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
 		Auth: opt.Auth, Parallelize: opt.Parallelize, OnEvent: opt.OnEvent})
 	return &Manager{opt: opt, eng: eng, log: opt.Log.With("component", "manager"),
-		loops: map[string]context.CancelFunc{}, passLock: map[string]*sync.Mutex{}}, nil
+		loops: map[string]context.CancelFunc{}, passLock: map[string]*sync.Mutex{}, owner: leaseOwner()}, nil
 }
 
 // Engine returns the engine under the Manager (for plan and tests).
@@ -150,9 +161,11 @@ func (m *Manager) Build(ctx context.Context, in *descr.Infra, id string) (*Build
 		return nil, err
 	}
 	res := &BuildResult{ID: id}
-	unlock := m.lockPasses(id)
-	res.Created, err = m.eng.Build(ctx, id, engine.BuildOptions{})
-	unlock()
+	err = m.withLease(ctx, id, true, func(ctx context.Context) error {
+		var berr error
+		res.Created, berr = m.eng.Build(ctx, id, engine.BuildOptions{})
+		return berr
+	})
 	res.Duration = time.Since(start)
 	if err == nil {
 		return res, nil
@@ -192,14 +205,80 @@ func (e *RollbackError) Unwrap() error { return e.Cause }
 
 // Maintain runs one maintenance pass.
 func (m *Manager) Maintain(ctx context.Context, id string) (*engine.PassResult, error) {
+	var res *engine.PassResult
+	err := m.withLease(ctx, id, false, func(ctx context.Context) error {
+		start := time.Now()
+		var perr error
+		res, perr = m.eng.Reconcile(ctx, id)
+		if m.opt.OnPass != nil {
+			m.opt.OnPass(id, time.Since(start), res, perr)
+		}
+		return perr
+	})
+	return res, err
+}
+
+// withLease runs fn while holding this process's pass lock and, when the
+// store can lease (SQLite, Redis), the store lease of the infrastructure,
+// so that two maintainers sharing a store never work on one
+// infrastructure at once. The lease is renewed while fn runs; losing it
+// cancels fn's context. With wait, a busy lease is waited for; without,
+// ErrBusy is returned.
+func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(ctx context.Context) error) error {
 	unlock := m.lockPasses(id)
 	defer unlock()
-	start := time.Now()
-	res, err := m.eng.Reconcile(ctx, id)
-	if m.opt.OnPass != nil {
-		m.opt.OnPass(id, time.Since(start), res, err)
+	l, ok := m.opt.Store.(store.Leaser)
+	if !ok {
+		return fn(ctx)
 	}
-	return res, err
+	key := "infra:" + id
+	for {
+		got, err := l.Acquire(ctx, key, m.owner, LeaseTTL)
+		if err != nil {
+			return err
+		}
+		if got {
+			break
+		}
+		if !wait {
+			return ErrBusy
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	defer l.Release(context.WithoutCancel(ctx), key, m.owner)
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if ok, err := l.Renew(wctx, key, m.owner, LeaseTTL); err == nil && !ok {
+					cancel(ErrBusy) // another process took over: stop working
+					return
+				}
+			}
+		}
+	}()
+	err := fn(wctx)
+	if errors.Is(context.Cause(wctx), ErrBusy) && err != nil {
+		return fmt.Errorf("%w: the lease was lost during the pass", ErrBusy)
+	}
+	return err
+}
+
+func leaseOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString())
 }
 
 // lockPasses keeps passes on one infrastructure from overlapping in this
@@ -292,14 +371,17 @@ func (m *Manager) startLoop(id string) {
 		defer m.wg.Done()
 		for {
 			if _, err := m.Maintain(ctx, id); err != nil && ctx.Err() == nil {
-				if errors.Is(err, ErrUnknownInfra) {
+				if errors.Is(err, ErrBusy) {
+					m.log.Debug("another process maintains it; skipping this pass", "infra", id)
+				} else if errors.Is(err, ErrUnknownInfra) {
 					m.log.Info("infrastructure gone; maintenance stops", "infra", id)
 					m.mu.Lock()
 					delete(m.loops, id)
 					m.mu.Unlock()
 					return
+				} else {
+					m.log.Warn("maintenance pass failed", "infra", id, "err", err)
 				}
-				m.log.Warn("maintenance pass failed", "infra", id, "err", err)
 			}
 			select {
 			case <-ctx.Done():
@@ -320,12 +402,17 @@ func (m *Manager) stopLoop(id string) {
 	}
 }
 
-// TearDown stops maintaining and destroys an infrastructure.
+// TearDown stops maintaining and destroys an infrastructure. It waits for
+// a pass another process is running on it to finish.
 func (m *Manager) TearDown(ctx context.Context, id string) (*engine.DestroyReport, error) {
 	m.stopLoop(id)
-	unlock := m.lockPasses(id)
-	defer unlock()
-	return m.eng.Destroy(ctx, id)
+	var rep *engine.DestroyReport
+	err := m.withLease(ctx, id, true, func(ctx context.Context) error {
+		var derr error
+		rep, derr = m.eng.Destroy(ctx, id)
+		return derr
+	})
+	return rep, err
 }
 
 // Get returns the report of an infrastructure (the REST shape).
