@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/occopus-go/occopus/internal/config"
 	"github.com/occopus-go/occopus/store"
+	"github.com/occopus-go/occopus/store/redis"
 	"github.com/occopus-go/occopus/store/sqlite"
 )
 
@@ -56,7 +59,12 @@ func (e *env) openStore(ctx context.Context, cfg *config.Config) (store.Store, e
 	case "sqlite":
 		return sqlite.Open(ctx, cfg.Store.Path)
 	case "redis":
-		return nil, fmt.Errorf("%s: components.uds.protocol: redis: the Redis store is not in this build yet; remove the uds section to use the embedded SQLite store", cfg.File)
+		addr := net.JoinHostPort(cfg.Store.Host, strconv.Itoa(cfg.Store.Port))
+		st, err := redis.Open(ctx, redis.Options{Addr: addr, DB: cfg.Store.DB, Password: cfg.Store.Password, Prefix: cfg.Store.Prefix})
+		if err != nil {
+			return nil, fmt.Errorf("%s: components.uds: %w", cfg.File, err)
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("unknown store protocol %q", cfg.Store.Protocol)
 }
@@ -122,6 +130,7 @@ func newRoot(e *env) *cobra.Command {
 		newScale(e),
 		newPlan(e),
 		newVersion(e),
+		newRESTService(e),
 	)
 	return root
 }

@@ -44,6 +44,9 @@ type Store struct {
 	Host     string
 	Port     int
 	DB       int
+	Password string
+	// Prefix of every Redis key (default "occopus:").
+	Prefix string
 }
 
 // REST holds the REST service's defaults (`components: rest:`).
@@ -130,6 +133,8 @@ func (c *Config) read(path string) error {
 				Host     string `yaml:"host"`
 				Port     int    `yaml:"port"`
 				DB       int    `yaml:"db"`
+				Password string `yaml:"password"`
+				Prefix   string `yaml:"prefix"`
 			} `yaml:"uds"`
 		} `yaml:"components"`
 	}
@@ -156,7 +161,7 @@ func (c *Config) read(path string) error {
 			}
 		}
 	case "redis":
-		c.Store = Store{Protocol: "redis", Host: u.Host, Port: u.Port, DB: u.DB}
+		c.Store = Store{Protocol: "redis", Host: u.Host, Port: u.Port, DB: u.DB, Password: u.Password, Prefix: u.Prefix}
 		if c.Store.Host == "" {
 			c.Store.Host = "localhost"
 		}
