@@ -34,6 +34,14 @@ else
 	need mariadb "scripts/services.sh mariadb failed"
 fi
 
+# Redis for the redis store's conformance suite.
+if envs=$(scripts/services.sh redis 2>/tmp/occopus-redis.log); then
+	eval "$envs"
+else
+	cat /tmp/occopus-redis.log >&2
+	need redis "scripts/services.sh redis failed"
+fi
+
 go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
