@@ -202,6 +202,16 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		out, err = h.cli.RunInstances(ctx, in)
 		return err
 	})
+	if code, _, _ := apiError(err); code == "IdempotentParameterMismatch" {
+		// The node's instance exists but was asked for with other
+		// parameters (a re-rendered template): it is still the node's
+		// instance, and a second one must not be made.
+		hd, found, ferr := h.Find(ctx, spec.InfraID, spec.NodeID)
+		if ferr == nil && found {
+			h.log.Warn("instance of this node exists with other parameters; adopting it", "node", spec.NodeName, "node_id", spec.NodeID, "instance", hd.ID)
+			return hd, nil
+		}
+	}
 	if err != nil {
 		return resource.Handle{}, err
 	}
@@ -534,10 +544,20 @@ func (h *Handler) call(ctx context.Context, what string, fn func(ctx context.Con
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		err = errors.Join(ctx.Err(), err)
+	e := h.wrap(what, attempt, err)
+	if cerr := ctx.Err(); cerr != nil {
+		// Stopped by the caller (Ctrl-C, build timeout): say so first;
+		// the provider's last answer, if it gave one, follows.
+		last := ""
+		if e.Code != "" {
+			last = " (last answer: " + e.Code + ": " + e.Message + ")"
+		}
+		e.Code, e.Message = "", "stopped: "+cerr.Error()+last
+		if !errors.Is(err, cerr) {
+			e.Err = errors.Join(cerr, err)
+		}
 	}
-	return h.wrap(what, attempt, err)
+	return e
 }
 
 // Error is a failed call: what was done, where, and what the cloud said.
@@ -564,7 +584,7 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-func (h *Handler) wrap(what string, attempts int, err error) error {
+func (h *Handler) wrap(what string, attempts int, err error) *Error {
 	e := &Error{What: what, Endpoint: h.endpoint, Attempts: attempts, Err: err}
 	var send *smithyhttp.RequestSendError
 	code, msg, ok := apiError(err)

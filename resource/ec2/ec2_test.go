@@ -537,6 +537,9 @@ func TestCancel(t *testing.T) {
 				if !errors.Is(err, context.Canceled) {
 					t.Errorf("Create after cancel = %v, want context.Canceled", err)
 				}
+				if err != nil && !strings.Contains(err.Error(), "ec2: create node web (") || !strings.Contains(err.Error(), "stopped: context canceled") {
+					t.Errorf("error %q does not say that the caller stopped it", err)
+				}
 				if d := time.Since(start); d > time.Second {
 					t.Errorf("Create took %v to notice the cancellation", d)
 				}
@@ -752,5 +755,47 @@ func TestCreateAgainAfterLostAnswers(t *testing.T) {
 		if get(r, "ClientToken") != spec.NodeID {
 			t.Errorf("RunInstances #%d ClientToken = %q, want the node id", i, get(r, "ClientToken"))
 		}
+	}
+}
+
+// TestCreateAgainWithOtherParameters: a retried Create whose template
+// rendered differently gets IdempotentParameterMismatch from EC2; the
+// node's existing instance is adopted, no second one is made.
+func TestCreateAgainWithOtherParameters(t *testing.T) {
+	cases := []struct {
+		name      string
+		terminate bool
+		wantErr   string
+	}{
+		{name: "instance alive: adopted"},
+		{name: "instance terminated: the provider's error", terminate: true, wantErr: "IdempotentParameterMismatch: The client token"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := setup(t)
+			spec := e.spec("web")
+			first, err := e.h.Create(t.Context(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.terminate {
+				e.f.kill(first.ID)
+			}
+			spec.Context.UserData = "#cloud-config\n# rendered again\n"
+			hd, err := e.h.Create(t.Context(), spec)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("Create = %v, want %q", err, tc.wantErr)
+				}
+			} else if err != nil || hd.ID != first.ID {
+				t.Errorf("Create = %v, %v; want the first instance %s", hd, err, first.ID)
+			}
+			if n := e.f.count("RunInstances"); n != 2 {
+				t.Errorf("%d RunInstances, want 2 (a mismatch is not retried)", n)
+			}
+			if e.f.live() > 1 {
+				t.Error("a second instance was made")
+			}
+		})
 	}
 }

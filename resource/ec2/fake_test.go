@@ -319,7 +319,7 @@ func (f *fakeEC2) runInstances(form map[string][]string) (int, string) {
 		if in == nil {
 			return f.errBody(500, "InternalError", "token of a forgotten instance")
 		}
-		if in.image != image {
+		if in.image != image || base64.StdEncoding.EncodeToString([]byte(in.userData)) != get(form, "UserData") {
 			return f.errBody(400, "IdempotentParameterMismatch", "The client token you have provided is associated with a resource that is already created, with different parameters.")
 		}
 		return 200, f.reservationXML("RunInstancesResponse", in)
