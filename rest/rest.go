@@ -1,0 +1,425 @@
+// Package rest is the HTTP API of the orchestrator: Occopus's REST service
+// (the same paths, methods and JSON bodies) over an occopus.Manager, plus
+// /openapi.yaml, /healthz and Prometheus /metrics.
+//
+// Routes (Occopus's, plus attach, detach, scaleto and notify of later
+// versions):
+//
+//	POST   /infrastructures/                                   {"infraid": ID}
+//	GET    /infrastructures/                                   {"infrastructures": [ID...]}
+//	GET    /infrastructures/{id}                               the report
+//	DELETE /infrastructures/{id}                               {"infraid": ID}
+//	POST   /infrastructures/{id}/scaleup/{node}[/{count}]      {"method": "scaleup", ...}
+//	POST   /infrastructures/{id}/scaledown/{node}[/{nodeid}]   {"method": "scaledown", ...}
+//	POST   /infrastructures/{id}/scaleto/{node}/{count}        {"method": "scaleto", ...}
+//	POST   /infrastructures/{id}/attach|detach|notify          {"infraid": ID}
+//
+// Errors are JSON {"status_code": N, "reason": "Not Found", "message": "..."}
+// with the same HTTP status. Every response and log line is scrubbed of the
+// credentials of auth_data (Config.Secrets).
+package rest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/occopus-go/occopus"
+	"github.com/occopus-go/occopus/engine"
+	"github.com/occopus-go/occopus/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultWebhookTimeout = 5 * time.Second
+	// teardownTimeout bounds DELETE: the response waits for the tear-down
+	// as Occopus's does, and the write deadline is extended to match.
+	teardownTimeout = 30 * time.Minute
+)
+
+// Timeouts of the http.Server.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 2 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 30 * time.Second
+)
+
+//go:embed openapi.yaml
+var openAPI []byte
+
+// OpenAPI returns the OpenAPI 3.1 description of the service.
+func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
+
+// Config configures a Server.
+type Config struct {
+	// Manager are the options the Server builds its Manager with. The
+	// Server chains its own OnEvent and OnPass (metrics, webhooks) after
+	// any given here. Manager.AllowCmd should already be the configuration's
+	// allow_cmd && allow_network_cmd: descriptions arrive over the network.
+	Manager occopus.Options
+	// Host and Port are where ListenAndServe binds (127.0.0.1:5000 when
+	// empty/zero; port 0 picks a free one).
+	Host string
+	Port int
+	// Token, when set, must come as "Authorization: Bearer TOKEN" on every
+	// request but /healthz.
+	Token string
+	// Insecure allows binding a non-loopback address without a token.
+	Insecure bool
+	// CertFile and KeyFile turn on TLS (both or neither).
+	CertFile, KeyFile string
+	// AllowFileImports lets submitted descriptions use !yaml_import and
+	// !text_import of this host's files.
+	AllowFileImports bool
+	// Secrets are scrubbed from every response (auth.Data.Secrets()).
+	Secrets []string
+	// MaxBodyBytes limits request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// WebhookTimeout bounds one webhook delivery (default 5 s).
+	WebhookTimeout time.Duration
+	Log            *slog.Logger
+}
+
+// Server is the REST service. It owns its Manager.
+type Server struct {
+	cfg       Config
+	m         *occopus.Manager
+	log       *slog.Logger
+	mux       *http.ServeMux
+	handler   http.Handler
+	metrics   *metrics
+	hooks     *webhooks
+	tokenHash [32]byte
+}
+
+// New builds a Server and its Manager.
+func New(cfg Config) (*Server, error) {
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, errors.New("rest: TLS needs both a certificate (--tls-cert) and a key (--tls-key)")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.WebhookTimeout <= 0 {
+		cfg.WebhookTimeout = DefaultWebhookTimeout
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	s := &Server{cfg: cfg, log: cfg.Log.With("component", "rest")}
+	if cfg.Token != "" {
+		s.tokenHash = sha256.Sum256([]byte(cfg.Token))
+	}
+	s.metrics = newMetrics()
+	s.hooks = newWebhooks(s.log, cfg.WebhookTimeout, s.redact, s.metrics)
+
+	mopt := cfg.Manager
+	userEvent, userPass := mopt.OnEvent, mopt.OnPass
+	mopt.OnEvent = func(ev store.Event) {
+		s.metrics.observeEvent(ev)
+		s.hooks.enqueue(ev)
+		if userEvent != nil {
+			userEvent(ev)
+		}
+	}
+	mopt.OnPass = func(id string, d time.Duration, res *engine.PassResult, err error) {
+		s.metrics.observePass(d, err)
+		if userPass != nil {
+			userPass(id, d, res, err)
+		}
+	}
+	m, err := occopus.New(mopt)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	s.hooks.store = m.Store()
+	s.metrics.register(m)
+	s.mux = http.NewServeMux()
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.pattern, rt.h)
+	}
+	s.handler = http.HandlerFunc(s.serveHTTP)
+	return s, nil
+}
+
+// Manager returns the Server's Manager.
+func (s *Server) Manager() *occopus.Manager { return s.m }
+
+// Handler returns the HTTP handler of the whole API.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+type route struct {
+	pattern string
+	h       http.HandlerFunc
+}
+
+// Routes lists the patterns the service registers, for documentation and
+// the OpenAPI test.
+func Routes() []string {
+	s := &Server{}
+	var out []string
+	for _, rt := range s.routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"POST /infrastructures/{$}", s.createInfra},
+		{"POST /infrastructures", s.createInfra},
+		{"GET /infrastructures/{$}", s.listInfras},
+		{"GET /infrastructures", s.listInfras},
+		{"GET /infrastructures/{id}", s.getInfra},
+		{"DELETE /infrastructures/{id}", s.deleteInfra},
+		{"POST /infrastructures/{id}/scaleup/{node}", s.scaleUp},
+		{"POST /infrastructures/{id}/scaleup/{node}/{count}", s.scaleUp},
+		{"POST /infrastructures/{id}/scaledown/{node}", s.scaleDown},
+		{"POST /infrastructures/{id}/scaledown/{node}/{nodeid}", s.scaleDown},
+		{"POST /infrastructures/{id}/scaleto/{node}/{count}", s.scaleTo},
+		{"POST /infrastructures/{id}/attach", s.attach},
+		{"POST /infrastructures/{id}/detach", s.detach},
+		{"POST /infrastructures/{id}/notify", s.notify},
+		{"GET /openapi.yaml", s.openapi},
+		{"GET /healthz", s.healthz},
+		{"GET /metrics", s.serveMetrics},
+	}
+}
+
+// serveHTTP is the outermost handler: metrics, authentication, body
+// limit, then the mux; the mux's own 404 and 405 become JSON errors.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		s.metrics.observeRequest(route, sw.code(), time.Since(start))
+	}()
+	if r.URL.Path != "/healthz" && !s.authorized(r) {
+		sw.Header().Set("WWW-Authenticate", `Bearer realm="occopus"`)
+		s.writeError(sw, http.StatusUnauthorized, "a valid bearer token is required (Authorization: Bearer TOKEN)")
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(sw, r.Body, s.cfg.MaxBodyBytes)
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		// Not found or method not allowed: let the mux decide which, but
+		// answer in JSON.
+		rec := &discardWriter{header: http.Header{}}
+		s.mux.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			sw.Header().Set("Allow", allow)
+		}
+		code := rec.status
+		if code == 0 {
+			code = http.StatusNotFound
+		}
+		if code >= 300 && code < 400 {
+			sw.Header().Set("Location", rec.header.Get("Location"))
+			sw.WriteHeader(code)
+			return
+		}
+		msg := fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)
+		if code == http.StatusMethodNotAllowed {
+			msg = fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow"))
+		}
+		s.writeError(sw, code, msg)
+		return
+	}
+	s.mux.ServeHTTP(sw, r)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if s.cfg.Token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	// Hashes have one length, so the comparison leaks nothing about the
+	// token's length either.
+	h := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(h[:], s.tokenHash[:]) == 1
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// discardWriter captures the status and headers of the mux's internal
+// handlers.
+type discardWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header { return w.header }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *discardWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+// Close stops the Manager's background loops and the webhook deliveries.
+// The store stays open (it belongs to the caller).
+func (s *Server) Close() error {
+	err := s.m.Close()
+	s.hooks.close()
+	return err
+}
+
+// isLoopback reports whether host names only this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkBind refuses to expose the API beyond this host without a token.
+func (s *Server) checkBind() error {
+	if isLoopback(s.cfg.Host) || s.cfg.Token != "" || s.cfg.Insecure {
+		return nil
+	}
+	return fmt.Errorf("rest: refusing to listen on %s without a token: set --token or OCCOPUS_TOKEN, or pass --insecure to expose the API unauthenticated", s.cfg.Host)
+}
+
+// ListenAndServe binds Config.Host:Port, resumes the maintenance of every
+// attached infrastructure, calls ready with the service's URL and serves
+// until ctx ends; then it shuts the HTTP server down gracefully and closes
+// the Server (Manager loops included).
+func (s *Server) ListenAndServe(ctx context.Context, ready func(url string)) error {
+	if err := s.checkBind(); err != nil {
+		s.Close()
+		return err
+	}
+	port := s.cfg.Port
+	if port < 0 || port > 65535 {
+		s.Close()
+		return fmt.Errorf("rest: port %d out of range", port)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(strings.Trim(s.cfg.Host, "[]"), strconv.Itoa(port)))
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("rest: %w", err)
+	}
+	return s.Serve(ctx, ln, ready)
+}
+
+// Serve is ListenAndServe on a listener the caller made.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(url string)) error {
+	defer s.Close()
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if s.cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(s.cfg.CertFile, s.cfg.KeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("rest: TLS: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ids, err := s.m.ResumeAttached(ctx)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("rest: resume attached infrastructures: %s", s.redact(err.Error()))
+	}
+	scheme := "http"
+	if s.cfg.CertFile != "" {
+		scheme = "https"
+	}
+	url := fmt.Sprintf("%s://%s", scheme, ln.Addr().String())
+	s.log.Info("REST service listening", "url", url, "resumed", len(ids), "auth", s.cfg.Token != "")
+	for _, id := range ids {
+		s.log.Info("maintaining attached infrastructure", "infra", id)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if s.cfg.CertFile != "" {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	if ready != nil {
+		ready(url)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("rest: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("rest: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("rest: %w", err)
+	}
+	return nil
+}
