@@ -208,16 +208,25 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	}
 	defer h.lock("name:" + name)()
 
-	if hd, ok, err := h.existing(ctx, name, spec); err != nil || ok {
-		if err != nil {
-			return resource.Handle{}, wrap(err)
+	// With a local image, the create itself is the look-up: a container
+	// already made for the node shows as a name conflict, a missing image
+	// as not found. That saves two round trips on every create. Other
+	// origins look first, so a retry doesn't pull again.
+	local := origin == "local"
+	if !local {
+		if hd, ok, err := h.existing(ctx, name, spec); err != nil || ok {
+			if err != nil {
+				return resource.Handle{}, wrap(err)
+			}
+			return hd, nil
 		}
-		return hd, nil
 	}
 
 	ref := img + ":" + tag
-	if err := h.ensureImage(ctx, origin, img, tag, spec.Auth); err != nil {
-		return resource.Handle{}, wrap(err)
+	if !local {
+		if err := h.ensureImage(ctx, origin, img, tag, spec.Auth); err != nil {
+			return resource.Handle{}, wrap(err)
+		}
 	}
 	if origin != "" && origin != "dockerhub" && origin != "local" && !isTarball(origin) {
 		ref = registryRef(origin, img) + ":" + tag
@@ -251,9 +260,20 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	resp, err := h.cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
 	if err != nil {
 		if cerrdefs.IsConflict(err) {
-			// Another process created it between our look and our create.
-			if hd, ok, err2 := h.existing(ctx, name, spec); err2 == nil && ok {
+			// Made before (a retry), or by another process between our
+			// look and our create.
+			hd, ok, err2 := h.existing(ctx, name, spec)
+			if err2 != nil {
+				return resource.Handle{}, wrap(err2)
+			}
+			if ok {
 				return hd, nil
+			}
+		}
+		if local && cerrdefs.IsNotFound(err) {
+			// The image, or the network? ensureImage says which.
+			if ierr := h.ensureImage(ctx, origin, img, tag, spec.Auth); ierr != nil {
+				return resource.Handle{}, wrap(ierr)
 			}
 		}
 		return resource.Handle{}, wrap(err)
