@@ -147,8 +147,9 @@ func Resolve(in Input, im *descr.Impl) (*Resolved, error) {
 		rendered, ctx, err := c.Resolve("contextualisation", cs, r)
 		if err != nil {
 			// The contextualiser's own errors already name the key below
-			// the implementation.
-			return nil, r.wrap("", err)
+			// the implementation; point at the template (for an imported
+			// one, its file) when there is one.
+			return nil, r.wrapAt("contextualisation.context_template", err)
 		}
 		out.Contextualisation, out.Context = rendered, ctx
 	}
@@ -251,11 +252,24 @@ func (r *renderer) wrap(path string, err error) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	out := &Error{Path: r.impl.Path(), Err: err}
-	if path != "" {
-		out.Path += "." + path
-	}
+	out := &Error{Path: r.impl.Path() + "." + path, Err: err}
 	if n := r.node(path); n != nil {
+		out.Pos = n.Pos
+	}
+	return out
+}
+
+// wrapAt wraps an error that names its own key, placing it at the source
+// of posPath when known.
+func (r *renderer) wrapAt(posPath string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	out := &Error{Path: r.impl.Path(), Err: err}
+	if n := r.node(posPath); n != nil {
+		out.Pos = n.Pos
+	} else if n := r.node("contextualisation"); n != nil {
 		out.Pos = n.Pos
 	}
 	return out
