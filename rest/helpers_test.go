@@ -266,3 +266,8 @@ func procsOf(infraID string) []string {
 	}
 	return pids
 }
+
+// srv1Options are the Manager options the fixture's servers use.
+func srv1Options(f *fixture) occopus.Options {
+	return occopus.Options{Store: f.st, Home: f.home, Interval: 100 * time.Millisecond, Parallelize: true}
+}

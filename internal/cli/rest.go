@@ -100,4 +100,3 @@ Host and port default to components: rest: of occopus_config.yaml.`,
 	f.Float64Var(&interval, "interval", 10, "seconds between maintenance passes of attached infrastructures")
 	return cmd
 }
-
