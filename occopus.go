@@ -54,8 +54,10 @@ type Options struct {
 	Auth engine.AuthSelector
 	// AllowCmd lets templates run programs with cmd().
 	AllowCmd bool
-	// Parallelize creates a level's nodes, and drops instances, concurrently.
+	// Parallelize creates a level's nodes, and drops instances, concurrently,
+	// at most Parallel at a time (default engine.DefaultParallel).
 	Parallelize bool
+	Parallel    int
 	// Interval is the pause between maintenance passes of attached
 	// infrastructures (default 10 s).
 	Interval time.Duration
@@ -93,7 +95,7 @@ func New(opt Options) (*Manager, error) {
 		opt.Interval = 10 * time.Second
 	}
 	eng := engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
-		Auth: opt.Auth, Parallelize: opt.Parallelize, OnEvent: opt.OnEvent})
+		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel, OnEvent: opt.OnEvent})
 	return &Manager{opt: opt, eng: eng, log: opt.Log.With("component", "manager"),
 		loops: map[string]context.CancelFunc{}, passLock: map[string]*sync.Mutex{}, owner: leaseOwner()}, nil
 }

@@ -49,7 +49,7 @@ func (e *env) session(ctx context.Context, parallelize bool, onEvent func(store.
 	if err != nil {
 		return nil, err
 	}
-	opt := occopus.Options{Store: st, Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallelize: parallelize, OnEvent: onEvent}
+	opt := occopus.Options{Store: st, Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallelize: parallelize, Parallel: cfg.Parallel, OnEvent: onEvent}
 	if ad != nil {
 		opt.Auth = ad
 	}

@@ -33,6 +33,10 @@ type Config struct {
 	// cmd() (AllowCmd must be set too).
 	AllowNetworkCmd bool `yaml:"allow_network_cmd"`
 
+	// Parallel bounds concurrent creations and drops with --parallelize
+	// (default 32).
+	Parallel int `yaml:"parallel"`
+
 	Store Store `yaml:"-"`
 	REST  REST  `yaml:"-"`
 }
@@ -70,7 +74,7 @@ func DefaultHome() string {
 // Home/occopus_config.yaml when present, else defaults. authPath likewise
 // for auth_data.yaml.
 func Load(cfgPath, authPath string) (*Config, error) {
-	c := &Config{Home: DefaultHome()}
+	c := &Config{Home: DefaultHome(), Parallel: 32}
 	c.REST = REST{Host: "127.0.0.1", Port: 5000}
 	c.Store = Store{Protocol: "sqlite"}
 	path := cfgPath
@@ -122,6 +126,7 @@ func (c *Config) read(path string) error {
 		AllowCmd         bool `yaml:"allow_cmd"`
 		AllowFileImports bool `yaml:"allow_file_imports"`
 		AllowNetworkCmd  bool `yaml:"allow_network_cmd"`
+		Parallel         int  `yaml:"parallel"`
 		Components       struct {
 			REST struct {
 				Host string `yaml:"host"`
@@ -142,6 +147,12 @@ func (c *Config) read(path string) error {
 		return fmt.Errorf("configuration file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	c.AllowCmd, c.AllowFileImports, c.AllowNetworkCmd = raw.AllowCmd, raw.AllowFileImports, raw.AllowNetworkCmd
+	if raw.Parallel < 0 {
+		return fmt.Errorf("configuration file %s: parallel: must be at least 1, not %d", path, raw.Parallel)
+	}
+	if raw.Parallel > 0 {
+		c.Parallel = raw.Parallel
+	}
 	if r := raw.Components.REST; r.Host != "" || r.Port != 0 {
 		if r.Host != "" {
 			c.REST.Host = r.Host
