@@ -60,7 +60,9 @@ type Options struct {
 	// (create_timeout).
 	CreateTimeout time.Duration
 	// OnEvent, when set, is called for every event as it is recorded (the
-	// CLI prints progress from it). It must not block.
+	// CLI prints progress from it). It must not block. Calls are
+	// serialised, also when the engine works concurrently (--parallelize,
+	// destroy), so it may write to an unsynchronised writer.
 	OnEvent func(store.Event)
 	// Now is the clock (tests inject one).
 	Now func() time.Time
@@ -75,6 +77,8 @@ type Engine struct {
 
 	mu       sync.Mutex
 	handlers map[string]resource.Handler
+
+	eventMu sync.Mutex // serialises Options.OnEvent
 }
 
 // New returns an Engine working on st.
@@ -324,6 +328,8 @@ func (e *Engine) event(ctx context.Context, ev store.Event) {
 		e.log.Warn("recording event failed", "err", err, "kind", ev.Kind)
 	}
 	if e.opt.OnEvent != nil {
+		e.eventMu.Lock()
+		defer e.eventMu.Unlock()
 		e.opt.OnEvent(ev)
 	}
 }
