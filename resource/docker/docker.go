@@ -65,6 +65,27 @@ type Handler struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per container name / image ref
+
+	negMu      sync.Mutex
+	negotiated bool // the API version is settled (see negotiate)
+}
+
+// negotiate settles the API version before the handler's first request.
+// The client negotiates lazily, on the first request, while some of its
+// calls (ContainerList with filters) read the version unlocked: a data race
+// when the first requests run concurrently (a parallel destroy, say).
+func (h *Handler) negotiate(ctx context.Context) {
+	h.negMu.Lock()
+	defer h.negMu.Unlock()
+	if h.negotiated {
+		return
+	}
+	ping, err := h.cli.Ping(ctx)
+	if err != nil {
+		return // the request that follows reports the engine's absence
+	}
+	h.cli.NegotiateAPIVersionPing(ping)
+	h.negotiated = true
 }
 
 var (
@@ -177,6 +198,7 @@ func ContainerName(infraID, nodeID string) string {
 // Create starts the node's container, or returns the one already made for
 // its node id.
 func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Handle, error) {
+	h.negotiate(ctx)
 	if spec.InfraID == "" || spec.NodeID == "" {
 		return resource.Handle{}, errors.New("docker: create: spec needs an infra id and a node id")
 	}
@@ -475,6 +497,7 @@ func registryAuth(auth map[string]any) string {
 
 // State maps the container's status to a resource state.
 func (h *Handler) State(ctx context.Context, hd resource.Handle) (resource.State, error) {
+	h.negotiate(ctx)
 	c, err := h.cli.ContainerInspect(ctx, hd.ID)
 	if cerrdefs.IsNotFound(err) {
 		return resource.StateUnknown, fmt.Errorf("docker: container %s: %w", shortID(hd.ID), resource.ErrNotFound)
@@ -503,6 +526,7 @@ func mapState(s container.ContainerState) resource.State {
 // Addresses returns the container's IP on its network; Public = Private,
 // as a container has one address.
 func (h *Handler) Addresses(ctx context.Context, hd resource.Handle) (resource.Addresses, error) {
+	h.negotiate(ctx)
 	c, err := h.cli.ContainerInspect(ctx, hd.ID)
 	if cerrdefs.IsNotFound(err) {
 		return resource.Addresses{}, fmt.Errorf("docker: container %s: %w", shortID(hd.ID), resource.ErrNotFound)
@@ -548,6 +572,7 @@ func containerIP(c container.InspectResponse, netw string) string {
 
 // Destroy stops (briefly) and removes the container with its volumes.
 func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
+	h.negotiate(ctx)
 	if hd.ID == "" {
 		return nil
 	}
@@ -569,6 +594,7 @@ func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
 
 // List finds every container labelled with the infra id, in any state.
 func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, error) {
+	h.negotiate(ctx)
 	cs, err := h.list(ctx, filters.Arg("label", LabelInfraID+"="+infraID))
 	if err != nil {
 		return nil, fmt.Errorf("docker: list containers of infra %s on %s: %w", infraID, h.endpoint, err)
@@ -591,6 +617,7 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 
 // Find returns the container made for one node id.
 func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Handle, bool, error) {
+	h.negotiate(ctx)
 	cs, err := h.list(ctx,
 		filters.Arg("label", LabelInfraID+"="+infraID),
 		filters.Arg("label", LabelNodeID+"="+nodeID))
