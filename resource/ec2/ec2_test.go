@@ -19,6 +19,7 @@ import (
 
 	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/resource"
+	"github.com/occopus-go/occopus/resource/ec2/ec2fake"
 	"github.com/occopus-go/occopus/resource/resourcetest"
 	"github.com/occopus-go/occopus/tmpl"
 )
@@ -44,7 +45,7 @@ func (s *syncBuf) String() string {
 }
 
 type env struct {
-	f     *fakeEC2
+	f     *ec2fake.Server
 	h     *Handler
 	url   string // endpoint as configured
 	logs  *syncBuf
@@ -72,12 +73,18 @@ func resourceSection(url string) map[string]any {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	f := newFake(t)
-	e := &env{f: f, url: f.srv.URL + endpointPath, logs: &syncBuf{}}
+	f := ec2fake.New(ec2fake.Options{})
+	t.Cleanup(func() {
+		f.Close()
+		for _, s := range f.Errors() {
+			t.Error(s)
+		}
+	})
+	e := &env{f: f, url: f.URL() + endpointPath, logs: &syncBuf{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, err := newHandler(resource.Config{
 		Resource: resourceSection(e.url),
-		Auth:     map[string]any{"accesskey": f.access, "secretkey": testSecret},
+		Auth:     map[string]any{"accesskey": f.AccessKey(), "secretkey": testSecret},
 		Logger:   log,
 	}, nil)
 	if err != nil {
@@ -108,7 +115,7 @@ func (e *env) spec(name string) resource.Spec {
 		NodeName: name,
 		Resource: resourceSection(e.url),
 		Context:  resource.Context{UserData: "#cloud-config\n"},
-		Auth:     map[string]any{"accesskey": e.f.access, "secretkey": testSecret},
+		Auth:     map[string]any{"accesskey": e.f.AccessKey(), "secretkey": testSecret},
 	}
 }
 
@@ -138,9 +145,7 @@ func TestCreateSendsTheRightParameters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var runs []map[string][]string
-	var paths map[string]int
-	e.f.with(func() { runs, paths = e.f.runs, e.f.paths })
+	runs, paths := e.f.Runs(), e.f.Paths()
 	if len(runs) != 1 {
 		t.Fatalf("%d RunInstances, want 1", len(runs))
 	}
@@ -161,15 +166,15 @@ func TestCreateSendsTheRightParameters(t *testing.T) {
 	if err != nil || string(ud) != render {
 		t.Errorf("UserData decodes to %q (%v), want the render %q", ud, err, render)
 	}
-	in := e.f.instance(hd.ID)
+	in, _ := e.f.Instance(hd.ID)
 	wantTags := map[string]string{
 		"Name": "ping-sender", "team": "blue", "cost": "42",
 		TagInfraID: spec.InfraID, TagNodeID: spec.NodeID, TagNodeName: "ping-sender",
 	}
-	if !reflect.DeepEqual(in.tags, wantTags) {
-		t.Errorf("tags = %v, want %v", in.tags, wantTags)
+	if !reflect.DeepEqual(in.Tags, wantTags) {
+		t.Errorf("tags = %v, want %v", in.Tags, wantTags)
 	}
-	if !reflect.DeepEqual(in.groups, []string{"sg-aaa", "sg-bbb"}) || in.subnet != "subnet-123" || in.key != "occopus-key" || in.userData != render {
+	if !reflect.DeepEqual(in.SecurityGroups, []string{"sg-aaa", "sg-bbb"}) || in.SubnetID != "subnet-123" || in.KeyName != "occopus-key" || in.UserData != render {
 		t.Errorf("instance at the fake = %+v", in)
 	}
 	if paths[endpointPath] != 1 {
@@ -183,41 +188,41 @@ func TestCreateFaults(t *testing.T) {
 		name      string
 		image     string
 		attempts  int // policy attempts; 0 = setup's 5
-		faults    []*fault
+		faults    []*ec2fake.Fault
 		wantErr   []string // substrings; nil = success
 		wantRuns  int      // RunInstances requests received
 		wantWaits int32
 		wantLive  int
 	}{
-		{name: "throttled 3 times then ok", faults: []*fault{{action: "RunInstances", times: 3, status: 503, code: "RequestLimitExceeded", msg: "Request limit exceeded."}},
+		{name: "throttled 3 times then ok", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 3, Status: 503, Code: "RequestLimitExceeded", Msg: "Request limit exceeded."}},
 			wantRuns: 4, wantWaits: 3, wantLive: 1},
-		{name: "RequestLimitExceeded as 400", faults: []*fault{{action: "RunInstances", times: 2, status: 400, code: "RequestLimitExceeded", msg: "Request limit exceeded."}},
+		{name: "RequestLimitExceeded as 400", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 2, Status: 400, Code: "RequestLimitExceeded", Msg: "Request limit exceeded."}},
 			wantRuns: 3, wantWaits: 2, wantLive: 1},
-		{name: "Throttling, 429, 502 page, 504", faults: []*fault{
-			{action: "RunInstances", times: 1, status: 400, code: "Throttling", msg: "Rate exceeded"},
-			{action: "RunInstances", times: 1, status: 429, code: "TooManyRequests", msg: "slow down"},
-			{action: "RunInstances", times: 1, status: 502, raw: "<html><body>Bad Gateway</body></html>"},
-			{action: "RunInstances", times: 1, status: 504, raw: "gateway timeout"},
+		{name: "Throttling, 429, 502 page, 504", faults: []*ec2fake.Fault{
+			{Action: "RunInstances", Times: 1, Status: 400, Code: "Throttling", Msg: "Rate exceeded"},
+			{Action: "RunInstances", Times: 1, Status: 429, Code: "TooManyRequests", Msg: "slow down"},
+			{Action: "RunInstances", Times: 1, Status: 502, Raw: "<html><body>Bad Gateway</body></html>"},
+			{Action: "RunInstances", Times: 1, Status: 504, Raw: "gateway timeout"},
 		}, wantRuns: 5, wantWaits: 4, wantLive: 1},
-		{name: "503 Unavailable", faults: []*fault{{action: "RunInstances", times: 2, status: 503, code: "Unavailable", msg: "The server is overloaded"}},
+		{name: "503 Unavailable", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 2, Status: 503, Code: "Unavailable", Msg: "The server is overloaded"}},
 			wantRuns: 3, wantWaits: 2, wantLive: 1},
-		{name: lost + "drops the connection", faults: []*fault{{action: "RunInstances", times: 1, kind: faultDropAfter}},
+		{name: lost + "drops the connection", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 1, Kind: ec2fake.FaultDropAfter}},
 			wantRuns: 2, wantWaits: 1, wantLive: 1},
-		{name: lost + "answers 500", faults: []*fault{{action: "RunInstances", times: 2, kind: fault500After}},
+		{name: lost + "answers 500", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 2, Kind: ec2fake.Fault500After}},
 			wantRuns: 3, wantWaits: 2, wantLive: 1},
-		{name: "throttled past the attempts", faults: []*fault{{action: "RunInstances", times: 10, status: 503, code: "RequestLimitExceeded", msg: "Request limit exceeded."}},
+		{name: "throttled past the attempts", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 10, Status: 503, Code: "RequestLimitExceeded", Msg: "Request limit exceeded."}},
 			wantErr: []string{"ec2: create node web (", endpointPath + "): RequestLimitExceeded: Request limit exceeded.", "after 5 attempts"}, wantRuns: 5, wantWaits: 4},
-		{name: "proxy page past the attempts", faults: []*fault{{action: "RunInstances", times: 10, status: 502, raw: "<html>Bad Gateway</html>"}},
+		{name: "proxy page past the attempts", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 10, Status: 502, Raw: "<html>Bad Gateway</html>"}},
 			wantErr: []string{"create node web (", "HTTP 502 Bad Gateway without an EC2 error", "after 5 attempts"}, wantRuns: 5, wantWaits: 4},
-		{name: "no answer past the attempts", faults: []*fault{{action: "RunInstances", times: 10, kind: faultDropAfter}},
+		{name: "no answer past the attempts", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 10, Kind: ec2fake.FaultDropAfter}},
 			wantErr: []string{"create node web (", "no answer: Post", "after 5 attempts"}, wantRuns: 5, wantWaits: 4, wantLive: 1},
-		{name: "SDK does not retry behind us", attempts: 1, faults: []*fault{{action: "RunInstances", times: 1, status: 503, code: "Unavailable", msg: "busy"}},
+		{name: "SDK does not retry behind us", attempts: 1, faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 1, Status: 503, Code: "Unavailable", Msg: "busy"}},
 			wantErr: []string{"Unavailable: busy"}, wantRuns: 1},
 		{name: "InvalidAMIID.NotFound", image: "ami-missing",
 			wantErr: []string{"ec2: create node web (", "): InvalidAMIID.NotFound: The image id '[ami-missing]' does not exist"}, wantRuns: 1},
-		{name: "UnauthorizedOperation", faults: []*fault{{action: "RunInstances", times: 1, status: 403, code: "UnauthorizedOperation", msg: "You are not authorized to perform this operation."}},
+		{name: "UnauthorizedOperation", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 1, Status: 403, Code: "UnauthorizedOperation", Msg: "You are not authorized to perform this operation."}},
 			wantErr: []string{"UnauthorizedOperation: You are not authorized to perform this operation."}, wantRuns: 1},
-		{name: "InvalidParameterValue", faults: []*fault{{action: "RunInstances", times: 1, status: 400, code: "InvalidParameterValue", msg: "Value (t9.huge) for parameter instanceType is invalid."}},
+		{name: "InvalidParameterValue", faults: []*ec2fake.Fault{{Action: "RunInstances", Times: 1, Status: 400, Code: "InvalidParameterValue", Msg: "Value (t9.huge) for parameter instanceType is invalid."}},
 			wantErr: []string{"InvalidParameterValue: Value (t9.huge) for parameter instanceType is invalid."}, wantRuns: 1},
 		{name: "malformed image id", image: "img-1", wantErr: []string{`InvalidAMIID.Malformed: Invalid id: "img-1"`}, wantRuns: 1},
 	}
@@ -227,7 +232,7 @@ func TestCreateFaults(t *testing.T) {
 			if tc.attempts > 0 {
 				e.h.policy.Attempts = tc.attempts
 			}
-			e.f.inject(tc.faults...)
+			e.f.Inject(tc.faults...)
 			spec := e.spec("web")
 			if tc.image != "" {
 				spec.Resource["image_id"] = tc.image
@@ -237,7 +242,7 @@ func TestCreateFaults(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Create: %v", err)
 				}
-				if in := e.f.instance(hd.ID); in.tags[TagNodeID] != spec.NodeID {
+				if in, _ := e.f.Instance(hd.ID); in.Tags[TagNodeID] != spec.NodeID {
 					t.Errorf("handle %q is not the node's instance at the fake", hd.ID)
 				}
 			} else {
@@ -254,13 +259,13 @@ func TestCreateFaults(t *testing.T) {
 					t.Errorf("error %v is not an *Error naming endpoint %s", err, e.url)
 				}
 			}
-			if n := e.f.count("RunInstances"); n != tc.wantRuns {
+			if n := e.f.Count("RunInstances"); n != tc.wantRuns {
 				t.Errorf("RunInstances requests = %d, want %d", n, tc.wantRuns)
 			}
 			if n := e.waits.Load(); n != tc.wantWaits {
 				t.Errorf("backoff waits = %d, want %d", n, tc.wantWaits)
 			}
-			if n := e.f.live(); n != tc.wantLive {
+			if n := e.f.Live(); n != tc.wantLive {
 				t.Errorf("live instances at the fake = %d, want %d", n, tc.wantLive)
 			}
 		})
@@ -298,7 +303,7 @@ func TestUserDataLimit(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, s)
 				}
 			}
-			if n := e.f.totalCalls(); n != 0 {
+			if n := e.f.TotalCalls(); n != 0 {
 				t.Errorf("%d calls reached the endpoint before the refusal", n)
 			}
 		})
@@ -316,10 +321,10 @@ func TestStateAndAddresses(t *testing.T) {
 		wantGone  bool // State and Addresses say ErrNotFound
 		addrsGone bool // only Addresses says ErrNotFound
 	}{
-		{name: "pending", state: "pending", wantState: resource.StatePending, wantAddrs: resource.Addresses{Public: "10.0.0.3", Private: "10.0.0.3"}},
-		{name: "running", state: "running", wantState: resource.StateRunning, wantAddrs: resource.Addresses{Public: "203.0.113.3", Private: "10.0.0.3"}},
-		{name: "stopping", state: "stopping", wantState: resource.StateShutdown, wantAddrs: resource.Addresses{Public: "203.0.113.3", Private: "10.0.0.3"}},
-		{name: "stopped", state: "stopped", wantState: resource.StateShutdown, wantAddrs: resource.Addresses{Public: "10.0.0.3", Private: "10.0.0.3"}},
+		{name: "pending", state: "pending", wantState: resource.StatePending, wantAddrs: resource.Addresses{Public: "127.10.0.3", Private: "127.10.0.3"}},
+		{name: "running", state: "running", wantState: resource.StateRunning, wantAddrs: resource.Addresses{Public: "127.20.0.3", Private: "127.10.0.3"}},
+		{name: "stopping", state: "stopping", wantState: resource.StateShutdown, wantAddrs: resource.Addresses{Public: "127.20.0.3", Private: "127.10.0.3"}},
+		{name: "stopped", state: "stopped", wantState: resource.StateShutdown, wantAddrs: resource.Addresses{Public: "127.10.0.3", Private: "127.10.0.3"}},
 		{name: "shutting-down", state: "shutting-down", wantState: resource.StateShutdown, addrsGone: true},
 		{name: "terminated", state: "terminated", wantState: resource.StateShutdown, addrsGone: true},
 		{name: "terminated and gone", purge: true, wantGone: true},
@@ -333,12 +338,12 @@ func TestStateAndAddresses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e.f.with(func() { e.f.freeze = true })
+			e.f.SetFreeze(true)
 			if tc.state != "" {
-				e.f.setState(hd.ID, tc.state)
+				e.f.SetState(hd.ID, tc.state)
 			}
 			if tc.purge {
-				e.f.purge(hd.ID)
+				e.f.Purge(hd.ID)
 			}
 			st, err := e.h.State(t.Context(), hd)
 			if tc.wantGone {
@@ -363,7 +368,7 @@ func TestStateAndAddresses(t *testing.T) {
 
 func TestStateGoesPendingToRunning(t *testing.T) {
 	e := setup(t)
-	e.f.with(func() { e.f.hideNew = 1 }) // the first describe does not see it yet, as on EC2
+	e.f.SetHideNew(1) // the first describe does not see it yet, as on EC2
 	hd, err := e.h.Create(t.Context(), e.spec("web"))
 	if err != nil {
 		t.Fatal(err)
@@ -392,23 +397,23 @@ func TestDestroy(t *testing.T) {
 		}, wantCalls: 2},
 		{name: "gone at the endpoint is success", prepare: func(e *env, hd resource.Handle) resource.Handle {
 			e.h.grace = 0
-			e.f.purge(hd.ID)
+			e.f.Purge(hd.ID)
 			return hd
 		}, wantCalls: 1},
 		{name: "never existed", prepare: func(e *env, hd resource.Handle) resource.Handle {
 			return resource.Handle{ID: "i-0000000000000dead"}
 		}, wantCalls: 1, wantLive: 1},
 		{name: "throttled", prepare: func(e *env, hd resource.Handle) resource.Handle {
-			e.f.inject(&fault{action: "TerminateInstances", times: 2, status: 503, code: "RequestLimitExceeded", msg: "Request limit exceeded."})
+			e.f.Inject(&ec2fake.Fault{Action: "TerminateInstances", Times: 2, Status: 503, Code: "RequestLimitExceeded", Msg: "Request limit exceeded."})
 			return hd
 		}, wantCalls: 3},
 		{name: "permanent error", prepare: func(e *env, hd resource.Handle) resource.Handle {
-			e.f.inject(&fault{action: "TerminateInstances", times: 1, status: 403, code: "UnauthorizedOperation", msg: "You are not authorized to perform this operation."})
+			e.f.Inject(&ec2fake.Fault{Action: "TerminateInstances", Times: 1, Status: 403, Code: "UnauthorizedOperation", Msg: "You are not authorized to perform this operation."})
 			return hd
 		}, wantErr: "ec2: destroy instance i-", wantCalls: 1, wantLive: 1},
 		{name: "not visible yet is not success", prepare: func(e *env, hd resource.Handle) resource.Handle {
-			e.f.with(func() { e.f.instances[hd.ID].hiddenFor = 1 << 30 })
-			e.f.inject(&fault{action: "TerminateInstances", times: 100, status: 400, code: "InvalidInstanceID.NotFound", msg: "The instance ID does not exist"})
+			e.f.Hide(hd.ID, 1<<30)
+			e.f.Inject(&ec2fake.Fault{Action: "TerminateInstances", Times: 100, Status: 400, Code: "InvalidInstanceID.NotFound", Msg: "The instance ID does not exist"})
 			return hd
 		}, wantErr: "not visible at the endpoint yet", wantCalls: 5, wantLive: 1},
 	}
@@ -429,10 +434,10 @@ func TestDestroy(t *testing.T) {
 			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Errorf("Destroy = %v, want an error containing %q", err, tc.wantErr)
 			}
-			if n := e.f.count("TerminateInstances"); n != tc.wantCalls {
+			if n := e.f.Count("TerminateInstances"); n != tc.wantCalls {
 				t.Errorf("TerminateInstances requests = %d, want %d", n, tc.wantCalls)
 			}
-			if n := e.f.live(); n != tc.wantLive {
+			if n := e.f.Live(); n != tc.wantLive {
 				t.Errorf("live instances = %d, want %d", n, tc.wantLive)
 			}
 		})
@@ -441,7 +446,7 @@ func TestDestroy(t *testing.T) {
 
 func TestListAndFind(t *testing.T) {
 	e := setup(t)
-	e.f.with(func() { e.f.pageSize = 1 }) // force NextToken paging
+	e.f.SetPageSize(1) // force NextToken paging
 	a := e.spec("web")
 	var want []resource.Owned
 	for i, name := range []string{"web", "db", "cache", "gone"} {
@@ -489,13 +494,13 @@ func TestListAndFind(t *testing.T) {
 func TestCancel(t *testing.T) {
 	cases := []struct {
 		name   string
-		fault  *fault
+		fault  *ec2fake.Fault
 		base   time.Duration // policy backoff base; long waits prove cancellation ends them
 		cancel func(t *testing.T, cancel context.CancelFunc)
 	}{
-		{name: "waiting for an answer", fault: &fault{action: "RunInstances", times: 1, kind: faultHang}},
-		{name: "backing off", fault: &fault{action: "RunInstances", times: 100, status: 503, code: "RequestLimitExceeded", msg: "slow down"}, base: time.Hour},
-		{name: "SIGINT while waiting", fault: &fault{action: "RunInstances", times: 1, kind: faultHang},
+		{name: "waiting for an answer", fault: &ec2fake.Fault{Action: "RunInstances", Times: 1, Kind: ec2fake.FaultHang}},
+		{name: "backing off", fault: &ec2fake.Fault{Action: "RunInstances", Times: 100, Status: 503, Code: "RequestLimitExceeded", Msg: "slow down"}, base: time.Hour},
+		{name: "SIGINT while waiting", fault: &ec2fake.Fault{Action: "RunInstances", Times: 1, Kind: ec2fake.FaultHang},
 			cancel: func(t *testing.T, _ context.CancelFunc) {
 				if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 					t.Error(err)
@@ -508,7 +513,7 @@ func TestCancel(t *testing.T) {
 			if tc.base > 0 {
 				e.h.policy = cloudapi.Policy{Attempts: 10, Base: tc.base, Max: tc.base}
 			}
-			e.f.inject(tc.fault)
+			e.f.Inject(tc.fault)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			if tc.cancel != nil {
@@ -522,7 +527,7 @@ func TestCancel(t *testing.T) {
 				done <- err
 			}()
 			// Let the request reach the fake.
-			for deadline := time.Now().Add(5 * time.Second); e.f.count("RunInstances") == 0 && time.Now().Before(deadline); {
+			for deadline := time.Now().Add(5 * time.Second); e.f.Count("RunInstances") == 0 && time.Now().Before(deadline); {
 				time.Sleep(5 * time.Millisecond)
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -556,17 +561,17 @@ func TestSecretNeverInErrors(t *testing.T) {
 		run  func(e *env) error
 	}{
 		{"server echoes the secret", func(e *env) error {
-			e.f.inject(&fault{action: "RunInstances", times: 1, status: 401, code: "AuthFailure", msg: "signature by " + testSecret + " does not match"})
+			e.f.Inject(&ec2fake.Fault{Action: "RunInstances", Times: 1, Status: 401, Code: "AuthFailure", Msg: "signature by " + testSecret + " does not match"})
 			_, err := e.h.Create(context.Background(), e.spec("web"))
 			return err
 		}},
 		{"wrong access key", func(e *env) error {
-			e.f.with(func() { e.f.access = "AKIDOTHER" })
+			e.f.SetAccessKey("AKIDOTHER")
 			_, err := e.h.Create(context.Background(), e.spec("web"))
 			return err
 		}},
 		{"transport failure", func(e *env) error {
-			e.f.inject(&fault{action: "RunInstances", times: 10, kind: faultDropAfter})
+			e.f.Inject(&ec2fake.Fault{Action: "RunInstances", Times: 10, Kind: ec2fake.FaultDropAfter})
 			_, err := e.h.Create(context.Background(), e.spec("web"))
 			return err
 		}},
@@ -664,7 +669,7 @@ func TestCreateChecksBeforeCalling(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Create = %v, want %q", err, tc.wantErr)
 			}
-			if n := e.f.totalCalls(); n != 0 {
+			if n := e.f.TotalCalls(); n != 0 {
 				t.Errorf("%d calls made", n)
 			}
 		})
@@ -695,11 +700,11 @@ func TestClientToken(t *testing.T) {
 
 func TestRateLimitIsPerEndpointAndShared(t *testing.T) {
 	e := setup(t)
-	h2, err := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.access, "secretkey": "other"}})
+	h2, err := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.AccessKey(), "secretkey": "other"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h1, _ := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.access, "secretkey": testSecret}})
+	h1, _ := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.AccessKey(), "secretkey": testSecret}})
 	if h1.(*Handler).limiters != limiters || h2.(*Handler).limiters != limiters {
 		t.Fatal("handlers do not share the package's limiters")
 	}
@@ -719,9 +724,9 @@ func TestRateLimitIsPerEndpointAndShared(t *testing.T) {
 func TestConformance(t *testing.T) {
 	e := setup(t)
 	resourcetest.Run(t, e.h, func(t *testing.T) resource.Spec { return e.spec("node") },
-		resourcetest.WithKill(func(t *testing.T, h resource.Handle) { e.f.kill(h.ID) }),
+		resourcetest.WithKill(func(t *testing.T, h resource.Handle) { e.f.Kill(h.ID) }),
 		resourcetest.WithTimeout(5*time.Second))
-	if n := e.f.live(); n != 0 {
+	if n := e.f.Live(); n != 0 {
 		t.Errorf("%d instances left running after the suite", n)
 	}
 }
@@ -731,7 +736,7 @@ func TestConformance(t *testing.T) {
 // node must find that VM, not make a second one.
 func TestCreateAgainAfterLostAnswers(t *testing.T) {
 	e := setup(t)
-	e.f.inject(&fault{action: "RunInstances", times: 5, kind: faultDropAfter})
+	e.f.Inject(&ec2fake.Fault{Action: "RunInstances", Times: 5, Kind: ec2fake.FaultDropAfter})
 	spec := e.spec("web")
 	if _, err := e.h.Create(t.Context(), spec); err == nil {
 		t.Fatal("first Create succeeded although every answer was lost")
@@ -740,14 +745,13 @@ func TestCreateAgainAfterLostAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := e.f.live(); n != 1 {
+	if n := e.f.Live(); n != 1 {
 		t.Errorf("%d live instances, want 1", n)
 	}
-	if in := e.f.instance(hd.ID); in.tags[TagNodeID] != spec.NodeID {
+	if in, _ := e.f.Instance(hd.ID); in.Tags[TagNodeID] != spec.NodeID {
 		t.Errorf("second Create returned %s, not the node's instance", hd.ID)
 	}
-	var runs []map[string][]string
-	e.f.with(func() { runs = e.f.runs })
+	runs := e.f.Runs()
 	if len(runs) != 6 {
 		t.Errorf("%d RunInstances requests, want 6", len(runs))
 	}
@@ -779,7 +783,7 @@ func TestCreateAgainWithOtherParameters(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.terminate {
-				e.f.kill(first.ID)
+				e.f.Kill(first.ID)
 			}
 			spec.Context.UserData = "#cloud-config\n# rendered again\n"
 			hd, err := e.h.Create(t.Context(), spec)
@@ -790,12 +794,20 @@ func TestCreateAgainWithOtherParameters(t *testing.T) {
 			} else if err != nil || hd.ID != first.ID {
 				t.Errorf("Create = %v, %v; want the first instance %s", hd, err, first.ID)
 			}
-			if n := e.f.count("RunInstances"); n != 2 {
+			if n := e.f.Count("RunInstances"); n != 2 {
 				t.Errorf("%d RunInstances, want 2 (a mismatch is not retried)", n)
 			}
-			if e.f.live() > 1 {
+			if e.f.Live() > 1 {
 				t.Error("a second instance was made")
 			}
 		})
 	}
+}
+
+// get reads the first value of a form key.
+func get(form map[string][]string, k string) string {
+	if v := form[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
