@@ -16,21 +16,23 @@ import (
 
 	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/resource"
+	"github.com/occopus-go/occopus/resource/nova/novafake"
 	"github.com/occopus-go/occopus/resource/resourcetest"
 )
 
 const userData = "#cloud-config\nwrite_files:\n- content: \"Hello World! I am the receiver node created by Occopus.\\n\"\n  path: /tmp/message.txt\n  permissions: '0644'\n"
 
-func passwordAuth(f *fakeCloud) map[string]any {
-	return map[string]any{"username": f.validUser, "password": f.validPass}
+func passwordAuth(f *novafake.Server) map[string]any {
+	return map[string]any{"username": f.User(), "password": f.Password()}
 }
 
-func appCredAuth(f *fakeCloud) map[string]any {
-	return map[string]any{"type": "application_credential", "id": f.validAC[0], "secret": f.validAC[1]}
+func appCredAuth(f *novafake.Server) map[string]any {
+	id, secret := f.AppCredential()
+	return map[string]any{"type": "application_credential", "id": id, "secret": secret}
 }
 
 // baseResource is a nova-ping style resource section pointing at the fake.
-func baseResource(f *fakeCloud) map[string]any {
+func baseResource(f *novafake.Server) map[string]any {
 	return map[string]any{
 		"type": "nova", "endpoint": f.URL(), "project_id": "proj-1", "user_domain_name": "Default",
 		"image_id": "img-1", "flavor_name": "m1.small", "network_id": "net-private",
@@ -57,7 +59,7 @@ type testOpt func(*resource.Config)
 func withLogger(l *slog.Logger) testOpt { return func(c *resource.Config) { c.Logger = l } }
 
 // newTest builds a handler against the fake with fast retries and polls.
-func newTest(t *testing.T, f *fakeCloud, res, auth map[string]any, opts ...testOpt) *Handler {
+func newTest(t *testing.T, f *novafake.Server, res, auth map[string]any, opts ...testOpt) *Handler {
 	t.Helper()
 	if res == nil {
 		res = baseResource(f)
@@ -140,7 +142,7 @@ func TestCreateRequestBody(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bodies := f.bodies("POST", "/compute/v2.1/servers")
+			bodies := f.Bodies("POST", "/compute/v2.1/servers")
 			if len(bodies) != 1 {
 				t.Fatalf("%d create requests, want 1", len(bodies))
 			}
@@ -154,7 +156,7 @@ func TestCreateRequestBody(t *testing.T) {
 			if got, _ := base64.StdEncoding.DecodeString(b.Server.UserData); string(got) != userData {
 				t.Errorf("user data = %q, want the rendered template %q", got, userData)
 			}
-			if srv := f.liveServers(); len(srv) != 1 || srv[0].ID != hd.ID {
+			if srv := f.Servers(); len(srv) != 1 || srv[0].ID != hd.ID {
 				t.Errorf("servers %v, handle %s", srv, hd.ID)
 			}
 		})
@@ -165,7 +167,7 @@ func TestAuthBodies(t *testing.T) {
 	cases := []struct {
 		name string
 		res  map[string]any
-		auth func(f *fakeCloud) map[string]any
+		auth func(f *novafake.Server) map[string]any
 		want string
 	}{
 		{"password scoped to project_id", nil, passwordAuth,
@@ -190,7 +192,7 @@ func TestAuthBodies(t *testing.T) {
 			if _, err := h.List(t.Context(), "infra-1"); err != nil {
 				t.Fatal(err)
 			}
-			bodies := f.bodies("POST", "/v3/auth/tokens")
+			bodies := f.Bodies("POST", "/v3/auth/tokens")
 			if len(bodies) != 1 {
 				t.Fatalf("%d token requests, want 1", len(bodies))
 			}
@@ -205,15 +207,14 @@ func TestEndpointForms(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.prefix+tc.suffix, func(t *testing.T) {
-			f := newFake(t)
-			f.identityPrefix = tc.prefix
-			res := with(baseResource(f), map[string]any{"endpoint": f.srv.URL + tc.prefix + tc.suffix})
+			f := newFake(t, novafake.Options{IdentityPrefix: tc.prefix})
+			res := with(baseResource(f), map[string]any{"endpoint": f.BaseURL() + tc.prefix + tc.suffix})
 			h := newTest(t, f, res, nil)
 			if _, err := h.Create(t.Context(), newSpec(res, "n1")); err != nil {
 				t.Fatal(err)
 			}
-			if n := f.count("POST", tc.prefix+"/v3/auth/tokens"); n != 1 {
-				t.Errorf("token requests at %s/v3/auth/tokens: %d, want 1; requests %v", tc.prefix, n, f.all())
+			if n := f.Count("POST", tc.prefix+"/v3/auth/tokens"); n != 1 {
+				t.Errorf("token requests at %s/v3/auth/tokens: %d, want 1; requests %v", tc.prefix, n, f.Requests())
 			}
 		})
 	}
@@ -226,15 +227,14 @@ func TestEndpointForms(t *testing.T) {
 }
 
 func TestRegion(t *testing.T) {
-	f := newFake(t)
-	f.regions = []string{"RegionOne", "RegionTwo"}
+	f := newFake(t, novafake.Options{Regions: []string{"RegionOne", "RegionTwo"}})
 	res := with(baseResource(f), map[string]any{"region_name": "RegionTwo"})
 	h := newTest(t, f, res, nil)
 	hd, err := h.Create(t.Context(), newSpec(res, "n1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if srv := f.liveServers(); len(srv) != 1 || srv[0].Region != "RegionTwo" || srv[0].ID != hd.ID {
+	if srv := f.Servers(); len(srv) != 1 || srv[0].Region != "RegionTwo" || srv[0].ID != hd.ID {
 		t.Fatalf("servers %+v, want one in RegionTwo", srv)
 	}
 	res = with(res, map[string]any{"region_name": "Nowhere"})
@@ -248,37 +248,37 @@ func TestRegion(t *testing.T) {
 func TestCreateIdempotentAcrossRetries(t *testing.T) {
 	cases := []struct {
 		name      string
-		fault     *fault
+		fault     *novafake.Fault
 		wantPosts int
 	}{
-		{"answer lost after the server was made", &fault{Method: "POST", Path: "/servers", Reset: true, After: true}, 1},
-		{"connection reset before Nova saw it", &fault{Method: "POST", Path: "/servers", Reset: true}, 2},
-		{"503 before Nova made it", &fault{Method: "POST", Path: "/servers", Status: 503}, 2},
-		{"429 twice", &fault{Method: "POST", Path: "/servers", Status: 429, Times: 2, Body: `{"overLimit": {"message": "Rate limit", "code": 429}}`}, 3},
-		{"answer lost twice", &fault{Method: "POST", Path: "/servers", Reset: true, After: true, Times: 2}, 1},
+		{"answer lost after the server was made", &novafake.Fault{Method: "POST", Path: "/servers", Reset: true, After: true}, 1},
+		{"connection reset before Nova saw it", &novafake.Fault{Method: "POST", Path: "/servers", Reset: true}, 2},
+		{"503 before Nova made it", &novafake.Fault{Method: "POST", Path: "/servers", Status: 503}, 2},
+		{"429 twice", &novafake.Fault{Method: "POST", Path: "/servers", Status: 429, Times: 2, Body: `{"overLimit": {"message": "Rate limit", "code": 429}}`}, 3},
+		{"answer lost twice", &novafake.Fault{Method: "POST", Path: "/servers", Reset: true, After: true, Times: 2}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
-			f.inject(tc.fault)
+			f.Inject(tc.fault)
 			res := baseResource(f)
 			h := newTest(t, f, res, nil)
 			hd, err := h.Create(t.Context(), newSpec(res, "n1"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := f.liveServers()
+			srv := f.Servers()
 			if len(srv) != 1 || srv[0].ID != hd.ID {
 				t.Fatalf("servers %+v, handle %s: want exactly the one server", srv, hd.ID)
 			}
-			if n := f.count("POST", "/servers"); n != tc.wantPosts {
+			if n := f.Count("POST", "/servers"); n != tc.wantPosts {
 				t.Errorf("%d create requests, want %d", n, tc.wantPosts)
 			}
 			// A second Create (the engine retrying after a crash) adopts it.
 			h2 := newTest(t, f, res, nil)
 			again, err := h2.Create(t.Context(), newSpec(res, "n1"))
-			if err != nil || again.ID != hd.ID || len(f.liveServers()) != 1 {
-				t.Fatalf("second Create = %s, %v; servers %d", again.ID, err, len(f.liveServers()))
+			if err != nil || again.ID != hd.ID || len(f.Servers()) != 1 {
+				t.Fatalf("second Create = %s, %v; servers %d", again.ID, err, len(f.Servers()))
 			}
 		})
 	}
@@ -287,44 +287,44 @@ func TestCreateIdempotentAcrossRetries(t *testing.T) {
 func TestRecoversFromTransientErrors(t *testing.T) {
 	cases := []struct {
 		name  string
-		fault *fault
-		op    func(t *testing.T, h *Handler, f *fakeCloud)
+		fault *novafake.Fault
+		op    func(t *testing.T, h *Handler, f *novafake.Server)
 		path  string
 		want  int // requests to path
 	}{
-		{"429 on token", &fault{Method: "POST", Path: "/auth/tokens", Status: 429, Body: `{"error": {"code": 429, "message": "slow down"}}`}, createOp, "/auth/tokens", 2},
-		{"503 on token", &fault{Method: "POST", Path: "/auth/tokens", Status: 503, Times: 3}, createOp, "/auth/tokens", 4},
-		{"502 on flavors", &fault{Method: "GET", Path: "/flavors/detail", Status: 502}, createOp, "/flavors/detail", 2},
-		{"500 on server list", &fault{Method: "GET", Path: "/servers/detail", Status: 500}, createOp, "/servers/detail", 2},
-		{"504 on delete", &fault{Method: "DELETE", Path: "/servers/srv-0001", Status: 504}, destroyOp, "/servers/srv-0001", 2},
-		{"503 on state", &fault{Method: "GET", Path: "/servers/srv-0001", Status: 503, Times: 2}, stateOp, "/servers/srv-0001", 3},
-		{"429 on floating IP allocation", &fault{Method: "POST", Path: "/floatingips", Status: 429}, fipOp, "/floatingips", 2},
-		{"reset on floating IP association", &fault{Method: "PUT", Path: "/floatingips/fip-0002", Reset: true}, fipOp, "/floatingips/fip-0002", 2},
+		{"429 on token", &novafake.Fault{Method: "POST", Path: "/auth/tokens", Status: 429, Body: `{"error": {"code": 429, "message": "slow down"}}`}, createOp, "/auth/tokens", 2},
+		{"503 on token", &novafake.Fault{Method: "POST", Path: "/auth/tokens", Status: 503, Times: 3}, createOp, "/auth/tokens", 4},
+		{"502 on flavors", &novafake.Fault{Method: "GET", Path: "/flavors/detail", Status: 502}, createOp, "/flavors/detail", 2},
+		{"500 on server list", &novafake.Fault{Method: "GET", Path: "/servers/detail", Status: 500}, createOp, "/servers/detail", 2},
+		{"504 on delete", &novafake.Fault{Method: "DELETE", Path: "/servers/srv-0001", Status: 504}, destroyOp, "/servers/srv-0001", 2},
+		{"503 on state", &novafake.Fault{Method: "GET", Path: "/servers/srv-0001", Status: 503, Times: 2}, stateOp, "/servers/srv-0001", 3},
+		{"429 on floating IP allocation", &novafake.Fault{Method: "POST", Path: "/floatingips", Status: 429}, fipOp, "/floatingips", 2},
+		{"reset on floating IP association", &novafake.Fault{Method: "PUT", Path: "/floatingips/fip-0002", Reset: true}, fipOp, "/floatingips/fip-0002", 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
-			f.inject(tc.fault)
+			f.Inject(tc.fault)
 			h := newTest(t, f, nil, nil)
 			tc.op(t, h, f)
-			if n := f.count(tc.fault.Method, tc.path); n != tc.want {
+			if n := f.Count(tc.fault.Method, tc.path); n != tc.want {
 				t.Errorf("%d %s %s requests, want %d", n, tc.fault.Method, tc.path, tc.want)
 			}
 		})
 	}
 }
 
-func createOp(t *testing.T, h *Handler, f *fakeCloud) {
+func createOp(t *testing.T, h *Handler, f *novafake.Server) {
 	t.Helper()
 	if _, err := h.Create(t.Context(), newSpec(baseResource(f), "n1")); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.liveServers()); n != 1 {
+	if n := len(f.Servers()); n != 1 {
 		t.Fatalf("%d servers, want 1", n)
 	}
 }
 
-func destroyOp(t *testing.T, h *Handler, f *fakeCloud) {
+func destroyOp(t *testing.T, h *Handler, f *novafake.Server) {
 	t.Helper()
 	hd, err := h.Create(t.Context(), newSpec(baseResource(f), "n1"))
 	if err != nil {
@@ -333,12 +333,12 @@ func destroyOp(t *testing.T, h *Handler, f *fakeCloud) {
 	if err := h.Destroy(t.Context(), hd); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.liveServers()); n != 0 {
+	if n := len(f.Servers()); n != 0 {
 		t.Fatalf("%d servers after Destroy", n)
 	}
 }
 
-func stateOp(t *testing.T, h *Handler, f *fakeCloud) {
+func stateOp(t *testing.T, h *Handler, f *novafake.Server) {
 	t.Helper()
 	hd, err := h.Create(t.Context(), newSpec(baseResource(f), "n1"))
 	if err != nil {
@@ -349,13 +349,13 @@ func stateOp(t *testing.T, h *Handler, f *fakeCloud) {
 	}
 }
 
-func fipOp(t *testing.T, h *Handler, f *fakeCloud) {
+func fipOp(t *testing.T, h *Handler, f *novafake.Server) {
 	t.Helper()
 	res := with(baseResource(f), map[string]any{"floating_ip": "yes", "floating_ip_pool": "public"})
 	if _, err := h.Create(t.Context(), newSpec(res, "n1")); err != nil {
 		t.Fatal(err)
 	}
-	if fips := f.floatingIPs(); len(fips) != 1 || fips[0]["port_id"] != "port-srv-0001" {
+	if fips := f.FloatingIPs(); len(fips) != 1 || fips[0]["port_id"] != "port-srv-0001" {
 		t.Fatalf("floating IPs %v, want one on port-srv-0001", fips)
 	}
 }
@@ -363,16 +363,16 @@ func fipOp(t *testing.T, h *Handler, f *fakeCloud) {
 func TestPermanentErrors(t *testing.T) {
 	cases := []struct {
 		name     string
-		fault    *fault
+		fault    *novafake.Fault
 		res      map[string]any
 		auth     map[string]any
 		wantIn   []string
 		path     string // requests to it: exactly one (no retry)
 		noServer bool
 	}{
-		{"invalid flavor", &fault{Method: "POST", Path: "/servers", Status: 400, Body: `{"badRequest": {"message": "Invalid flavorRef provided.", "code": 400}}`}, nil, nil,
+		{"invalid flavor", &novafake.Fault{Method: "POST", Path: "/servers", Status: 400, Body: `{"badRequest": {"message": "Invalid flavorRef provided.", "code": 400}}`}, nil, nil,
 			[]string{"create server for node n1", "POST ", "/RegionOne/compute/v2.1/servers", "HTTP 400", "Invalid flavorRef provided."}, "/compute/v2.1/servers", true},
-		{"quota", &fault{Method: "POST", Path: "/servers", Status: 403, Body: `{"forbidden": {"message": "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances", "code": 403}}`}, nil, nil,
+		{"quota", &novafake.Fault{Method: "POST", Path: "/servers", Status: 403, Body: `{"forbidden": {"message": "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances", "code": 403}}`}, nil, nil,
 			[]string{"node n1", "HTTP 403", "Quota exceeded for instances"}, "/compute/v2.1/servers", true},
 		{"wrong password", nil, nil, map[string]any{"username": "alice", "password": "wrong-SECRET-guess"},
 			[]string{"authenticate", "/v3/auth/tokens", "HTTP 401", "requires authentication"}, "/auth/tokens", true},
@@ -382,7 +382,7 @@ func TestPermanentErrors(t *testing.T) {
 			[]string{"node n1", `"nope"`, "public"}, "/networks", true},
 		{"bad floating_ip value", nil, map[string]any{"floating_ip": "add_yes_if_you_need_floating_ip_or_remove"}, nil,
 			[]string{"node n1", "floating_ip", "add_yes_if_you_need"}, "", true},
-		{"neutron refuses the allocation", &fault{Method: "POST", Path: "/floatingips", Status: 409, Body: `{"NeutronError": {"type": "IpAddressGenerationFailure", "message": "No more IP addresses available on network ext-net-id.", "detail": ""}}`},
+		{"neutron refuses the allocation", &novafake.Fault{Method: "POST", Path: "/floatingips", Status: 409, Body: `{"NeutronError": {"type": "IpAddressGenerationFailure", "message": "No more IP addresses available on network ext-net-id.", "detail": ""}}`},
 			map[string]any{"floating_ip": "yes", "floating_ip_pool": "public"}, nil,
 			[]string{"node n1", "allocate floating IP from public", "HTTP 409", "IpAddressGenerationFailure: No more IP addresses"}, "/floatingips", true},
 	}
@@ -390,7 +390,7 @@ func TestPermanentErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
 			if tc.fault != nil {
-				f.inject(tc.fault)
+				f.Inject(tc.fault)
 			}
 			res := with(baseResource(f), tc.res)
 			h := newTest(t, f, res, tc.auth)
@@ -411,15 +411,15 @@ func TestPermanentErrors(t *testing.T) {
 				if tc.fault != nil {
 					method = tc.fault.Method
 				}
-				if n := f.count(method, tc.path); n != 1 {
+				if n := f.Count(method, tc.path); n != 1 {
 					t.Errorf("%d %s %s requests, want 1 (permanent errors are not retried)", n, method, tc.path)
 				}
 			}
-			if tc.noServer && len(f.liveServers()) != 0 {
-				t.Errorf("servers left: %+v", f.liveServers())
+			if tc.noServer && len(f.Servers()) != 0 {
+				t.Errorf("servers left: %+v", f.Servers())
 			}
-			if len(f.floatingIPs()) != 0 {
-				t.Errorf("floating IPs left: %v", f.floatingIPs())
+			if len(f.FloatingIPs()) != 0 {
+				t.Errorf("floating IPs left: %v", f.FloatingIPs())
 			}
 			if strings.Contains(err.Error(), "SECRET") {
 				t.Errorf("error shows a secret: %v", err)
@@ -430,21 +430,21 @@ func TestPermanentErrors(t *testing.T) {
 
 func TestGivesUpAfterAttempts(t *testing.T) {
 	f := newFake(t)
-	f.inject(&fault{Method: "POST", Path: "/servers", Status: 503, Times: 100, Body: `{"computeFault": {"message": "Nova is down", "code": 503}}`})
+	f.Inject(&novafake.Fault{Method: "POST", Path: "/servers", Status: 503, Times: 100, Body: `{"computeFault": {"message": "Nova is down", "code": 503}}`})
 	h := newTest(t, f, nil, nil)
 	_, err := h.Create(t.Context(), newSpec(baseResource(f), "n1"))
 	var e *Error
 	if !errors.As(err, &e) || e.Code != 503 || e.Attempts != 6 || !strings.Contains(err.Error(), "Nova is down") || !strings.Contains(err.Error(), "gave up after 6 attempts") {
 		t.Fatalf("err = %v, want HTTP 503 after 6 attempts", err)
 	}
-	if n := f.count("POST", "/servers"); n != 6 {
+	if n := f.Count("POST", "/servers"); n != 6 {
 		t.Errorf("%d create requests, want 6", n)
 	}
 }
 
 func TestContextEndsRetries(t *testing.T) {
 	f := newFake(t)
-	f.inject(&fault{Method: "GET", Path: "/flavors/detail", Status: 503, Times: 100})
+	f.Inject(&novafake.Fault{Method: "GET", Path: "/flavors/detail", Status: 503, Times: 100})
 	h := newTest(t, f, nil, nil)
 	h.policy = cloudapi.Policy{Attempts: 100, Base: time.Hour}
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -477,24 +477,24 @@ func TestFloatingIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allocs := f.bodies("POST", "/floatingips")
+	allocs := f.Bodies("POST", "/floatingips")
 	if len(allocs) != 1 {
 		t.Fatalf("%d allocations, want 1", len(allocs))
 	}
 	jsonEq(t, "allocation", allocs[0], `{"floatingip": {"floating_network_id": "ext-net-id", "description": "occopus:infra-1:n1"}}`)
-	fips := f.floatingIPs()
+	fips := f.FloatingIPs()
 	if len(fips) != 1 {
 		t.Fatalf("floating IPs %v", fips)
 	}
 	fipID := fips[0]["id"].(string)
-	assoc := f.bodies("PUT", "/floatingips/"+fipID)
+	assoc := f.Bodies("PUT", "/floatingips/"+fipID)
 	if len(assoc) != 1 {
 		t.Fatalf("%d associations, want 1", len(assoc))
 	}
 	jsonEq(t, "association", assoc[0], `{"floatingip": {"port_id": "port-`+hd.ID+`"}}`)
 	// Associated only once the server was ACTIVE.
 	var sawActive bool
-	for _, r := range f.all() {
+	for _, r := range f.Requests() {
 		if r.Method == "PUT" {
 			break
 		}
@@ -509,8 +509,8 @@ func TestFloatingIP(t *testing.T) {
 		t.Errorf("handle data %+v, want floating IP %s", d, fipID)
 	}
 	addr, err := h.Addresses(t.Context(), hd)
-	if err != nil || addr.Public != fips[0]["floating_ip_address"] || addr.Private != "10.0.0.11" {
-		t.Errorf("Addresses = %+v, %v; want public %v private 10.0.0.11", addr, err, fips[0]["floating_ip_address"])
+	if err != nil || addr.Public != fips[0]["floating_ip_address"] || addr.Private != "127.30.0.3" {
+		t.Errorf("Addresses = %+v, %v; want public %v private 127.30.0.3", addr, err, fips[0]["floating_ip_address"])
 	}
 
 	// Create again: the same server and the same address, nothing new.
@@ -518,7 +518,7 @@ func TestFloatingIP(t *testing.T) {
 	if err != nil || again.ID != hd.ID || parseData(again).FloatingIPID != fipID {
 		t.Fatalf("second Create = %+v, %v", again, err)
 	}
-	if n := f.count("POST", "/floatingips"); n != 1 {
+	if n := f.Count("POST", "/floatingips"); n != 1 {
 		t.Errorf("%d allocations after a second Create, want 1", n)
 	}
 
@@ -526,7 +526,7 @@ func TestFloatingIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	var order []string
-	for _, r := range f.all() {
+	for _, r := range f.Requests() {
 		if r.Method == "DELETE" {
 			order = append(order, r.Path[strings.LastIndex(r.Path, "/")+1:])
 		}
@@ -534,8 +534,8 @@ func TestFloatingIP(t *testing.T) {
 	if want := []string{fipID, hd.ID}; !reflect.DeepEqual(order, want) {
 		t.Errorf("deletes %v, want the floating IP released before the server: %v", order, want)
 	}
-	if len(f.floatingIPs()) != 0 || len(f.liveServers()) != 0 {
-		t.Errorf("left: %v %v", f.floatingIPs(), f.liveServers())
+	if len(f.FloatingIPs()) != 0 || len(f.Servers()) != 0 {
+		t.Errorf("left: %v %v", f.FloatingIPs(), f.Servers())
 	}
 }
 
@@ -554,22 +554,22 @@ func TestDestroyFromListReleasesFloatingIP(t *testing.T) {
 	if err := h.Destroy(t.Context(), resource.Handle{ID: owned[0].Handle.ID}); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.floatingIPs()) != 0 || len(f.liveServers()) != 0 {
-		t.Errorf("left: %v %v", f.floatingIPs(), f.liveServers())
+	if len(f.FloatingIPs()) != 0 || len(f.Servers()) != 0 {
+		t.Errorf("left: %v %v", f.FloatingIPs(), f.Servers())
 	}
 }
 
 func TestBootFailure(t *testing.T) {
 	f := newFake(t)
-	f.bootFault = "No valid host was found. There are not enough hosts available."
+	f.SetBootFault("No valid host was found. There are not enough hosts available.")
 	res := with(baseResource(f), map[string]any{"floating_ip": "yes", "floating_ip_pool": "public"})
 	h := newTest(t, f, res, nil)
 	_, err := h.Create(t.Context(), newSpec(res, "n1"))
 	if err == nil || !strings.Contains(err.Error(), "No valid host") || !strings.Contains(err.Error(), "node n1") {
 		t.Fatalf("err = %v", err)
 	}
-	if len(f.liveServers()) != 0 || len(f.floatingIPs()) != 0 {
-		t.Errorf("left: %v %v", f.liveServers(), f.floatingIPs())
+	if len(f.Servers()) != 0 || len(f.FloatingIPs()) != 0 {
+		t.Errorf("left: %v %v", f.Servers(), f.FloatingIPs())
 	}
 }
 
@@ -589,19 +589,19 @@ func TestState(t *testing.T) {
 		{"UNKNOWN", "", resource.StateUnknown},
 	}
 	f := newFake(t)
-	f.buildPolls = 1000
+	f.SetBuildPolls(1000)
 	h := newTest(t, f, nil, nil)
 	hd, err := h.Create(t.Context(), newSpec(baseResource(f), "n1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range cases {
-		f.setStatus(hd.ID, tc.status, tc.task)
+		f.SetStatus(hd.ID, tc.status, tc.task)
 		if st, err := h.State(t.Context(), hd); err != nil || st != tc.want {
 			t.Errorf("%s/%s: State = %s, %v; want %s", tc.status, tc.task, st, err, tc.want)
 		}
 	}
-	f.kill(hd.ID)
+	f.Kill(hd.ID)
 	if _, err := h.State(t.Context(), hd); !errors.Is(err, resource.ErrNotFound) {
 		t.Errorf("State of a deleted server: %v, want ErrNotFound", err)
 	}
@@ -656,7 +656,7 @@ func TestSecretsNeverShown(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
-			f.echoSecrets = true
+			f.SetEchoSecrets(true)
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			h := newTest(t, f, nil, tc.auth, withLogger(log))
@@ -677,13 +677,13 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 	// A successful run with retries logs nothing secret either.
 	f := newFake(t)
-	f.inject(&fault{Method: "POST", Path: "/auth/tokens", Status: 503})
+	f.Inject(&novafake.Fault{Method: "POST", Path: "/auth/tokens", Status: 503})
 	var logs bytes.Buffer
 	h := newTest(t, f, nil, nil, withLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	if _, err := h.Create(t.Context(), newSpec(baseResource(f), "n1")); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(logs.String(), f.validPass) {
+	if strings.Contains(logs.String(), f.Password()) {
 		t.Errorf("logs show the password: %s", logs.String())
 	}
 }
@@ -705,7 +705,7 @@ func TestListAndFindByMetadata(t *testing.T) {
 		t.Fatalf("Find = %v %v %v, want %s", hd, found, err, c.ID)
 	}
 	// A server being deleted is neither listed nor found.
-	f.setStatus(b.ID, "ACTIVE", "deleting")
+	f.SetStatus(b.ID, "ACTIVE", "deleting")
 	if got, _ := h.List(t.Context(), "infra-1"); len(got) != 1 {
 		t.Errorf("List with a server being deleted = %+v", got)
 	}
@@ -730,12 +730,12 @@ func TestConformance(t *testing.T) {
 					InfraID: fmt.Sprintf("infra-%d", i), NodeID: fmt.Sprintf("node-%d", i), NodeName: "web",
 					Resource: res, Context: resource.Context{UserData: userData},
 				}
-			}, resourcetest.WithTimeout(5*time.Second), resourcetest.WithKill(func(t *testing.T, hd resource.Handle) { f.kill(hd.ID) }))
+			}, resourcetest.WithTimeout(5*time.Second), resourcetest.WithKill(func(t *testing.T, hd resource.Handle) { f.Kill(hd.ID) }))
 			t.Cleanup(func() {
-				if s := f.liveServers(); len(s) != 0 {
+				if s := f.Servers(); len(s) != 0 {
 					t.Errorf("servers left: %+v", s)
 				}
-				if fips := f.floatingIPs(); len(fips) != 0 {
+				if fips := f.FloatingIPs(); len(fips) != 0 {
 					t.Errorf("floating IPs left: %v", fips)
 				}
 			})
@@ -752,13 +752,25 @@ func TestTokenExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.revokeTokens()
+	f.RevokeTokens()
 	if _, err := h.State(t.Context(), hd); err != nil {
 		t.Fatal(err)
 	}
-	if n := f.count("POST", "/v3/auth/tokens"); n != 2 {
+	if n := f.Count("POST", "/v3/auth/tokens"); n != 2 {
 		t.Errorf("%d token requests, want 2 (login, renewal)", n)
 	}
-	bodies := f.bodies("POST", "/v3/auth/tokens")
+	bodies := f.Bodies("POST", "/v3/auth/tokens")
 	jsonEq(t, "renewal", bodies[1], `{"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"id": "ac-0123", "secret": "ac-SECRET-xyz"}}}}`)
+}
+
+// newFake starts a fake cloud (novafake) for the test.
+func newFake(t *testing.T, opts ...novafake.Options) *novafake.Server {
+	t.Helper()
+	var o novafake.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	f := novafake.New(o)
+	t.Cleanup(f.Close)
+	return f
 }

@@ -1,6 +1,27 @@
-package nova
+// Package novafake is a fake OpenStack cloud for tests and benchmarks: it
+// speaks enough of Keystone v3, Nova v2.1 and Neutron v2.0 (JSON over HTTP,
+// as gophercloud sends and expects it) for package nova: token creation
+// with a catalog, flavors, servers (create, get, list detail, delete),
+// external networks, ports and floating IPs. Faults (HTTP codes,
+// connection resets, lost answers) are injected per request ([Fault]).
+//
+// Server and floating addresses are in 127.0.0.0/8 by default (fixed
+// 127.30.x.y, floating 127.40.x.y), so a health check that pings them
+// stays on loopback.
+//
+// What the fake received can be read back: every request with its body
+// ([Server.Requests], [Server.Bodies]), and every server with its decoded
+// user data and metadata ([Server.Servers]); [Server.Created] and
+// [Server.Live] count servers.
+//
+// Limits: no pagination links, no microversions, no policy; images,
+// networks of a server, key names and security groups are not checked; a
+// server's port exists as soon as the server does; deletes take effect at
+// once.
+package novafake
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,71 +31,68 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
-// fakeCloud speaks enough of Keystone v3, Nova v2.1 and Neutron v2.0 (JSON
-// over HTTP, as gophercloud sends and expects it) for the handler: token
-// creation with a catalog, flavors, servers (create, get, list detail,
-// delete), external networks, ports and floating IPs. Faults (HTTP codes,
-// connection resets, lost answers) are injected per request.
-//
-// Limits: no pagination links, no microversions, no policy; a server's
-// port exists as soon as the server does; deletes take effect at once.
-type fakeCloud struct {
-	t   *testing.T
-	srv *httptest.Server
+// Credentials the fake accepts unless Options say otherwise.
+const (
+	DefaultUser          = "alice"
+	DefaultPassword      = "pa55-w0rd-SECRET"
+	DefaultAppCredID     = "ac-0123"
+	DefaultAppCredSecret = "ac-SECRET-xyz"
+	// ProjectID is the project of every token.
+	ProjectID = "proj-1"
+)
 
-	// identityPrefix is where Keystone lives ("" or e.g. "/identity").
-	identityPrefix string
-	// regions of the catalog; each has its compute and network endpoint
-	// under /<region>/compute/v2.1 and /<region>/network.
-	regions []string
-	// noNetwork leaves the network service out of the catalog.
-	noNetwork bool
-	// buildPolls is how many GETs of a server answer BUILD before ACTIVE.
-	buildPolls int
-	// echoSecrets makes Keystone's 401 quote the request body, to prove
-	// the handler keeps secrets out of its errors whatever the cloud says.
-	echoSecrets bool
-	// bootFault makes servers go from BUILD to ERROR with this fault.
-	bootFault string
-
-	mu        sync.Mutex
-	seq       int
-	requests  []fakeRequest
-	faults    []*fault
-	servers   map[string]*fakeServer
-	fips      map[string]map[string]any
-	flavors   []map[string]any
-	networks  []map[string]any
-	tokens    int
-	valid     map[string]bool // issued, not revoked tokens
-	validUser string
-	validPass string
-	validAC   [2]string
+// Options configure a Server. The zero value works.
+type Options struct {
+	// IdentityPrefix is where Keystone lives ("" or e.g. "/identity").
+	IdentityPrefix string
+	// Regions of the catalog (default RegionOne); each has its compute and
+	// network endpoint under /<region>/compute/v2.1 and /<region>/network.
+	Regions []string
+	// NoNetwork leaves the network service out of the catalog.
+	NoNetwork bool
+	// BuildPolls is how many GETs of a server answer BUILD before ACTIVE
+	// (default 1; negative: none).
+	BuildPolls int
+	// CreateLatency delays every server create answer; the server is made
+	// when the delay is over. Concurrent creates wait concurrently.
+	CreateLatency time.Duration
+	// Credentials accepted (defaults DefaultUser, ...).
+	User, Password           string
+	AppCredID, AppCredSecret string
+	// FixedIP and FloatingIP give the address of the n-th server or
+	// floating IP (n counts both, from 1). Defaults: 127.30.n/250.n%250+2
+	// and 127.40.n/250.n%250+2.
+	FixedIP, FloatingIP func(n int) string
 }
 
-type fakeRequest struct {
+// Instance is what the fake knows of a server (a copy).
+type Instance struct {
+	ID, Name, Status, TaskState string
+	Region                      string
+	Metadata                    map[string]string
+	// Request is the "server" object of the create body; UserData is its
+	// user_data decoded.
+	Request    map[string]any
+	UserData   string
+	FixedIP    string
+	FloatingIP string
+	Network    string
+	Created    time.Time
+
+	polls int
+}
+
+// Request is one request the fake received.
+type Request struct {
 	Method, Path, Query string
 	Body                []byte
 }
 
-type fakeServer struct {
-	ID, Name, Status, TaskState string
-	Region                      string
-	Metadata                    map[string]string
-	Request                     map[string]any // the "server" object of the create body
-	FixedIP                     string
-	FloatingIP                  string
-	Network                     string
-	polls                       int
-	Created                     time.Time
-}
-
-// fault answers matching requests instead of (or after) the fake.
-type fault struct {
+// Fault answers matching requests instead of (or after) the fake.
+type Fault struct {
 	Method string
 	Path   string // suffix of the URL path
 	Status int
@@ -85,17 +103,53 @@ type fault struct {
 	hits   int
 }
 
-func newFake(t *testing.T) *fakeCloud {
-	f := &fakeCloud{
-		t:          t,
-		regions:    []string{"RegionOne"},
-		servers:    map[string]*fakeServer{},
-		valid:      map[string]bool{},
-		fips:       map[string]map[string]any{},
-		validUser:  "alice",
-		validPass:  "pa55-w0rd-SECRET",
-		validAC:    [2]string{"ac-0123", "ac-SECRET-xyz"},
-		buildPolls: 1,
+// Server is a fake OpenStack cloud on an httptest server. It is safe for
+// concurrent use.
+type Server struct {
+	srv *httptest.Server
+
+	identityPrefix string
+	regions        []string
+	noNetwork      bool
+	createLatency  time.Duration
+	fixedIP        func(int) string
+	floatingIP     func(int) string
+	validUser      string
+	validPass      string
+	validAC        [2]string
+
+	mu          sync.Mutex
+	buildPolls  int
+	echoSecrets bool
+	bootFault   string
+	seq         int
+	created     int
+	requests    []Request
+	faults      []*Fault
+	servers     map[string]*Instance
+	fips        map[string]map[string]any
+	flavors     []map[string]any
+	networks    []map[string]any
+	tokens      int
+	valid       map[string]bool // issued, not revoked tokens
+}
+
+// New starts a fake cloud; Close stops it.
+func New(opts Options) *Server {
+	f := &Server{
+		identityPrefix: opts.IdentityPrefix,
+		regions:        opts.Regions,
+		noNetwork:      opts.NoNetwork,
+		createLatency:  opts.CreateLatency,
+		fixedIP:        opts.FixedIP,
+		floatingIP:     opts.FloatingIP,
+		servers:        map[string]*Instance{},
+		valid:          map[string]bool{},
+		fips:           map[string]map[string]any{},
+		validUser:      cmpOr(opts.User, DefaultUser),
+		validPass:      cmpOr(opts.Password, DefaultPassword),
+		validAC:        [2]string{cmpOr(opts.AppCredID, DefaultAppCredID), cmpOr(opts.AppCredSecret, DefaultAppCredSecret)},
+		buildPolls:     opts.BuildPolls,
 		flavors: []map[string]any{
 			{"id": "f-1", "name": "m1.small", "ram": 2048, "vcpus": 1, "disk": 20},
 			{"id": "f-2", "name": "m1.medium", "ram": 4096, "vcpus": 2, "disk": 40},
@@ -105,21 +159,80 @@ func newFake(t *testing.T) *fakeCloud {
 			{"id": "ext-net-2", "name": "other-ext", "router:external": true, "status": "ACTIVE"},
 		},
 	}
+	if len(f.regions) == 0 {
+		f.regions = []string{"RegionOne"}
+	}
+	switch {
+	case f.buildPolls == 0:
+		f.buildPolls = 1
+	case f.buildPolls < 0:
+		f.buildPolls = 0
+	}
+	if f.fixedIP == nil {
+		f.fixedIP = func(n int) string { return fmt.Sprintf("127.30.%d.%d", n/250, n%250+2) }
+	}
+	if f.floatingIP == nil {
+		f.floatingIP = func(n int) string { return fmt.Sprintf("127.40.%d.%d", n/250, n%250+2) }
+	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
 	return f
 }
 
-func (f *fakeCloud) URL() string { return f.srv.URL + f.identityPrefix }
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
 
-func (f *fakeCloud) inject(fs ...*fault) {
+// URL is the Keystone endpoint (the resource section's endpoint).
+func (f *Server) URL() string { return f.srv.URL + f.identityPrefix }
+
+// BaseURL is the server's root, without the identity prefix.
+func (f *Server) BaseURL() string { return f.srv.URL }
+
+// Close stops the server.
+func (f *Server) Close() { f.srv.Close() }
+
+// User and Password are the password credentials the fake accepts.
+func (f *Server) User() string     { return f.validUser }
+func (f *Server) Password() string { return f.validPass }
+
+// AppCredential is the application credential the fake accepts.
+func (f *Server) AppCredential() (id, secret string) { return f.validAC[0], f.validAC[1] }
+
+// SetBuildPolls sets how many GETs of a new server answer BUILD.
+func (f *Server) SetBuildPolls(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buildPolls = n
+}
+
+// SetBootFault makes new servers go from BUILD to ERROR with this fault
+// ("" = boot fine).
+func (f *Server) SetBootFault(msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bootFault = msg
+}
+
+// SetEchoSecrets makes Keystone's 401 quote the request body, to prove a
+// client keeps secrets out of its errors whatever the cloud says.
+func (f *Server) SetEchoSecrets(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.echoSecrets = on
+}
+
+// Inject adds faults.
+func (f *Server) Inject(fs ...*Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.faults = append(f.faults, fs...)
 }
 
-// count returns how many requests matched method and path suffix.
-func (f *fakeCloud) count(method, pathSuffix string) int {
+// Count returns how many requests matched method and path suffix.
+func (f *Server) Count(method, pathSuffix string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
@@ -131,8 +244,8 @@ func (f *fakeCloud) count(method, pathSuffix string) int {
 	return n
 }
 
-// bodies returns the bodies of the requests matching method and suffix.
-func (f *fakeCloud) bodies(method, pathSuffix string) [][]byte {
+// Bodies returns the bodies of the requests matching method and suffix.
+func (f *Server) Bodies(method, pathSuffix string) [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out [][]byte
@@ -144,34 +257,67 @@ func (f *fakeCloud) bodies(method, pathSuffix string) [][]byte {
 	return out
 }
 
-func (f *fakeCloud) all() []fakeRequest {
+// Requests returns every request received, in order.
+func (f *Server) Requests() []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]fakeRequest(nil), f.requests...)
+	return append([]Request(nil), f.requests...)
 }
 
-func (f *fakeCloud) liveServers() []*fakeServer {
+// Servers returns copies of the servers that exist, by id.
+func (f *Server) Servers() []Instance {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []*fakeServer
+	out := make([]Instance, 0, len(f.servers))
 	for _, s := range f.servers {
-		out = append(out, s)
+		c := *s
+		c.Metadata = make(map[string]string, len(s.Metadata))
+		for k, v := range s.Metadata {
+			c.Metadata[k] = v
+		}
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
-func (f *fakeCloud) floatingIPs() []map[string]any {
+// Created is how many servers were made.
+func (f *Server) Created() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.created
+}
+
+// Live is how many servers exist.
+func (f *Server) Live() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.servers)
+}
+
+// FloatingIPs returns copies of the allocated floating IPs.
+func (f *Server) FloatingIPs() []map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := make([]string, 0, len(f.fips))
+	for id := range f.fips {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
 	var out []map[string]any
-	for _, v := range f.fips {
-		out = append(out, v)
+	for _, id := range ids {
+		c := map[string]any{}
+		for k, v := range f.fips[id] {
+			c[k] = v
+		}
+		out = append(out, c)
 	}
 	return out
 }
 
-func (f *fakeCloud) setStatus(id, status, task string) {
+// SetStatus sets a server's status and task state (and stops its BUILD
+// countdown).
+func (f *Server) SetStatus(id, status, task string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if s, ok := f.servers[id]; ok {
@@ -179,25 +325,25 @@ func (f *fakeCloud) setStatus(id, status, task string) {
 	}
 }
 
-// revokeTokens expires every token issued so far.
-func (f *fakeCloud) revokeTokens() {
+// RevokeTokens expires every token issued so far.
+func (f *Server) RevokeTokens() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	clear(f.valid)
 }
 
-// kill deletes a server behind the handler's back.
-func (f *fakeCloud) kill(id string) {
+// Kill deletes a server behind the client's back.
+func (f *Server) Kill(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.servers, id)
 }
 
-func (f *fakeCloud) serve(w http.ResponseWriter, r *http.Request) {
+func (f *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
-	f.requests = append(f.requests, fakeRequest{r.Method, r.URL.Path, r.URL.RawQuery, body})
-	var hit *fault
+	f.requests = append(f.requests, Request{r.Method, r.URL.Path, r.URL.RawQuery, body})
+	var hit *Fault
 	for _, ft := range f.faults {
 		if (ft.Method == "" || ft.Method == r.Method) && strings.HasSuffix(r.URL.Path, ft.Path) && ft.hits < max(ft.Times, 1) {
 			ft.hits++
@@ -257,7 +403,7 @@ func neutronError(w http.ResponseWriter, status int, typ, msg string) {
 	writeJSON(w, status, map[string]any{"NeutronError": map[string]any{"type": typ, "message": msg, "detail": ""}})
 }
 
-func (f *fakeCloud) route(w http.ResponseWriter, r *http.Request, body []byte) {
+func (f *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	p := r.URL.Path
 	if p == f.identityPrefix+"/v3/auth/tokens" && r.Method == http.MethodPost {
 		f.token(w, body)
@@ -283,7 +429,7 @@ func (f *fakeCloud) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	http.NotFound(w, r)
 }
 
-func (f *fakeCloud) token(w http.ResponseWriter, body []byte) {
+func (f *Server) token(w http.ResponseWriter, body []byte) {
 	var req struct {
 		Auth struct {
 			Identity struct {
@@ -305,9 +451,12 @@ func (f *fakeCloud) token(w http.ResponseWriter, body []byte) {
 	id := req.Auth.Identity
 	ok := (id.Password.User.Name == f.validUser && id.Password.User.Password == f.validPass) ||
 		(id.AppCred.ID == f.validAC[0] && id.AppCred.Secret == f.validAC[1])
+	f.mu.Lock()
+	echo := f.echoSecrets
+	f.mu.Unlock()
 	if !ok {
 		msg := "The request you have made requires authentication."
-		if f.echoSecrets {
+		if echo {
 			msg += " Request was: " + string(body)
 		}
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]any{"code": 401, "title": "Unauthorized", "message": msg}})
@@ -345,7 +494,7 @@ func (f *fakeCloud) token(w http.ResponseWriter, body []byte) {
 	}})
 }
 
-func (f *fakeCloud) serverJSON(s *fakeServer) map[string]any {
+func (f *Server) serverJSON(s *Instance) map[string]any {
 	addrs := []map[string]any{{"addr": s.FixedIP, "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}}
 	if s.FloatingIP != "" {
 		addrs = append(addrs, map[string]any{"addr": s.FloatingIP, "version": 4, "OS-EXT-IPS:type": "floating"})
@@ -369,7 +518,16 @@ func (f *fakeCloud) serverJSON(s *fakeServer) map[string]any {
 	}
 }
 
-func (f *fakeCloud) compute(w http.ResponseWriter, r *http.Request, region, rest string, body []byte) {
+func (f *Server) compute(w http.ResponseWriter, r *http.Request, region, rest string, body []byte) {
+	if r.Method == http.MethodPost && rest == "/servers" && f.createLatency > 0 {
+		t := time.NewTimer(f.createLatency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -394,9 +552,9 @@ func (f *fakeCloud) compute(w http.ResponseWriter, r *http.Request, region, rest
 			return
 		}
 		f.seq++
-		s := &fakeServer{
+		s := &Instance{
 			ID: fmt.Sprintf("srv-%04d", f.seq), Name: fmt.Sprint(req.Server["name"]), Status: "BUILD", Region: region,
-			Request: req.Server, FixedIP: fmt.Sprintf("10.0.0.%d", f.seq+10), Network: "private",
+			Request: req.Server, FixedIP: f.fixedIP(f.seq), Network: "private",
 			Metadata: map[string]string{}, polls: f.buildPolls, Created: time.Now(),
 		}
 		if md, ok := req.Server["metadata"].(map[string]any); ok {
@@ -404,6 +562,11 @@ func (f *fakeCloud) compute(w http.ResponseWriter, r *http.Request, region, rest
 				s.Metadata[k] = fmt.Sprint(v)
 			}
 		}
+		if ud, ok := req.Server["user_data"].(string); ok {
+			b, _ := base64.StdEncoding.DecodeString(ud)
+			s.UserData = string(b)
+		}
+		f.created++
 		f.servers[s.ID] = s
 		writeJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
 			"id": s.ID, "adminPass": "generated-admin-pass", "OS-DCF:diskConfig": "MANUAL",
@@ -457,7 +620,7 @@ func (f *fakeCloud) compute(w http.ResponseWriter, r *http.Request, region, rest
 	}
 }
 
-func (f *fakeCloud) network(w http.ResponseWriter, r *http.Request, rest string, body []byte) {
+func (f *Server) network(w http.ResponseWriter, r *http.Request, rest string, body []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := r.URL.Query()
@@ -528,7 +691,7 @@ func (f *fakeCloud) network(w http.ResponseWriter, r *http.Request, rest string,
 		}
 		f.seq++
 		v := map[string]any{
-			"id": fmt.Sprintf("fip-%04d", f.seq), "floating_ip_address": fmt.Sprintf("192.0.2.%d", f.seq),
+			"id": fmt.Sprintf("fip-%04d", f.seq), "floating_ip_address": f.floatingIP(f.seq),
 			"floating_network_id": netID, "description": req.F["description"], "port_id": nil, "fixed_ip_address": nil,
 			"status": "DOWN", "project_id": "proj-1", "tenant_id": "proj-1", "router_id": nil,
 		}
