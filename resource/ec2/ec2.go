@@ -77,7 +77,34 @@ const (
 
 // limiters is shared by every ec2 handler of this process: two handlers
 // talking to one endpoint share its budget.
-var limiters = cloudapi.NewLimiters(ratePerSecond, rateBurst)
+var (
+	limitersMu sync.Mutex
+	limiters   = cloudapi.NewLimiters(ratePerSecond, rateBurst)
+)
+
+// SetRateLimit sets the client-side rate limit per endpoint (calls per
+// second, burst) of the handlers made from now on; the default is 10/s
+// with a burst of 20, under Amazon's request-rate buckets. It is for
+// programs that talk to an EC2-compatible endpoint with other limits, and
+// for benchmarks against a fake endpoint. restore puts the previous limit
+// back (for handlers made after it).
+func SetRateLimit(perSecond float64, burst int) (restore func()) {
+	limitersMu.Lock()
+	defer limitersMu.Unlock()
+	prev := limiters
+	limiters = cloudapi.NewLimiters(perSecond, burst)
+	return func() {
+		limitersMu.Lock()
+		defer limitersMu.Unlock()
+		limiters = prev
+	}
+}
+
+func currentLimiters() *cloudapi.Limiters {
+	limitersMu.Lock()
+	defer limitersMu.Unlock()
+	return limiters
+}
 
 // callTimeout bounds one HTTP attempt, so a hung endpoint becomes a
 // retryable error instead of a stuck build.
@@ -166,7 +193,7 @@ func newHandler(cfg resource.Config, httpClient aws.HTTPClient) (*Handler, error
 		defaults:    cfg.Resource,
 		secret:      secret,
 		log:         log.With("backend", "ec2", "endpoint", endpoint, "region", region),
-		limiters:    limiters,
+		limiters:    currentLimiters(),
 		callTimeout: callTimeout,
 		grace:       notFoundGrace,
 		created:     map[string]time.Time{},

@@ -811,3 +811,19 @@ func get(form map[string][]string, k string) string {
 	}
 	return ""
 }
+
+func TestSetRateLimit(t *testing.T) {
+	before := currentLimiters()
+	restore := SetRateLimit(1e6, 1000)
+	h, err := New(resource.Config{Resource: resourceSection("http://127.0.0.1:1"), Auth: map[string]any{"accesskey": "a", "secretkey": "s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := h.(*Handler).limiters; l == before || l != currentLimiters() {
+		t.Error("a handler made after SetRateLimit does not use the new limit")
+	}
+	restore()
+	if currentLimiters() != before {
+		t.Error("restore did not put the previous limit back")
+	}
+}
