@@ -80,7 +80,10 @@ type Instance struct {
 	FixedIP    string
 	FloatingIP string
 	Network    string
-	Created    time.Time
+	// NetworkID is the network the server was booted on (the first of the
+	// request, default net-private): its port is there.
+	NetworkID string
+	Created   time.Time
 
 	polls int
 }
@@ -554,12 +557,17 @@ func (f *Server) compute(w http.ResponseWriter, r *http.Request, region, rest st
 		f.seq++
 		s := &Instance{
 			ID: fmt.Sprintf("srv-%04d", f.seq), Name: fmt.Sprint(req.Server["name"]), Status: "BUILD", Region: region,
-			Request: req.Server, FixedIP: f.fixedIP(f.seq), Network: "private",
+			Request: req.Server, FixedIP: f.fixedIP(f.seq), Network: "private", NetworkID: "net-private",
 			Metadata: map[string]string{}, polls: f.buildPolls, Created: time.Now(),
 		}
 		if md, ok := req.Server["metadata"].(map[string]any); ok {
 			for k, v := range md {
 				s.Metadata[k] = fmt.Sprint(v)
+			}
+		}
+		if nets, ok := req.Server["networks"].([]any); ok && len(nets) > 0 {
+			if n, ok := nets[0].(map[string]any); ok && n["uuid"] != nil {
+				s.NetworkID = fmt.Sprint(n["uuid"])
 			}
 		}
 		if ud, ok := req.Server["user_data"].(string); ok {
@@ -650,7 +658,7 @@ func (f *Server) network(w http.ResponseWriter, r *http.Request, rest string, bo
 				continue
 			}
 			out = append(out, map[string]any{
-				"id": "port-" + s.ID, "device_id": s.ID, "device_owner": "compute:nova", "network_id": "net-private",
+				"id": "port-" + s.ID, "device_id": s.ID, "device_owner": "compute:nova", "network_id": s.NetworkID,
 				"status": "ACTIVE", "fixed_ips": []any{map[string]any{"ip_address": s.FixedIP, "subnet_id": "sub-1"}},
 			})
 		}
