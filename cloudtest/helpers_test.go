@@ -1,0 +1,64 @@
+package cloudtest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/occopus-go/occopus"
+	"github.com/occopus-go/occopus/auth"
+	"github.com/occopus-go/occopus/store/sqlite"
+
+	_ "github.com/occopus-go/occopus/plugins/standard"
+)
+
+// tutorialsDir holds Occopus's own tutorials, kept outside the repository
+// in ../shared.
+const tutorialsDir = "../../shared/occopus-tutorials"
+
+// tutorial returns the directory of one tutorial, or skips the test.
+func tutorial(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(tutorialsDir, name)
+	if _, err := os.Stat(filepath.Join(dir, "nodes", "node_definitions.yaml")); err != nil {
+		t.Skipf("no Occopus tutorial %s at %s (../shared is not laid out beside this checkout): %v", name, dir, err)
+	}
+	return dir
+}
+
+// managerOptions are what newManager passes besides the store and auth.
+type managerOptions struct {
+	parallelize bool
+	parallel    int
+}
+
+// newManager opens a SQLite store in a temporary directory, loads
+// authData (the text of an auth_data.yaml, written there) with package auth
+// and returns a Manager over both; both are closed when the test ends.
+func newManager(t testing.TB, authData string, o managerOptions) *occopus.Manager {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth_data.yaml")
+	if err := os.WriteFile(path, []byte(authData), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ad, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "occopus.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := occopus.New(occopus.Options{Store: st, Home: dir, Auth: ad, Parallelize: o.parallelize, Parallel: o.parallel})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Close()
+		st.Close()
+	})
+	return m
+}
