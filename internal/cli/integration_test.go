@@ -52,6 +52,9 @@ type itBackend struct {
 	kill func(t *testing.T, infraID, nodeID string)
 	// output is what an instance printed.
 	output func(t *testing.T, infraID, nodeID string) string
+	// plant starts an instance of the infrastructure behind the
+	// orchestrator's back, labelled as the backend labels its own.
+	plant func(t *testing.T, infraID string)
 	// sweep removes everything left of an infrastructure, returning what
 	// it removed.
 	sweep func(infraID string) []string
@@ -183,6 +186,11 @@ var dockerBackend = itBackend{
 		}
 		return ids
 	},
+	plant: func(t *testing.T, infraID string) {
+		t.Helper()
+		docker(t, "run", "-d", "--init", "--label", "occopus.infra_id="+infraID, "--label", "occopus.node_id=planted",
+			"--label", "occopus.node_name=slow", "occopus/busybox:latest", "sleep", "3600")
+	},
 	reply: func(addr string) string { return "bytes from " + addr + ":" },
 }
 
@@ -271,6 +279,17 @@ var localBackend = itBackend{
 			}
 		}
 		return out
+	},
+	plant: func(t *testing.T, infraID string) {
+		t.Helper()
+		cmd := exec.Command("sleep", "3600")
+		cmd.Env = append(os.Environ(), "OCCOPUS_INFRA_ID="+infraID, "OCCOPUS_NODE_ID=planted",
+			"OCCOPUS_NODE_NAME=slow", "OCCOPUS_IP=127.0.0.1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as the backend starts its own
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = cmd.Wait() }()
 	},
 	reply: func(addr string) string { return "reply from " + addr + "\n" },
 }
@@ -527,9 +546,10 @@ func TestIntegrationLifecycle(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			b.require(t)
 			itHome(t)
-			var id, receiver, sender string
+			// Built here: subtests' cleanups would destroy it too early.
+			id := build(t, b, "ping.yaml")
+			var receiver, sender string
 			ok := t.Run("build-getip", func(t *testing.T) {
-				id = build(t, b, "ping.yaml")
 				wantAlive(t, b, id, 2)
 				rep := maintain(t, id)
 				if len(rep) != 2 {
@@ -879,9 +899,13 @@ func TestIntegrationInterrupted(t *testing.T) {
 				if !strings.Contains(stdout, id) {
 					t.Errorf("maintain -l does not list %s:\n%s", id, stdout)
 				}
+				// And a resource the store never heard of (a crash between
+				// the backend's create and the record, in effect).
+				b.plant(t, id)
 				stdout, _ = occOK(t, "destroy", "-i", id)
-				if !strings.Contains(stdout, "infrastructure "+id+" destroyed") {
-					t.Errorf("destroy: stdout %q", stdout)
+				if !regexp.MustCompile(`removed \d+ instance\(s\) and 1 unrecorded resource\(s\)\n`).MatchString(stdout) ||
+					!strings.Contains(stdout, "infrastructure "+id+" destroyed") {
+					t.Errorf("destroy does not say it removed the instances and the unrecorded resource: stdout %q", stdout)
 				}
 				wantAlive(t, b, id, 0)
 				if n := len(infraProcs(id)); n != 0 {
