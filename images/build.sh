@@ -47,14 +47,15 @@ base_rootfs() {
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
 }
 
-# start_sh DIR BODY: writes DIR/root/start.sh. The TERM trap with a
-# backgrounded sleep lets `docker stop` end it at once even as PID 1 (which
-# ignores signals it has no handler for).
+# start_sh DIR BODY: writes DIR/root/start.sh. The TERM trap, with the
+# body and the sleep run in the background and waited for, lets `docker
+# stop` end it at once even as PID 1 (which ignores signals it has no
+# handler for) and even while the body runs (ping -c 5 takes 4 s).
 start_sh() {
 	cat >"$1/root/start.sh" <<SCRIPT
 #!/bin/sh
 trap 'exit 0' TERM INT
-$2
+( $2 ) & wait \$!
 while :; do sleep 3600 & wait \$!; done
 SCRIPT
 	chmod 755 "$1/root/start.sh"
