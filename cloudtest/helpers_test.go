@@ -8,6 +8,7 @@ import (
 
 	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/auth"
+	"github.com/occopus-go/occopus/store"
 	"github.com/occopus-go/occopus/store/sqlite"
 
 	_ "github.com/occopus-go/occopus/plugins/standard"
@@ -31,6 +32,7 @@ func tutorial(t testing.TB, name string) string {
 type managerOptions struct {
 	parallelize bool
 	parallel    int
+	onEvent     func(store.Event)
 }
 
 // newManager opens a SQLite store in a temporary directory, loads
@@ -51,7 +53,7 @@ func newManager(t testing.TB, authData string, o managerOptions) *occopus.Manage
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := occopus.New(occopus.Options{Store: st, Home: dir, Auth: ad, Parallelize: o.parallelize, Parallel: o.parallel})
+	m, err := occopus.New(occopus.Options{Store: st, Home: dir, Auth: ad, Parallelize: o.parallelize, Parallel: o.parallel, OnEvent: o.onEvent})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
