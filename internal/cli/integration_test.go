@@ -769,9 +769,10 @@ type occProc struct {
 	done   chan struct{}
 }
 
-func startOcc(t *testing.T, bin string, args ...string) *occProc {
+func startOcc(t *testing.T, bin, home string, args ...string) *occProc {
 	t.Helper()
 	p := &occProc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Env = homeEnv(home)
 	p.cmd.Stdout = &p.stdout
 	pr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -831,57 +832,98 @@ func (p *occProc) wait() error {
 	return p.cmd.Wait()
 }
 
+// homeEnv is this process's environment with OCCOPUS_HOME=home.
+func homeEnv(home string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "OCCOPUS_HOME=") })
+	return append(env, "OCCOPUS_HOME="+home)
+}
+
+// occSub runs the binary with OCCOPUS_HOME=home and fails the test unless
+// it exits 0.
+func occSub(t *testing.T, bin, home string, args ...string) (stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = homeEnv(home)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("occopus %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, o.String(), e.String())
+	}
+	return o.String(), e.String()
+}
+
 // TestIntegrationInterrupted runs the real binary and stops it mid-build:
-// with Ctrl-C (it rolls back) and with kill -9 (destroy finds what it
-// left, also resources the store never heard of).
+// with Ctrl-C it rolls back; after kill -9, `maintain -l` still lists the
+// infrastructure and `destroy` removes what the build left, also a
+// resource the store never heard of (found by label / in /proc).
 func TestIntegrationInterrupted(t *testing.T) {
-	var bin string
 	binDir := t.TempDir()
+	var bin string
 	for _, b := range backends() {
-		t.Run(b.name, func(t *testing.T) {
+		t.Run("SIGINT/"+b.name, func(t *testing.T) {
 			b.require(t)
 			if bin == "" {
 				bin = occBinary(t, binDir)
 			}
-			t.Run("SIGINT", func(t *testing.T) {
-				itHome(t)
-				occOK(t, "import", b.nodes())
-				p := startOcc(t, bin, "build", filepath.Join(itestData, "slow.yaml"))
+			home := itHome(t)
+			occOK(t, "import", b.nodes())
+			p := startOcc(t, bin, home, "build", filepath.Join(itestData, "slow.yaml"))
+			p.waitFor(t, uuidRE, time.Minute)
+			id := uuidRE.FindString(p.errText())
+			cleanupInfra(t, b, id)
+			// The slow node exists and waits for its health check.
+			p.waitFor(t, regexp.MustCompile(`slow +\S+ +creating -> pending`), 2*time.Minute)
+			wantAlive(t, b, id, 2)
+			if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			err := p.wait()
+			stderr := p.errText()
+			if p.cmd.ProcessState.ExitCode() == 0 {
+				t.Errorf("interrupted build exited 0 (%v)\nstderr:\n%s", err, stderr)
+			}
+			if !strings.Contains(stderr, "removed 2 instance(s)") {
+				t.Errorf("interrupted build does not say what it removed:\n%s", stderr)
+			}
+			if uuidRE.MatchString(lastLine(p.stdout.String())) {
+				t.Errorf("interrupted build printed an id as the last line of stdout: %q", p.stdout.String())
+			}
+			wantAlive(t, b, id, 0)
+			if n := len(infraProcs(id)); n != 0 {
+				t.Errorf("%d process(es) carry OCCOPUS_INFRA_ID=%s", n, id)
+			}
+			if stdout, _ := occOK(t, "maintain", "-l"); strings.Contains(stdout, id) {
+				t.Errorf("maintain -l lists the rolled back %s:\n%s", id, stdout)
+			}
+		})
+	}
+	// The backends in parallel: destroy after a kill waits for the dead
+	// build's lease to lapse. Only the binary runs here (no t.Setenv).
+	t.Run("kill-9", func(t *testing.T) {
+		for _, b := range backends() {
+			t.Run(b.name, func(t *testing.T) {
+				t.Parallel()
+				b.require(t)
+				if bin == "" {
+					t.Fatal("no binary: the SIGINT tests did not build it")
+				}
+				home := t.TempDir()
+				occSub(t, bin, home, "import", b.nodes())
+				p := startOcc(t, bin, home, "build", filepath.Join(itestData, "slow.yaml"))
 				p.waitFor(t, uuidRE, time.Minute)
 				id := uuidRE.FindString(p.errText())
-				cleanupInfra(t, b, id)
-				// The slow node exists and waits for its health check.
-				p.waitFor(t, regexp.MustCompile(`slow +\S+ +creating -> pending`), 2*time.Minute)
-				wantAlive(t, b, id, 2)
-				if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
-					t.Fatal(err)
-				}
-				err := p.wait()
-				stderr := p.errText()
-				if p.cmd.ProcessState.ExitCode() == 0 {
-					t.Errorf("interrupted build exited 0 (%v)\nstderr:\n%s", err, stderr)
-				}
-				if !strings.Contains(stderr, "removed 2 instance(s)") {
-					t.Errorf("interrupted build does not say what it removed:\n%s", stderr)
-				}
-				if uuidRE.MatchString(lastLine(p.stdout.String())) {
-					t.Errorf("interrupted build printed an id as the last line of stdout: %q", p.stdout.String())
-				}
-				wantAlive(t, b, id, 0)
-				if n := len(infraProcs(id)); n != 0 {
-					t.Errorf("%d process(es) carry OCCOPUS_INFRA_ID=%s", n, id)
-				}
-				if stdout, _ := occOK(t, "maintain", "-l"); strings.Contains(stdout, id) {
-					t.Errorf("maintain -l lists the rolled back %s:\n%s", id, stdout)
-				}
-			})
-			t.Run("kill-9", func(t *testing.T) {
-				itHome(t)
-				occOK(t, "import", b.nodes())
-				p := startOcc(t, bin, "build", filepath.Join(itestData, "slow.yaml"))
-				p.waitFor(t, uuidRE, time.Minute)
-				id := uuidRE.FindString(p.errText())
-				cleanupInfra(t, b, id)
+				t.Cleanup(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+					defer cancel()
+					cmd := exec.CommandContext(ctx, bin, "destroy", "-i", id)
+					cmd.Env = homeEnv(home)
+					_ = cmd.Run() // may already be gone
+					if left := b.sweep(id); len(left) > 0 {
+						t.Errorf("cleanup: %d %s resource(s) of infrastructure %s survived `occopus destroy`: %v", len(left), b.name, id, left)
+					}
+				})
 				// Killed as soon as the slow node's creation has begun.
 				p.waitFor(t, regexp.MustCompile(`slow +\S+ +- -> creating`), 2*time.Minute)
 				if err := p.cmd.Process.Kill(); err != nil {
@@ -895,14 +937,14 @@ func TestIntegrationInterrupted(t *testing.T) {
 				if n := b.alive(t, id); n < 1 {
 					t.Errorf("%d instance(s) alive after kill -9 of the build, want the receiver at least", n)
 				}
-				stdout, _ := occOK(t, "maintain", "-l")
+				stdout, _ := occSub(t, bin, home, "maintain", "-l")
 				if !strings.Contains(stdout, id) {
 					t.Errorf("maintain -l does not list %s:\n%s", id, stdout)
 				}
 				// And a resource the store never heard of (a crash between
 				// the backend's create and the record, in effect).
 				b.plant(t, id)
-				stdout, _ = occOK(t, "destroy", "-i", id)
+				stdout, _ = occSub(t, bin, home, "destroy", "-i", id)
 				if !regexp.MustCompile(`removed \d+ instance\(s\) and 1 unrecorded resource\(s\)\n`).MatchString(stdout) ||
 					!strings.Contains(stdout, "infrastructure "+id+" destroyed") {
 					t.Errorf("destroy does not say it removed the instances and the unrecorded resource: stdout %q", stdout)
@@ -912,6 +954,6 @@ func TestIntegrationInterrupted(t *testing.T) {
 					t.Errorf("%d process(es) carry OCCOPUS_INFRA_ID=%s", n, id)
 				}
 			})
-		})
-	}
+		}
+	})
 }
