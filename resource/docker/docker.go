@@ -635,6 +635,13 @@ func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Ha
 			c = x
 		}
 	}
+	if c.State == container.StateCreated {
+		// Its creator died between create and start (kill -9 during a
+		// build): finish the creation, or the instance never runs.
+		if err := h.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			return resource.Handle{}, false, fmt.Errorf("docker: start container %s of node %s: %w", shortID(c.ID), nodeID, err)
+		}
+	}
 	return makeHandle(c.ID, containerName(c.Names), c.HostConfig.NetworkMode), true, nil
 }
 
