@@ -7,8 +7,13 @@ package cloudapi
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -114,4 +119,27 @@ func (l *Limiters) Wait(ctx context.Context, endpoint string) error {
 	}
 	l.mu.Unlock()
 	return lim.Wait(ctx)
+}
+
+// RetryableStatus reports the HTTP statuses worth another try whatever
+// the provider's error code: throttling and gateway or server trouble.
+func RetryableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// Transient reports a connection cut before an answer arrived (reset,
+// EOF, broken pipe, a network timeout): the request may or may not have
+// been carried out, so only calls that are safe to repeat retry on it.
+func Transient(err error) bool {
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "connection reset by peer") {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -3,6 +3,10 @@ package cloudapi
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -86,5 +90,29 @@ func TestLimiters(t *testing.T) {
 	defer cancel2()
 	if err := slow.Wait(c2, "x"); err == nil {
 		t.Fatal("second call within the limit's window must wait past the deadline")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for code, want := range map[int]bool{429: true, 500: true, 502: true, 503: true, 504: true, 400: false, 401: false, 404: false, 409: false, 501: false} {
+		if RetryableStatus(code) != want {
+			t.Errorf("RetryableStatus(%d) = %v", code, !want)
+		}
+	}
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{syscall.ECONNRESET, true},
+		{fmt.Errorf("post: %w", io.ErrUnexpectedEOF), true},
+		{&net.OpError{Op: "read", Err: syscall.EPIPE}, true},
+		{errors.New("read tcp: connection reset by peer"), true},
+		{errors.New("InvalidAMIID.NotFound"), false},
+		{context.Canceled, false},
+	}
+	for _, tc := range cases {
+		if Transient(tc.err) != tc.want {
+			t.Errorf("Transient(%v) = %v", tc.err, !tc.want)
+		}
 	}
 }

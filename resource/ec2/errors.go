@@ -3,13 +3,11 @@ package ec2
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"net/http"
 	"syscall"
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/occopus-go/occopus/internal/cloudapi"
 )
 
 // Provider error codes that mean "slow down" or "try again": the EC2
@@ -33,15 +31,6 @@ var retryableCodes = map[string]bool{
 	"BandwidthLimitExceeded":    true,
 }
 
-// retryableStatus are HTTP statuses worth another try whatever the code.
-var retryableStatus = map[int]bool{
-	http.StatusTooManyRequests:     true,
-	http.StatusInternalServerError: true,
-	http.StatusBadGateway:          true,
-	http.StatusServiceUnavailable:  true,
-	http.StatusGatewayTimeout:      true,
-}
-
 // retryable classifies one failed SDK call. Permanent provider errors
 // (InvalidAMIID.NotFound, UnauthorizedOperation, InvalidParameterValue,
 // AuthFailure, ...) are 4xx answers with a code and are never retried.
@@ -55,10 +44,9 @@ func retryable(err error) bool {
 		}
 		// A coded answer with a 4xx status (other than 429) is the
 		// provider's final word.
-		st := httpStatus(err)
-		return retryableStatus[st]
+		return cloudapi.RetryableStatus(httpStatus(err))
 	}
-	if retryableStatus[httpStatus(err)] {
+	if cloudapi.RetryableStatus(httpStatus(err)) {
 		return true
 	}
 	// No usable answer: the request may or may not have arrived. Every
@@ -67,15 +55,9 @@ func retryable(err error) bool {
 	if errors.As(err, &send) {
 		return true
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	return false
+	// A per-attempt deadline and a refused connection are worth another
+	// try here too.
+	return cloudapi.Transient(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // apiError extracts the provider's code and message.

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
@@ -270,14 +268,6 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &e) && e.Code == http.StatusNotFound
 }
 
-var retryableStatus = map[int]bool{
-	http.StatusTooManyRequests:     true,
-	http.StatusInternalServerError: true,
-	http.StatusBadGateway:          true,
-	http.StatusServiceUnavailable:  true,
-	http.StatusGatewayTimeout:      true,
-}
-
 // retryable: throttling, 5xx gateway/server trouble, and connections cut
 // before an answer (reset, EOF). Everything else is the provider's final
 // word, and so is the end of the caller's context.
@@ -287,10 +277,9 @@ func retryable(err error) bool {
 	}
 	var code gophercloud.ErrUnexpectedResponseCode
 	if errors.As(err, &code) {
-		return retryableStatus[code.Actual]
+		return cloudapi.RetryableStatus(code.Actual)
 	}
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "connection reset by peer")
+	return cloudapi.Transient(err)
 }
 
 // apiError turns an SDK error into an *Error, secrets removed.
