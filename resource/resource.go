@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -150,6 +151,20 @@ func New(cfg Config) (Handler, error) {
 		return nil, fmt.Errorf("resource type %q has no backend in this build (have: %v)", typ, Types())
 	}
 	return f(cfg)
+}
+
+// Str reads a string setting from a resource section: absent or null is
+// "", other scalars are written as text (YAML reads `tag: 20.04` as a
+// number), surrounding space is trimmed.
+func Str(section map[string]any, key string) string {
+	v, ok := section[key]
+	if !ok || v == nil {
+		return ""
+	}
+	if s, ok := v.(string); ok {
+		return strings.TrimSpace(s)
+	}
+	return strings.TrimSpace(fmt.Sprint(v))
 }
 
 // Types lists the registered backend names, sorted.

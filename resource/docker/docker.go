@@ -97,7 +97,7 @@ var (
 // New builds a Handler from a resource section. It does not contact the
 // engine: a wrong endpoint shows at the first call.
 func New(cfg resource.Config) (resource.Handler, error) {
-	endpoint := str(cfg.Resource, "endpoint")
+	endpoint := resource.Str(cfg.Resource, "endpoint")
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if endpoint != "" {
 		host, err := hostFromEndpoint(endpoint)
@@ -203,10 +203,10 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		return resource.Handle{}, errors.New("docker: create: spec needs an infra id and a node id")
 	}
 	get := func(k string) string {
-		if v := str(spec.Resource, k); v != "" {
+		if v := resource.Str(spec.Resource, k); v != "" {
 			return v
 		}
-		return str(h.defaults, k)
+		return resource.Str(h.defaults, k)
 	}
 	img, tag, origin, netw := get("image"), get("tag"), get("origin"), get("network")
 	if i := strings.LastIndex(img, ":"); tag == "" && i > strings.LastIndex(img, "/") {
@@ -482,12 +482,12 @@ func drainJSONStream(r io.Reader) error {
 // registryAuth encodes username/password (and optional server) of the
 // selected auth_data entry for the engine; "" when there are none.
 func registryAuth(auth map[string]any) string {
-	user, pass := str(auth, "username"), str(auth, "password")
+	user, pass := resource.Str(auth, "username"), resource.Str(auth, "password")
 	if user == "" && pass == "" {
 		return ""
 	}
 	enc, err := registry.EncodeAuthConfig(registry.AuthConfig{
-		Username: user, Password: pass, ServerAddress: str(auth, "server"),
+		Username: user, Password: pass, ServerAddress: resource.Str(auth, "server"),
 	})
 	if err != nil {
 		return ""
@@ -661,16 +661,4 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
-}
-
-// str reads a string-ish value from a YAML-decoded map.
-func str(m map[string]any, k string) string {
-	v, ok := m[k]
-	if !ok || v == nil {
-		return ""
-	}
-	if s, ok := v.(string); ok {
-		return strings.TrimSpace(s)
-	}
-	return strings.TrimSpace(fmt.Sprint(v))
 }

@@ -82,15 +82,15 @@ func New(cfg resource.Config) (resource.Handler, error) {
 	}
 	h := &Handler{
 		root:        filepath.Join(home, "local"),
-		shell:       str(cfg.Resource, "shell"),
-		workdir:     str(cfg.Resource, "workdir"),
+		shell:       resource.Str(cfg.Resource, "shell"),
+		workdir:     resource.Str(cfg.Resource, "workdir"),
 		stopTimeout: DefaultStopTimeout,
 		log:         cfg.Logger,
 	}
 	if h.shell == "" {
 		h.shell = "/bin/sh"
 	}
-	if v := str(cfg.Resource, "stop_timeout"); v != "" {
+	if v := resource.Str(cfg.Resource, "stop_timeout"); v != "" {
 		d, err := parseDuration(v)
 		if err != nil {
 			return nil, fmt.Errorf("local: stop_timeout %q: %w", v, err)
@@ -559,15 +559,4 @@ func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Ha
 		}
 	}
 	return resource.Handle{}, false, nil
-}
-
-func str(m map[string]any, k string) string {
-	v, ok := m[k]
-	if !ok || v == nil {
-		return ""
-	}
-	if s, ok := v.(string); ok {
-		return strings.TrimSpace(s)
-	}
-	return strings.TrimSpace(fmt.Sprint(v))
 }
