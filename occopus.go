@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
+	"github.com/occopus-go/occopus/internal/proc"
 	"github.com/occopus-go/occopus/store"
 )
 
@@ -242,6 +242,15 @@ func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(c
 		if got {
 			break
 		}
+		// A holder that died on this host (kill -9) would keep the lease
+		// until it expires; release it on its behalf instead.
+		if holder, err := l.Holder(ctx, key); err == nil && holder != "" && !proc.Alive(holder) {
+			m.log.Info("taking over the lease of a process that is gone", "infra", id, "holder", holder)
+			if err := l.Release(ctx, key, holder); err != nil {
+				return err
+			}
+			continue
+		}
 		if !wait {
 			return ErrBusy
 		}
@@ -278,9 +287,10 @@ func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(c
 	return err
 }
 
+// leaseOwner names this Manager: the process (so others can tell when it
+// died) and a unique suffix (several Managers may share a process).
 func leaseOwner() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), uuid.NewString())
+	return proc.Self() + "/" + uuid.NewString()
 }
 
 // lockPasses keeps passes on one infrastructure from overlapping in this

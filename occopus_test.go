@@ -3,6 +3,7 @@ package occopus
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -165,5 +166,35 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLeaseOfDeadProcessIsTakenOver: a lease left by a process killed on
+// this host does not block the next maintainer until it expires.
+func TestLeaseOfDeadProcessIsTakenOver(t *testing.T) {
+	dir := t.TempDir()
+	m := newManager(t, filepath.Join(dir, "db"), dir)
+	id := submitHello(t, m)
+	host, _ := os.Hostname()
+	l := m.Store().(store.Leaser)
+	if ok, err := l.Acquire(t.Context(), "infra:"+id, host+"/999999999/1/dead-manager", time.Hour); err != nil || !ok {
+		t.Fatalf("plant lease: %v %v", ok, err)
+	}
+	start := time.Now()
+	if _, err := m.Maintain(t.Context(), id); err != nil {
+		t.Fatalf("maintain: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("took %s: waited for the dead holder's lease", time.Since(start))
+	}
+	// A live holder (another Manager of this process) is respected.
+	live := leaseOwner()
+	if ok, _ := l.Acquire(t.Context(), "infra:"+id, live, time.Hour); !ok {
+		t.Fatal("could not plant a live lease")
+	}
+	_, err := m.Maintain(t.Context(), id)
+	l.Release(t.Context(), "infra:"+id, live)
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("maintain under a live lease: %v, want ErrBusy", err)
 	}
 }

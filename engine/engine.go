@@ -21,6 +21,7 @@ import (
 
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/internal/proc"
 	"github.com/occopus-go/occopus/resource"
 	"github.com/occopus-go/occopus/store"
 )
@@ -101,7 +102,7 @@ func New(st store.Store, opt Options) *Engine {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Engine{store: st, opt: opt, log: opt.Log.With("component", "engine"), owner: selfOwner(), handlers: map[string]resource.Handler{}}
+	return &Engine{store: st, opt: opt, log: opt.Log.With("component", "engine"), owner: proc.Self(), handlers: map[string]resource.Handler{}}
 }
 
 // Store returns the engine's store.

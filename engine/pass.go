@@ -13,6 +13,7 @@ import (
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/health"
+	"github.com/occopus-go/occopus/internal/proc"
 	"github.com/occopus-go/occopus/resolve"
 	"github.com/occopus-go/occopus/resource"
 	"github.com/occopus-go/occopus/store"
@@ -221,7 +222,7 @@ func (e *Engine) observe(ctx context.Context, v *view, in *store.Instance) error
 			in.State = store.StatePending
 			break
 		}
-		if in.Owner != e.owner && ownerAlive(in.Owner) {
+		if in.Owner != e.owner && proc.Alive(in.Owner) {
 			return nil // another live process is creating it
 		}
 		return e.adopt(ctx, in)

@@ -34,6 +34,9 @@ type Leaser interface {
 	// left alone; releasing a lease one does not hold (any more) is not an
 	// error.
 	Release(ctx context.Context, key, owner string) error
+	// Holder returns the owner holding key now, or "" when nobody does
+	// (never held, released or expired).
+	Holder(ctx context.Context, key string) (string, error)
 }
 
 // CheckLease validates the arguments of a Leaser call; Release, which has

@@ -1,4 +1,8 @@
-package engine
+// Package proc names this process in a way other processes on the same
+// host can check for liveness: host/pid/start time. A record or lease
+// left by a process that died (kill -9) can then be taken over at once
+// instead of after a timeout.
+package proc
 
 import (
 	"fmt"
@@ -7,12 +11,8 @@ import (
 	"strings"
 )
 
-// An instance record in state `creating` carries its owner: the process
-// making it (host/pid/start time). Another process that finds the record
-// leaves it alone while the owner lives, and adopts or retries it once the
-// owner is gone (killed during a build, say).
-
-func selfOwner() string {
+// Self names this process: host/pid/start.
+func Self() string {
 	host, _ := os.Hostname()
 	pid := os.Getpid()
 	return fmt.Sprintf("%s/%d/%s", host, pid, procStart(pid))
@@ -40,14 +40,15 @@ func procStart(pid int) string {
 	return f[19]
 }
 
-// ownerAlive reports whether the process named by owner still runs. An
-// owner on another host is assumed alive: only a lease can tell (Redis).
-func ownerAlive(owner string) bool {
+// Alive reports whether the process named by owner (as Self writes it,
+// possibly followed by more "/"-separated parts) still runs. An owner on
+// another host is assumed alive: only a lease expiry can tell.
+func Alive(owner string) bool {
 	if owner == "" {
 		return false
 	}
 	parts := strings.Split(owner, "/")
-	if len(parts) != 3 {
+	if len(parts) < 3 {
 		return false
 	}
 	host, _ := os.Hostname()

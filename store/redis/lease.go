@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -77,4 +78,16 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 		return fmt.Errorf("redis: release lease %s: %w", key, err)
 	}
 	return nil
+}
+
+// Holder implements store.Leaser.
+func (s *Store) Holder(ctx context.Context, key string) (string, error) {
+	owner, err := s.c.Get(ctx, s.kLease(key)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("redis: lease holder %s: %w", key, err)
+	}
+	return owner, nil
 }

@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,4 +67,17 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 		return fmt.Errorf("sqlite: release lease %s: %w", key, err)
 	}
 	return nil
+}
+
+// Holder implements store.Leaser.
+func (s *Store) Holder(ctx context.Context, key string) (string, error) {
+	var owner string
+	err := s.r.QueryRowContext(ctx, `SELECT owner FROM leases WHERE key = ? AND expires_at > ?`, key, time.Now().UnixNano()).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: lease holder %s: %w", key, err)
+	}
+	return owner, nil
 }

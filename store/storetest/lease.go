@@ -111,6 +111,33 @@ func RunLeaser(t *testing.T, open func(t *testing.T) store.Leaser) {
 		}
 	})
 
+	t.Run("holder", func(t *testing.T) {
+		l := open(t)
+		ctx := t.Context()
+		if h, err := l.Holder(ctx, "h"); err != nil || h != "" {
+			t.Fatalf("holder of a free key: %q %v", h, err)
+		}
+		if ok, err := l.Acquire(ctx, "h", "a", long); err != nil || !ok {
+			t.Fatalf("acquire: %v %v", ok, err)
+		}
+		if h, err := l.Holder(ctx, "h"); err != nil || h != "a" {
+			t.Fatalf("holder %q %v, want a", h, err)
+		}
+		if ok, err := l.Acquire(ctx, "short", "a", 20*time.Millisecond); err != nil || !ok {
+			t.Fatalf("acquire short: %v %v", ok, err)
+		}
+		time.Sleep(60 * time.Millisecond)
+		if h, err := l.Holder(ctx, "short"); err != nil || h != "" {
+			t.Fatalf("holder of an expired lease: %q %v", h, err)
+		}
+		if err := l.Release(ctx, "h", "a"); err != nil {
+			t.Fatal(err)
+		}
+		if h, _ := l.Holder(ctx, "h"); h != "" {
+			t.Fatalf("holder after release: %q", h)
+		}
+	})
+
 	t.Run("bad arguments", func(t *testing.T) {
 		l := open(t)
 		ctx := t.Context()
