@@ -279,7 +279,14 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		// children, so Destroy's stop is quick and no zombies pile up.
 		Init: &yes,
 	}
-	resp, err := h.cli.ContainerCreate(ctx, cfg, hostCfg, nil, nil, name)
+	// Creating and starting are not abandoned half-way when ctx ends
+	// (Ctrl-C during a build): an aborted request may still make the
+	// container at the daemon, after the caller's clean-up looked for it.
+	// Both calls are short; finishing them lets the caller find and remove
+	// what was made.
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	resp, err := h.cli.ContainerCreate(octx, cfg, hostCfg, nil, nil, name)
 	if err != nil {
 		if cerrdefs.IsConflict(err) {
 			// Made before (a retry), or by another process between our
@@ -300,7 +307,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		}
 		return resource.Handle{}, wrap(err)
 	}
-	if err := h.cli.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+	if err := h.cli.ContainerStart(octx, resp.ID, container.StartOptions{}); err != nil {
 		// A container that cannot start would only be found and fail again
 		// on retry; remove it so a corrected retry starts clean.
 		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
