@@ -22,6 +22,7 @@ import (
 
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
+	"github.com/occopus-go/occopus/health"
 	"github.com/occopus-go/occopus/internal/proc"
 	"github.com/occopus-go/occopus/store"
 )
@@ -64,6 +65,10 @@ type Options struct {
 	Log      *slog.Logger
 	// OnEvent is called for every event as it is recorded; it must not block.
 	OnEvent func(store.Event)
+	// OnBackendCall and OnProbe report every backend call and every
+	// health-check result (metrics); they must not block.
+	OnBackendCall func(backend, op string, d time.Duration, err error)
+	OnProbe       func(infraID, node string, r health.Result)
 	// OnPass, when set, is called after every maintenance pass (Maintain
 	// and the background loops) with its duration; it must not block.
 	OnPass func(infraID string, d time.Duration, res *engine.PassResult, err error)
@@ -95,7 +100,8 @@ func New(opt Options) (*Manager, error) {
 		opt.Interval = 10 * time.Second
 	}
 	eng := engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
-		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel, OnEvent: opt.OnEvent})
+		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel, OnEvent: opt.OnEvent,
+		OnBackendCall: opt.OnBackendCall, OnProbe: opt.OnProbe})
 	return &Manager{opt: opt, eng: eng, log: opt.Log.With("component", "manager"),
 		loops: map[string]context.CancelFunc{}, passLock: map[string]*sync.Mutex{}, owner: leaseOwner()}, nil
 }

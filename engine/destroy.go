@@ -43,7 +43,7 @@ func (e *Engine) destroyAtBackend(ctx context.Context, in store.Instance) error 
 	if !ok {
 		// A creation interrupted before the backend answered: look the
 		// instance up by its labels.
-		f, isFinder := h.(resource.Finder)
+		f, isFinder := asFinder(h)
 		if !isFinder {
 			return nil
 		}
@@ -162,7 +162,7 @@ func (e *Engine) destroyAll(ctx context.Context, inf store.Infra) (*DestroyRepor
 		if err != nil {
 			continue
 		}
-		l, ok := h.(resource.Lister)
+		l, ok := asLister(h)
 		if !ok {
 			continue
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/health"
 	"github.com/occopus-go/occopus/internal/proc"
 	"github.com/occopus-go/occopus/resource"
 	"github.com/occopus-go/occopus/store"
@@ -65,6 +66,12 @@ type Options struct {
 	// serialised, also when the engine works concurrently (--parallelize,
 	// destroy), so it may write to an unsynchronised writer.
 	OnEvent func(store.Event)
+	// OnBackendCall, when set, is called after every call to a backend
+	// (op: create, destroy, state, addresses, find, list) with its
+	// duration and error. It must not block.
+	OnBackendCall func(backend, op string, d time.Duration, err error)
+	// OnProbe, when set, is called with every health-check result.
+	OnProbe func(infraID, node string, r health.Result)
 	// Now is the clock (tests inject one).
 	Now func() time.Time
 }
@@ -255,6 +262,10 @@ func (e *Engine) handler(res map[string]any, authData map[string]any) (resource.
 	h, err := resource.New(resource.Config{Resource: res, Auth: authData, Home: e.opt.Home, Logger: e.opt.Log})
 	if err != nil {
 		return nil, err
+	}
+	if e.opt.OnBackendCall != nil {
+		typ, _ := res["type"].(string)
+		h = &metered{h: h, typ: typ, obs: e.opt.OnBackendCall}
 	}
 	e.handlers[string(key)] = h
 	return h, nil

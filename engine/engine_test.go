@@ -9,15 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/health"
 	"github.com/occopus-go/occopus/store"
 	"github.com/occopus-go/occopus/store/sqlite"
 
 	_ "github.com/occopus-go/occopus/contextualise/dockerctx"
-	_ "github.com/occopus-go/occopus/health"
 )
 
 // world is a store, an engine and description files in a temp dir.
@@ -291,7 +292,19 @@ func TestHealthChecksDecideReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
-	w := newWorld(t, Options{CreateTimeout: 300 * time.Millisecond})
+	var probes, fails, creates atomic.Int32
+	w := newWorld(t, Options{CreateTimeout: 300 * time.Millisecond,
+		OnProbe: func(_, node string, r health.Result) {
+			probes.Add(1)
+			if r.Status == health.Fail {
+				fails.Add(1)
+			}
+		},
+		OnBackendCall: func(backend, op string, _ time.Duration, _ error) {
+			if backend == "fake" && op == "create" {
+				creates.Add(1)
+			}
+		}})
 	w.importDefs(fmt.Sprintf("'node_def:svc':\n  - resource: {type: fake}\n    health_check: {ping: false, ports: [%d], timeout: 0.2}\n", port))
 	id := w.submit("infra_name: h\nnodes:\n  - {name: svc, type: svc}\n")
 	ctx := t.Context()
@@ -312,6 +325,9 @@ func TestHealthChecksDecideReadiness(t *testing.T) {
 	// within the create timeout.
 	if err == nil || !strings.Contains(err.Error(), "not ready within") {
 		t.Fatalf("err %v, want the replacement to time out", err)
+	}
+	if probes.Load() == 0 || fails.Load() == 0 || creates.Load() != 2 {
+		t.Fatalf("observed %d probes (%d failed), %d creates; want some of each and 2 creates", probes.Load(), fails.Load(), creates.Load())
 	}
 }
 

@@ -289,6 +289,11 @@ func (e *Engine) checkHealth(ctx context.Context, v *view, in *store.Instance) e
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if e.opt.OnProbe != nil {
+		for _, r := range results {
+			e.opt.OnProbe(in.InfraID, in.NodeName, r)
+		}
+	}
 	if health.Healthy(results) {
 		in.State, in.FailingSince, in.Error = store.StateReady, time.Time{}, ""
 		return nil
@@ -362,7 +367,7 @@ func (e *Engine) adopt(ctx context.Context, in *store.Instance) error {
 		in.State, in.Error = store.StateFailed, "interrupted creation: "+err.Error()
 		return nil
 	}
-	f, ok := h.(resource.Finder)
+	f, ok := asFinder(h)
 	if !ok {
 		in.State, in.Error = store.StateFailed, "interrupted creation; the backend cannot look it up"
 		return nil

@@ -82,6 +82,16 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("processes left after delete: %v", left)
 	}
 	expect(t, call(t, "GET", u, ""), 404)
+
+	// Backend calls were timed for /metrics.
+	m := string(call(t, "GET", hs.URL+"/metrics", "").body)
+	for _, want := range []string{`occopus_backend_call_duration_seconds_count{backend="local",op="create"}`,
+		`occopus_backend_call_duration_seconds_count{backend="local",op="destroy"}`,
+		`occopus_backend_call_duration_seconds_count{backend="local",op="state"}`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 func killOne(t *testing.T, pids []string) {

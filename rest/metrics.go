@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/occopus-go/occopus"
+	"github.com/occopus-go/occopus/health"
 	"github.com/occopus-go/occopus/store"
 )
 
@@ -26,6 +27,9 @@ type metrics struct {
 	toReady     prometheus.Histogram
 	events      *prometheus.CounterVec
 	webhook     *prometheus.CounterVec
+	probes      *prometheus.HistogramVec
+	calls       *prometheus.HistogramVec
+	callErrors  *prometheus.CounterVec
 
 	mu       sync.Mutex
 	creating map[string]time.Time // node id -> when it entered creating
@@ -58,9 +62,20 @@ func newMetrics() *metrics {
 		webhook: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "occopus_webhook_deliveries_total", Help: "Webhook deliveries by result (ok, error, dropped).",
 		}, []string{"result"}),
+		probes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "occopus_health_check_duration_seconds", Help: "Health-check probes by primitive (ping, ports, urls, mysqldbs) and result (pass, fail).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 12),
+		}, []string{"primitive", "status"}),
+		calls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "occopus_backend_call_duration_seconds", Help: "Calls to resource backends by backend type and operation.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"backend", "op"}),
+		callErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "occopus_backend_call_errors_total", Help: "Failed calls to resource backends by backend type and operation.",
+		}, []string{"backend", "op"}),
 		creating: map[string]time.Time{},
 	}
-	m.reg.MustRegister(m.requests, m.reqDuration, m.passes, m.transitions, m.toReady, m.events, m.webhook,
+	m.reg.MustRegister(m.requests, m.reqDuration, m.passes, m.transitions, m.toReady, m.events, m.webhook, m.probes, m.calls, m.callErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -81,6 +96,17 @@ func (m *metrics) observePass(d time.Duration, err error) {
 		result = "error"
 	}
 	m.passes.WithLabelValues(result).Observe(d.Seconds())
+}
+
+func (m *metrics) observeProbe(r health.Result) {
+	m.probes.WithLabelValues(r.Primitive, string(r.Status)).Observe(r.Latency.Seconds())
+}
+
+func (m *metrics) observeBackendCall(backend, op string, d time.Duration, err error) {
+	m.calls.WithLabelValues(backend, op).Observe(d.Seconds())
+	if err != nil {
+		m.callErrors.WithLabelValues(backend, op).Inc()
+	}
 }
 
 func (m *metrics) observeEvent(ev store.Event) {

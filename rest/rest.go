@@ -36,6 +36,7 @@ import (
 
 	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/engine"
+	"github.com/occopus-go/occopus/health"
 	"github.com/occopus-go/occopus/store"
 )
 
@@ -142,6 +143,19 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.observePass(d, err)
 		if userPass != nil {
 			userPass(id, d, res, err)
+		}
+	}
+	userCall, userProbe := mopt.OnBackendCall, mopt.OnProbe
+	mopt.OnBackendCall = func(backend, op string, d time.Duration, err error) {
+		s.metrics.observeBackendCall(backend, op, d, err)
+		if userCall != nil {
+			userCall(backend, op, d, err)
+		}
+	}
+	mopt.OnProbe = func(infraID, node string, r health.Result) {
+		s.metrics.observeProbe(r)
+		if userProbe != nil {
+			userProbe(infraID, node, r)
 		}
 	}
 	m, err := occopus.New(mopt)

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/occopus-go/occopus/resource"
+)
+
+// metered times every backend call for Options.OnBackendCall. Optional
+// capabilities (Lister, Finder) are reached through asLister/asFinder, which
+// look at the wrapped handler, so the wrapper does not claim any it lacks.
+type metered struct {
+	h   resource.Handler
+	typ string
+	obs func(backend, op string, d time.Duration, err error)
+}
+
+func (m *metered) observe(op string, start time.Time, err error) {
+	m.obs(m.typ, op, time.Since(start), err)
+}
+
+func (m *metered) Create(ctx context.Context, spec resource.Spec) (hd resource.Handle, err error) {
+	defer func(start time.Time) { m.observe("create", start, err) }(time.Now())
+	return m.h.Create(ctx, spec)
+}
+
+func (m *metered) Destroy(ctx context.Context, hd resource.Handle) (err error) {
+	defer func(start time.Time) { m.observe("destroy", start, err) }(time.Now())
+	return m.h.Destroy(ctx, hd)
+}
+
+func (m *metered) State(ctx context.Context, hd resource.Handle) (st resource.State, err error) {
+	defer func(start time.Time) { m.observe("state", start, notFoundIsNoError(err)) }(time.Now())
+	return m.h.State(ctx, hd)
+}
+
+func (m *metered) Addresses(ctx context.Context, hd resource.Handle) (a resource.Addresses, err error) {
+	defer func(start time.Time) { m.observe("addresses", start, notFoundIsNoError(err)) }(time.Now())
+	return m.h.Addresses(ctx, hd)
+}
+
+// A vanished instance is an answer, not a failing backend.
+func notFoundIsNoError(err error) error {
+	if errors.Is(err, resource.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+type meteredFinder struct {
+	f resource.Finder
+	m *metered
+}
+
+func (f meteredFinder) Find(ctx context.Context, infraID, nodeID string) (hd resource.Handle, ok bool, err error) {
+	defer func(start time.Time) { f.m.observe("find", start, err) }(time.Now())
+	return f.f.Find(ctx, infraID, nodeID)
+}
+
+type meteredLister struct {
+	l resource.Lister
+	m *metered
+}
+
+func (l meteredLister) List(ctx context.Context, infraID string) (out []resource.Owned, err error) {
+	defer func(start time.Time) { l.m.observe("list", start, err) }(time.Now())
+	return l.l.List(ctx, infraID)
+}
+
+func asFinder(h resource.Handler) (resource.Finder, bool) {
+	if m, ok := h.(*metered); ok {
+		f, ok := m.h.(resource.Finder)
+		if !ok {
+			return nil, false
+		}
+		return meteredFinder{f: f, m: m}, true
+	}
+	f, ok := h.(resource.Finder)
+	return f, ok
+}
+
+func asLister(h resource.Handler) (resource.Lister, bool) {
+	if m, ok := h.(*metered); ok {
+		l, ok := m.h.(resource.Lister)
+		if !ok {
+			return nil, false
+		}
+		return meteredLister{l: l, m: m}, true
+	}
+	l, ok := h.(resource.Lister)
+	return l, ok
+}
+
+var _ resource.Handler = (*metered)(nil)
