@@ -605,49 +605,6 @@ func TestKillDuringImport(t *testing.T) {
 	}
 }
 
-func BenchmarkInfra(b *testing.B) {
-	s := openTemp(b)
-	ctx := b.Context()
-	const n = 1000
-	now := time.Now()
-	for i := range n {
-		in := store.Infra{
-			ID: fmt.Sprintf("infra-%04d", i), Name: "bench",
-			Description: json.RawMessage(`{"nodes":[{"name":"web","type":"web"},{"name":"db","type":"db"}]}`),
-			Targets:     map[string]int{"web": 3, "db": 1}, CreatedAt: now, UpdatedAt: now,
-		}
-		if err := s.CreateInfra(ctx, in); err != nil {
-			b.Fatal(err)
-		}
-	}
-	i := 0
-	for b.Loop() {
-		if _, err := s.Infra(ctx, fmt.Sprintf("infra-%04d", i%n)); err != nil {
-			b.Fatal(err)
-		}
-		i += 7
-	}
-}
+func BenchmarkInfra(b *testing.B) { storetest.BenchInfra(b, openTemp(b)) }
 
-func BenchmarkPutInstance(b *testing.B) {
-	s := openTemp(b)
-	ctx := b.Context()
-	if err := s.CreateInfra(ctx, store.Infra{ID: "x"}); err != nil {
-		b.Fatal(err)
-	}
-	in := store.Instance{
-		InfraID: "x", NodeName: "web", State: store.StateReady, Backend: "docker",
-		Resource: json.RawMessage(`{"type":"docker","image":"nginx","network":"bridge"}`),
-		Handle:   json.RawMessage(`{"id":"0123456789abcdef"}`), Address: "172.17.0.2",
-		CreatedAt: time.Now(), UpdatedAt: time.Now(),
-	}
-	i := 0
-	for b.Loop() {
-		// Half inserts, half replaces, as in real use.
-		in.NodeID = strconv.Itoa(i / 2)
-		if err := s.PutInstance(ctx, in); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
+func BenchmarkPutInstance(b *testing.B) { storetest.BenchPutInstance(b, openTemp(b)) }
