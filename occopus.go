@@ -23,6 +23,7 @@ import (
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
 	"github.com/occopus-go/occopus/health"
+	"github.com/occopus-go/occopus/internal/keylock"
 	"github.com/occopus-go/occopus/internal/proc"
 	"github.com/occopus-go/occopus/store"
 )
@@ -80,12 +81,14 @@ type Manager struct {
 	eng *engine.Engine
 	log *slog.Logger
 
-	mu       sync.Mutex
-	loops    map[string]context.CancelFunc // attached infras being maintained
-	wg       sync.WaitGroup
-	closed   bool
-	passLock map[string]*sync.Mutex // one pass at a time per infra in this process
-	owner    string                 // this Manager, for store leases
+	mu     sync.Mutex
+	loops  map[string]context.CancelFunc // attached infras being maintained
+	wg     sync.WaitGroup
+	closed bool
+	// passLocks: one pass at a time per infrastructure in this process (a
+	// background loop and a REST-triggered scale, say).
+	passLocks keylock.Locks
+	owner     string // this Manager, for store leases
 }
 
 // New returns a Manager.
@@ -103,7 +106,7 @@ func New(opt Options) (*Manager, error) {
 		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel, OnEvent: opt.OnEvent,
 		OnBackendCall: opt.OnBackendCall, OnProbe: opt.OnProbe})
 	return &Manager{opt: opt, eng: eng, log: opt.Log.With("component", "manager"),
-		loops: map[string]context.CancelFunc{}, passLock: map[string]*sync.Mutex{}, owner: leaseOwner()}, nil
+		loops: map[string]context.CancelFunc{}, owner: leaseOwner()}, nil
 }
 
 // Engine returns the engine under the Manager (for plan and tests).
@@ -233,7 +236,7 @@ func (m *Manager) Maintain(ctx context.Context, id string) (*engine.PassResult, 
 // cancels fn's context. With wait, a busy lease is waited for; without,
 // ErrBusy is returned.
 func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(ctx context.Context) error) error {
-	unlock := m.lockPasses(id)
+	unlock := m.passLocks.Lock(id)
 	defer unlock()
 	l, ok := m.opt.Store.(store.Leaser)
 	if !ok {
@@ -297,20 +300,6 @@ func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(c
 // died) and a unique suffix (several Managers may share a process).
 func leaseOwner() string {
 	return proc.Self() + "/" + uuid.NewString()
-}
-
-// lockPasses keeps passes on one infrastructure from overlapping in this
-// process (a background loop and a REST-triggered scale, say).
-func (m *Manager) lockPasses(id string) func() {
-	m.mu.Lock()
-	l, ok := m.passLock[id]
-	if !ok {
-		l = &sync.Mutex{}
-		m.passLock[id] = l
-	}
-	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock
 }
 
 // Attach marks an infrastructure as maintained and starts its background

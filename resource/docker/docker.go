@@ -40,6 +40,7 @@ import (
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 
+	"github.com/occopus-go/occopus/internal/keylock"
 	"github.com/occopus-go/occopus/resource"
 )
 
@@ -64,7 +65,7 @@ type Handler struct {
 	log      *slog.Logger
 
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per container name / image ref
+	locks keylock.Locks // per container name / image ref
 
 	negMu      sync.Mutex
 	negotiated bool // the API version is settled (see negotiate)
@@ -122,7 +123,6 @@ func New(cfg resource.Config) (resource.Handler, error) {
 		endpoint: endpoint,
 		defaults: cfg.Resource,
 		log:      log.With("backend", "docker", "endpoint", endpoint),
-		locks:    map[string]*sync.Mutex{},
 	}, nil
 }
 
@@ -157,20 +157,6 @@ func (h *Handler) Client() *client.Client { return h.cli }
 type handleData struct {
 	Name    string `json:"name"`
 	Network string `json:"network,omitempty"`
-}
-
-// lock serialises work on one key (a container name or image ref) inside
-// this process; the engine's name uniqueness covers other processes.
-func (h *Handler) lock(key string) func() {
-	h.mu.Lock()
-	l, ok := h.locks[key]
-	if !ok {
-		l = &sync.Mutex{}
-		h.locks[key] = l
-	}
-	h.mu.Unlock()
-	l.Lock()
-	return l.Unlock
 }
 
 var invalidNameChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
@@ -228,7 +214,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	if img == "" {
 		return resource.Handle{}, wrap(errors.New("resource section has no image"))
 	}
-	defer h.lock("name:" + name)()
+	defer h.locks.Lock("name:" + name)()
 
 	// With a local image, the create itself is the look-up: a container
 	// already made for the node shows as a name conflict, a missing image
@@ -381,7 +367,7 @@ func (h *Handler) ensureImage(ctx context.Context, origin, img, tag string, auth
 		}
 		return nil
 	case isTarball(origin):
-		defer h.lock("image:" + ref)()
+		defer h.locks.Lock("image:" + ref)()
 		if _, err := h.cli.ImageInspect(ctx, ref); err == nil {
 			return nil // imported before
 		}
@@ -397,7 +383,7 @@ func (h *Handler) ensureImage(ctx context.Context, origin, img, tag string, auth
 		if origin != "" && origin != "dockerhub" {
 			ref = registryRef(origin, img) + ":" + tag
 		}
-		defer h.lock("image:" + ref)()
+		defer h.locks.Lock("image:" + ref)()
 		opts := image.PullOptions{}
 		if enc := registryAuth(auth); enc != "" {
 			opts.RegistryAuth = enc

@@ -14,6 +14,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 
 	"github.com/occopus-go/occopus/internal/cloudapi"
+	"github.com/occopus-go/occopus/resource"
 )
 
 // credentials are the Keystone v3 credentials of one handler. Never log
@@ -40,14 +41,14 @@ func credentialsFrom(auth map[string]any, endpoint string) (credentials, error) 
 	if auth == nil {
 		return credentials{}, fmt.Errorf("nova: no credentials for endpoint %s: %s", endpoint, hint)
 	}
-	switch typ := str(auth, "type"); typ {
+	switch typ := resource.Str(auth, "type"); typ {
 	case "application_credential", "v3applicationcredential":
-		c := credentials{appCredID: str(auth, "id"), appCredSecret: str(auth, "secret")}
+		c := credentials{appCredID: resource.Str(auth, "id"), appCredSecret: resource.Str(auth, "secret")}
 		if c.appCredID == "" {
-			c.appCredID = str(auth, "application_credential_id")
+			c.appCredID = resource.Str(auth, "application_credential_id")
 		}
 		if c.appCredSecret == "" {
-			c.appCredSecret = str(auth, "application_credential_secret")
+			c.appCredSecret = resource.Str(auth, "application_credential_secret")
 		}
 		var missing []string
 		if c.appCredID == "" {
@@ -61,7 +62,7 @@ func credentialsFrom(auth map[string]any, endpoint string) (credentials, error) 
 		}
 		return c, nil
 	case "", "password", "v3password":
-		c := credentials{username: str(auth, "username"), password: str(auth, "password")}
+		c := credentials{username: resource.Str(auth, "username"), password: resource.Str(auth, "password")}
 		var missing []string
 		if c.username == "" {
 			missing = append(missing, "username")

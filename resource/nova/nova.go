@@ -44,6 +44,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/occopus-go/occopus/internal/cloudapi"
+	"github.com/occopus-go/occopus/internal/keylock"
 	"github.com/occopus-go/occopus/resource"
 )
 
@@ -96,8 +97,8 @@ type Handler struct {
 	conn   *clients
 
 	mu      sync.Mutex
-	locks   map[string]*nodeLock // per node id, while in use
-	flavors map[string]string    // flavor_name → id
+	locks   keylock.Locks     // per node id
+	flavors map[string]string // flavor_name → id
 }
 
 var (
@@ -113,7 +114,7 @@ func New(cfg resource.Config) (resource.Handler, error) {
 }
 
 func newHandler(cfg resource.Config) (*Handler, error) {
-	ep := str(cfg.Resource, "endpoint")
+	ep := resource.Str(cfg.Resource, "endpoint")
 	if ep == "" {
 		return nil, errors.New("nova: the resource section has no endpoint (the Keystone URL)")
 	}
@@ -127,20 +128,19 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 	}
 	h := &Handler{
 		identity:    identity,
-		region:      str(cfg.Resource, "region_name"),
-		projectID:   str(cfg.Resource, "project_id"),
-		tenantName:  str(cfg.Resource, "tenant_name"),
-		userDomain:  cmp.Or(str(cfg.Resource, "user_domain_name"), str(cfg.Auth, "user_domain_name"), "Default"),
+		region:      resource.Str(cfg.Resource, "region_name"),
+		projectID:   resource.Str(cfg.Resource, "project_id"),
+		tenantName:  resource.Str(cfg.Resource, "tenant_name"),
+		userDomain:  cmp.Or(resource.Str(cfg.Resource, "user_domain_name"), resource.Str(cfg.Auth, "user_domain_name"), "Default"),
 		creds:       creds,
 		defaults:    cfg.Resource,
 		limiters:    limiters,
 		pollFirst:   defaultPollFirst,
 		pollMax:     defaultPollMax,
 		activeLimit: defaultActiveLimit,
-		locks:       map[string]*nodeLock{},
 		flavors:     map[string]string{},
 	}
-	h.projectDomain = cmp.Or(str(cfg.Resource, "project_domain_name"), h.userDomain)
+	h.projectDomain = cmp.Or(resource.Str(cfg.Resource, "project_domain_name"), h.userDomain)
 	if h.projectID == "" && h.tenantName == "" && creds.appCredID == "" {
 		return nil, fmt.Errorf("nova: endpoint %s: the resource section needs project_id (or the deprecated tenant_name) to scope the password login", ep)
 	}
@@ -150,34 +150,6 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 	}
 	h.log = log.With("backend", "nova", "endpoint", identity)
 	return h, nil
-}
-
-type nodeLock struct {
-	sync.Mutex
-	users int
-}
-
-// lockNode serialises Creates of one node id in this process (across
-// processes the metadata lookup before creating does the job). The
-// returned func unlocks.
-func (h *Handler) lockNode(nodeID string) func() {
-	h.mu.Lock()
-	l, ok := h.locks[nodeID]
-	if !ok {
-		l = &nodeLock{}
-		h.locks[nodeID] = l
-	}
-	l.users++
-	h.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		h.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(h.locks, nodeID)
-		}
-		h.mu.Unlock()
-	}
 }
 
 // handleData is the backend-private part of a Handle.
@@ -337,11 +309,6 @@ func intOf(v any) (int, error) {
 	return 0, fmt.Errorf("%v is not a number", v)
 }
 
-func str(m map[string]any, k string) string {
-	v, _ := m[k].(string)
-	return strings.TrimSpace(v)
-}
-
 // Create starts a server for spec.NodeID, or returns the one that already
 // carries its metadata. With floating_ip it waits for ACTIVE and
 // associates a floating IP before returning.
@@ -353,7 +320,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	if err != nil {
 		return resource.Handle{}, err
 	}
-	defer h.lockNode(spec.NodeID)()
+	defer h.locks.Lock(spec.NodeID)()
 
 	c, err := h.connect(ctx)
 	if err != nil {
