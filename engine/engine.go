@@ -232,20 +232,27 @@ func (e *Engine) defs(ctx context.Context, st *compile.Static) (map[string][]*de
 		if _, ok := out[n.Type]; ok {
 			continue
 		}
-		raw, err := e.store.NodeDef(ctx, n.Type)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("node %s: node type %q has no definition in the store (import it with `occopus import FILE`)", n.Name, n.Type)
-		}
+		impls, err := Implementations(ctx, e.store, n.Type)
 		if err != nil {
-			return nil, err
-		}
-		impls, err := descr.ImplsFromJSON(n.Type, raw)
-		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("node %s: %w", n.Name, err)
 		}
 		out[n.Type] = impls
 	}
 	return out, nil
+}
+
+// Implementations reads the implementations of a node type from a store;
+// a type never imported is an error wrapping store.ErrNotFound that says
+// how to import it.
+func Implementations(ctx context.Context, st store.Store, typ string) ([]*descr.Impl, error) {
+	raw, err := st.NodeDef(ctx, typ)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("node type %q has no definition in the store (import it with `occopus import FILE`): %w", typ, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return descr.ImplsFromJSON(typ, raw)
 }
 
 // handler returns a (cached) backend handler for a resource section.

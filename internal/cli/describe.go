@@ -12,6 +12,7 @@ import (
 	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/engine"
 	"github.com/occopus-go/occopus/store"
 )
 
@@ -155,15 +156,11 @@ func (e *env) loadDefs(ctx context.Context, st *compile.Static, files []string) 
 			if _, ok := out[n.Type]; ok {
 				continue
 			}
-			raw, err := s.NodeDef(ctx, n.Type)
+			impls, err := engine.Implementations(ctx, s, n.Type)
 			if errors.Is(err, store.ErrNotFound) {
 				still = append(still, n)
 				continue
 			}
-			if err != nil {
-				return nil, err
-			}
-			impls, err := descr.ImplsFromJSON(n.Type, raw)
 			if err != nil {
 				return nil, err
 			}
