@@ -423,3 +423,29 @@ func TestUpdateAddsAndRemovesNodes(t *testing.T) {
 		t.Fatalf("after update: %v", got)
 	}
 }
+
+// TestUnansweringBackendEndsTheWait: a backend that keeps failing to say
+// what state an instance is in stops the pass after the create timeout
+// instead of waiting forever, and does not fail the instance for it.
+func TestUnansweringBackendEndsTheWait(t *testing.T) {
+	w := newWorld(t, Options{CreateTimeout: 150 * time.Millisecond})
+	w.importDefs(twoLevelDefs)
+	id := w.submit("infra_name: u\nnodes:\n  - {name: db, type: db}\n")
+	ctx := t.Context()
+	cloud.mu.Lock()
+	cloud.stateErr = errors.New("503 Service Unavailable")
+	cloud.mu.Unlock()
+	t.Cleanup(func() { cloud.mu.Lock(); cloud.stateErr = nil; cloud.mu.Unlock() })
+	start := time.Now()
+	_, err := w.eng.Build(ctx, id, BuildOptions{})
+	if err == nil || !strings.Contains(err.Error(), "no usable answer from its backend") {
+		t.Fatalf("err %v, want the wait to end", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("gave up after %s", time.Since(start))
+	}
+	ins, _ := w.st.Instances(ctx, id)
+	if len(ins) != 1 || ins[0].State != store.StateUnknown {
+		t.Fatalf("instances %+v, want one in state unknown", ins)
+	}
+}

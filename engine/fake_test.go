@@ -23,6 +23,8 @@ type fakeCloud struct {
 	creates    int
 	// addr is the address every instance reports (a test's listener).
 	addr string
+	// stateErr, when set, is what State answers for every instance.
+	stateErr error
 }
 
 type fakeInstance struct {
@@ -71,6 +73,9 @@ func (h *fakeHandler) Destroy(ctx context.Context, hd resource.Handle) error {
 func (h *fakeHandler) State(ctx context.Context, hd resource.Handle) (resource.State, error) {
 	cloud.mu.Lock()
 	defer cloud.mu.Unlock()
+	if cloud.stateErr != nil {
+		return "", cloud.stateErr
+	}
 	in, ok := cloud.instances[hd.ID]
 	if !ok {
 		return "", resource.ErrNotFound

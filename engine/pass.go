@@ -390,6 +390,10 @@ func (e *Engine) adopt(ctx context.Context, in *store.Instance) error {
 // the delay starts short and grows to a cap.
 func (e *Engine) waitReady(ctx context.Context, v *view, in *store.Instance) error {
 	delay := e.opt.PollFirst
+	// A backend that keeps giving no usable answer (state unknown) is
+	// waited for as long as a creation may take, then the pass gives up;
+	// the instance itself is not failed for it.
+	deadline := e.opt.Now().Add(e.createTimeout(v, in))
 	for {
 		if err := e.refresh(ctx, v, in, true); err != nil {
 			return err
@@ -399,6 +403,10 @@ func (e *Engine) waitReady(ctx context.Context, v *view, in *store.Instance) err
 			return nil
 		case store.StateFailed, store.StateShutdown:
 			return fmt.Errorf("node %s instance %s: %s", in.NodeName, in.NodeID, in.Error)
+		case store.StateUnknown:
+			if e.opt.Now().After(deadline) {
+				return fmt.Errorf("node %s instance %s: no usable answer from its backend for %s: %s", in.NodeName, in.NodeID, e.createTimeout(v, in), in.Error)
+			}
 		}
 		t := time.NewTimer(delay)
 		select {
