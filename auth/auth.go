@@ -86,7 +86,7 @@ func Load(path string) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	return build(path, root)
+	return FromTree(path, root)
 }
 
 // Parse reads auth_data.yaml source; name is used in positions and as the
@@ -96,10 +96,12 @@ func Parse(name string, src []byte) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	return build(name, root)
+	return FromTree(name, root)
 }
 
-func build(file string, root *descr.Node) (*Data, error) {
+// FromTree checks an auth_data tree already parsed (`occopus validate`
+// parses a file once to tell what it is).
+func FromTree(file string, root *descr.Node) (*Data, error) {
 	d := &Data{file: file, entries: map[string][]*entry{}}
 	if root.IsNull() {
 		// An empty file holds no credentials; that is not an error.

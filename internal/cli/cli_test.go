@@ -120,3 +120,39 @@ func TestRenderErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateAuthData: Occopus's own auth_data.yaml is recognised and
+// checked, and its credentials are not printed.
+func TestValidateAuthData(t *testing.T) {
+	path := filepath.Join(tutorialsDir, "dot-occopus", "auth_data.yaml")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("no %s (../shared not laid out)", path)
+	}
+	stdout, stderr, code := run(t, "validate", path)
+	if code != 0 || !strings.Contains(stdout, "auth_data: entries for resource types ec2, nova") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if strings.Contains(stdout+stderr, "your_secret_key") || strings.Contains(stdout+stderr, "your_password") {
+		t.Fatal("validate printed a credential")
+	}
+}
+
+// TestRenderFromStore: without --nodes, render takes the types imported
+// into the store.
+func TestRenderFromStore(t *testing.T) {
+	t.Setenv("OCCOPUS_HOME", t.TempDir())
+	ex := "../../examples/local-ping/"
+	if _, stderr, code := run(t, "import", ex+"nodes.yaml"); code != 0 {
+		t.Fatal(stderr)
+	}
+	stdout, stderr, code := run(t, "render", "--ip", "receiver=127.0.0.9", ex+"infra.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "127.0.0.9',8080") {
+		t.Fatalf("the sender's command lacks the receiver's address:\n%s", stdout)
+	}
+	if !strings.Contains(stderr, "sender=192.0.2.2") {
+		t.Fatalf("the documentation address was not announced: %q", stderr)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/occopus-go/occopus"
+	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
@@ -113,7 +114,14 @@ func validateFile(path string) (string, error) {
 		}
 		return fmt.Sprintf("node definitions: %d type(s), %d implementation(s)", len(defs.Types), n), nil
 	}
-	return "", &descr.Error{Pos: root.Pos, Msg: "neither an infrastructure description (with infra_name and nodes) nor a node definition file (with 'node_def:TYPE' keys)"}
+	if root.Get("resource") != nil || root.Get("config_management") != nil {
+		ad, err := auth.FromTree(path, root)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("auth_data: entries for resource types %s", strings.Join(ad.Types(auth.SectionResource), ", ")), nil
+	}
+	return "", &descr.Error{Pos: root.Pos, Msg: "neither an infrastructure description (with infra_name and nodes), a node definition file (with 'node_def:TYPE' keys) nor auth_data (with resource or config_management lists)"}
 }
 
 // loadDefs gathers the implementations of the types an infrastructure
