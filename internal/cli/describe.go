@@ -61,9 +61,9 @@ func (e *env) descrFailure(err error) error {
 func newValidate(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate FILE...",
-		Short: "Check infrastructure descriptions and node definition files, reporting every error",
-		Long: `Check infrastructure descriptions and node definition files (told apart by
-their content). Every error is printed on stderr as FILE:LINE:COLUMN: KEY PATH:
+		Short: "Check infrastructure descriptions, node definitions and auth_data files, reporting every error",
+		Long: `Check infrastructure descriptions, node definition files and auth_data.yaml
+files (told apart by their content). Every error is printed on stderr as FILE:LINE:COLUMN: KEY PATH:
 MESSAGE; the exit status is 1 when any file has an error.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
