@@ -48,7 +48,7 @@ func TestLifecycle(t *testing.T) {
 	if v["nodeid"] != victim {
 		t.Fatalf("scaledown %v", v)
 	}
-	rep = waitFor(t, hs.URL, id, "the named instance gone", func(r report) bool {
+	waitFor(t, hs.URL, id, "the named instance gone", func(r report) bool {
 		_, still := r["worker"].Instances[victim]
 		return !still && r.ready("worker") == 1 && len(r["worker"].Instances) == 1
 	})

@@ -56,7 +56,7 @@ func occopusBinary(t testing.TB) string {
 	binOnce.Do(func() {
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			goBin = "/usr/local/go/bin/go"
 		}
 		if binDir, binErr = os.MkdirTemp("", "occopus-rest-bin-"); binErr != nil {
 			return
@@ -233,20 +233,6 @@ func (rep report) states(node string) map[string]int {
 		out[in.State]++
 	}
 	return out
-}
-
-// tryReport is getReport for a service that may be gone.
-func tryReport(base, id string) (report, error) {
-	resp, err := http.Get(base + "/infrastructures/" + id)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	var rep report
-	return rep, json.NewDecoder(resp.Body).Decode(&rep)
 }
 
 // getReportFromStore reads the report from the store of a home no

@@ -161,6 +161,7 @@ func jsonObject(v any) ([]jsonItem, error) {
 	default:
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Map {
+			//lint:ignore ST1005 the message is Python's, as Jinja2's tojson prints it
 			return nil, fmt.Errorf("Object of type %s is not JSON serializable", pyTypeName(v))
 		}
 		for _, k := range rv.MapKeys() {

@@ -391,12 +391,7 @@ func toSyntaxError(err error, src string) error {
 	}
 	msg := err.Error()
 	// gonja wraps as: failed to parse template '<src>': <cause>
-	if i := strings.Index(msg, "': "); strings.HasPrefix(msg, "failed to parse template '") && i >= 0 {
-		prefix := "failed to parse template '" + src + "': "
-		if strings.HasPrefix(msg, prefix) {
-			msg = msg[len(prefix):]
-		}
-	}
+	msg = strings.TrimPrefix(msg, "failed to parse template '"+src+"': ")
 	return &SyntaxError{Line: 1, Col: 1, Msg: msg}
 }
 

@@ -749,9 +749,9 @@ func TestIntegrationBuildFailures(t *testing.T) {
 func occBinary(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "occopus")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = "/usr/local/go/bin/go"
 	}
 	cmd := exec.Command(gobin, "build", "-o", bin, "github.com/occopus-go/occopus/cmd/occopus")
 	if out, err := cmd.CombinedOutput(); err != nil {

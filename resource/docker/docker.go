@@ -64,7 +64,6 @@ type Handler struct {
 	defaults map[string]any
 	log      *slog.Logger
 
-	mu    sync.Mutex
 	locks keylock.Locks // per container name / image ref
 
 	negMu      sync.Mutex
