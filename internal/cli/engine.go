@@ -61,24 +61,21 @@ func (e *env) session(ctx context.Context, parallelize bool, onEvent func(store.
 	return &session{cfg: cfg, st: st, m: m, eng: m.Engine()}, nil
 }
 
-// progress prints one line per instance state change on stderr.
+// progress prints one line per event on stderr; on a terminal, build
+// shows a live table instead (buildProgress).
 func (e *env) progress(ev store.Event) {
-	switch ev.Kind {
-	case "instance.state":
-		id := ev.NodeID
-		if len(id) > 8 {
-			id = id[:8]
-		}
-		msg := ""
-		if ev.Message != "" {
-			msg = " (" + ev.Message + ")"
-		}
-		fmt.Fprintf(e.stderr, "%s  %-16s %s  %s -> %s%s\n", ev.Time.Format("15:04:05.000"), ev.NodeName, id, orDash(ev.From), ev.To, msg)
-	case "infra.created":
-		fmt.Fprintf(e.stderr, "%s  infrastructure %s: %s\n", ev.Time.Format("15:04:05.000"), ev.InfraID, ev.Message)
-	case "scale.clamped", "orphan.removed":
-		fmt.Fprintf(e.stderr, "%s  %s\n", ev.Time.Format("15:04:05.000"), ev.Message)
+	if line := progressLine(ev); line != "" {
+		fmt.Fprint(e.stderr, line)
 	}
+}
+
+// buildProgress is the progress printer of build: a live table when
+// stderr is a terminal, lines otherwise.
+func (e *env) buildProgress() func(store.Event) {
+	if isTerminal(e.stderr) {
+		return newLiveTable(e.stderr).event
+	}
+	return e.progress
 }
 
 func orDash(s string) string {
@@ -121,7 +118,7 @@ On any error, or on Ctrl-C, everything this command created is destroyed
 				return e.descrFailure(err)
 			}
 			ctx := cmd.Context()
-			s, err := e.session(ctx, parallelize, e.progress)
+			s, err := e.session(ctx, parallelize, e.buildProgress())
 			if err != nil {
 				return err
 			}
