@@ -16,6 +16,7 @@ import (
 	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
+	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/internal/config"
 	"github.com/occopus-go/occopus/store"
 )
@@ -44,6 +45,9 @@ func (e *env) session(ctx context.Context, parallelize bool, onEvent func(store.
 		if err != nil {
 			return nil, err
 		}
+	}
+	if cfg.RateLimit > 0 {
+		cloudapi.SetRate(cfg.RateLimit, cfg.RateBurst)
 	}
 	st, err := e.openStore(ctx, cfg)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/auth"
+	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/rest"
 )
 
@@ -72,7 +73,10 @@ Host and port default to components: rest: of occopus_config.yaml.`,
 				return err
 			}
 			defer st.Close()
-			mopt := occopus.Options{Store: st, Home: cfg.Home, Log: log, Parallelize: parallelize,
+			if cfg.RateLimit > 0 {
+				cloudapi.SetRate(cfg.RateLimit, cfg.RateBurst)
+			}
+			mopt := occopus.Options{Store: st, Home: cfg.Home, Log: log, Parallelize: parallelize, Parallel: cfg.Parallel,
 				// Descriptions arrive over the network: cmd() needs both settings.
 				AllowCmd: cfg.AllowCmd && cfg.AllowNetworkCmd,
 				Interval: time.Duration(interval * float64(time.Second))}

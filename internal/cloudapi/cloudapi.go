@@ -95,6 +95,42 @@ func (p Policy) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 	}
 }
 
+// Default client-side rate limit per endpoint: under the request-rate
+// buckets of public clouds, so that building many nodes at once rarely
+// meets throttling.
+const (
+	DefaultRate  = 10 // calls per second
+	DefaultBurst = 20
+)
+
+var (
+	sharedMu sync.Mutex
+	shared   = NewLimiters(DefaultRate, DefaultBurst)
+)
+
+// Shared returns the process-wide limiters every cloud handler made from
+// now on uses: two handlers talking to one endpoint share its budget.
+func Shared() *Limiters {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	return shared
+}
+
+// SetRate replaces the process-wide limit (occopus_config.yaml's
+// rate_limit, or a benchmark against a fake endpoint) for handlers made
+// from now on; restore puts the previous one back.
+func SetRate(perSecond float64, burst int) (restore func()) {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	prev := shared
+	shared = NewLimiters(perSecond, burst)
+	return func() {
+		sharedMu.Lock()
+		defer sharedMu.Unlock()
+		shared = prev
+	}
+}
+
 // Limiters hands out one rate limiter per endpoint, shared by every
 // handler of this process that talks to it.
 type Limiters struct {

@@ -36,6 +36,10 @@ type Config struct {
 	// Parallel bounds concurrent creations and drops with --parallelize
 	// (default 32).
 	Parallel int `yaml:"parallel"`
+	// RateLimit and RateBurst bound calls per second to each cloud endpoint
+	// (0: the cloud handlers' default, 10/s with a burst of 20).
+	RateLimit float64 `yaml:"rate_limit"`
+	RateBurst int     `yaml:"rate_burst"`
 
 	Store Store `yaml:"-"`
 	REST  REST  `yaml:"-"`
@@ -123,10 +127,12 @@ func (c *Config) read(path string) error {
 	}
 	stripTags(&root)
 	var raw struct {
-		AllowCmd         bool `yaml:"allow_cmd"`
-		AllowFileImports bool `yaml:"allow_file_imports"`
-		AllowNetworkCmd  bool `yaml:"allow_network_cmd"`
-		Parallel         int  `yaml:"parallel"`
+		AllowCmd         bool    `yaml:"allow_cmd"`
+		AllowFileImports bool    `yaml:"allow_file_imports"`
+		AllowNetworkCmd  bool    `yaml:"allow_network_cmd"`
+		Parallel         int     `yaml:"parallel"`
+		RateLimit        float64 `yaml:"rate_limit"`
+		RateBurst        int     `yaml:"rate_burst"`
 		Components       struct {
 			REST struct {
 				Host string `yaml:"host"`
@@ -152,6 +158,13 @@ func (c *Config) read(path string) error {
 	}
 	if raw.Parallel > 0 {
 		c.Parallel = raw.Parallel
+	}
+	if raw.RateLimit < 0 || raw.RateBurst < 0 {
+		return fmt.Errorf("configuration file %s: rate_limit and rate_burst must not be negative", path)
+	}
+	c.RateLimit, c.RateBurst = raw.RateLimit, raw.RateBurst
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = max(1, int(c.RateLimit*2))
 	}
 	if r := raw.Components.REST; r.Host != "" || r.Port != 0 {
 		if r.Host != "" {

@@ -29,6 +29,12 @@ func TestLoad(t *testing.T) {
 				t.Errorf("store %+v", c.Store)
 			}
 		}},
+		{name: "rate limit", file: "rate_limit: 50\n", check: func(t *testing.T, c *Config) {
+			if c.RateLimit != 50 || c.RateBurst != 100 {
+				t.Errorf("rate %v burst %d, want 50 and 100", c.RateLimit, c.RateBurst)
+			}
+		}},
+		{name: "negative rate", file: "rate_limit: -1\n", wantErr: "must not be negative"},
 		{name: "unknown store", file: "components:\n  uds: {protocol: mongodb}\n", wantErr: `components.uds.protocol: unknown store "mongodb"`},
 		{name: "bad yaml", file: "components: [\n", wantErr: "invalid YAML"},
 	}

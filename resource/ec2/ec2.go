@@ -66,44 +66,11 @@ const (
 // MaxUserData is EC2's limit on user data before base64 encoding.
 const MaxUserData = 16 * 1024
 
-// Client-side rate limit per endpoint. EC2 refills its request-rate buckets
-// at a few calls per second for mutating calls and ~20/s for describes;
-// staying under that keeps throttling rare when many nodes are built in
-// parallel.
-const (
-	ratePerSecond = 10
-	rateBurst     = 20
-)
-
-// limiters is shared by every ec2 handler of this process: two handlers
-// talking to one endpoint share its budget.
-var (
-	limitersMu sync.Mutex
-	limiters   = cloudapi.NewLimiters(ratePerSecond, rateBurst)
-)
-
 // SetRateLimit sets the client-side rate limit per endpoint (calls per
-// second, burst) of the handlers made from now on; the default is 10/s
-// with a burst of 20, under Amazon's request-rate buckets. It is for
-// programs that talk to an EC2-compatible endpoint with other limits, and
-// for benchmarks against a fake endpoint. restore puts the previous limit
-// back (for handlers made after it).
+// second, burst) of the cloud handlers made from now on (default
+// cloudapi.DefaultRate/DefaultBurst). restore puts the previous one back.
 func SetRateLimit(perSecond float64, burst int) (restore func()) {
-	limitersMu.Lock()
-	defer limitersMu.Unlock()
-	prev := limiters
-	limiters = cloudapi.NewLimiters(perSecond, burst)
-	return func() {
-		limitersMu.Lock()
-		defer limitersMu.Unlock()
-		limiters = prev
-	}
-}
-
-func currentLimiters() *cloudapi.Limiters {
-	limitersMu.Lock()
-	defer limitersMu.Unlock()
-	return limiters
+	return cloudapi.SetRate(perSecond, burst)
 }
 
 // callTimeout bounds one HTTP attempt, so a hung endpoint becomes a
@@ -193,7 +160,7 @@ func newHandler(cfg resource.Config, httpClient aws.HTTPClient) (*Handler, error
 		defaults:    cfg.Resource,
 		secret:      secret,
 		log:         log.With("backend", "ec2", "endpoint", endpoint, "region", region),
-		limiters:    currentLimiters(),
+		limiters:    cloudapi.Shared(),
 		callTimeout: callTimeout,
 		grace:       notFoundGrace,
 		created:     map[string]time.Time{},

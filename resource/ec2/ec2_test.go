@@ -705,7 +705,7 @@ func TestRateLimitIsPerEndpointAndShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	h1, _ := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.AccessKey(), "secretkey": testSecret}})
-	if h1.(*Handler).limiters != limiters || h2.(*Handler).limiters != limiters {
+	if h1.(*Handler).limiters != cloudapi.Shared() || h2.(*Handler).limiters != cloudapi.Shared() {
 		t.Fatal("handlers do not share the package's limiters")
 	}
 	// 20 calls/s with no burst: 6 calls take at least 250 ms.
@@ -813,17 +813,17 @@ func get(form map[string][]string, k string) string {
 }
 
 func TestSetRateLimit(t *testing.T) {
-	before := currentLimiters()
+	before := cloudapi.Shared()
 	restore := SetRateLimit(1e6, 1000)
 	h, err := New(resource.Config{Resource: resourceSection("http://127.0.0.1:1"), Auth: map[string]any{"accesskey": "a", "secretkey": "s"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := h.(*Handler).limiters; l == before || l != currentLimiters() {
+	if l := h.(*Handler).limiters; l == before || l != cloudapi.Shared() {
 		t.Error("a handler made after SetRateLimit does not use the new limit")
 	}
 	restore()
-	if currentLimiters() != before {
+	if cloudapi.Shared() != before {
 		t.Error("restore did not put the previous limit back")
 	}
 }

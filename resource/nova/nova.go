@@ -55,15 +55,6 @@ const (
 	MetaNodeName = "occopus_node_name"
 )
 
-// Default client-side rate limit per OpenStack endpoint (scheme://host),
-// shared by all handlers of the process.
-const (
-	ratePerSecond = 10
-	rateBurst     = 20
-)
-
-var limiters = cloudapi.NewLimiters(ratePerSecond, rateBurst)
-
 // Defaults of the wait for ACTIVE before a floating IP is associated.
 const (
 	defaultPollFirst   = 2 * time.Second
@@ -134,7 +125,7 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 		userDomain:  cmp.Or(resource.Str(cfg.Resource, "user_domain_name"), resource.Str(cfg.Auth, "user_domain_name"), "Default"),
 		creds:       creds,
 		defaults:    cfg.Resource,
-		limiters:    limiters,
+		limiters:    cloudapi.Shared(), // per endpoint (scheme://host), process-wide
 		pollFirst:   defaultPollFirst,
 		pollMax:     defaultPollMax,
 		activeLimit: defaultActiveLimit,
