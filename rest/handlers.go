@@ -308,6 +308,15 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 	w.Write(openAPI)
 }
 
+// dashboard serves the browser view. Its content security policy keeps it
+// to this origin: the page needs nothing else.
+func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write(dashboardPage)
+}
+
 // healthz answers 200 while the store answers.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -61,6 +61,12 @@ const (
 //go:embed openapi.yaml
 var openAPI []byte
 
+// dashboardPage is the browser view of the service: one self-contained
+// page (no external assets) that reads the REST API.
+//
+//go:embed dashboard.html
+var dashboardPage []byte
+
 // OpenAPI returns the OpenAPI 3.1 description of the service.
 func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
 
@@ -211,6 +217,7 @@ func (s *Server) routes() []route {
 		{"POST /infrastructures/{id}/attach", s.attach},
 		{"POST /infrastructures/{id}/detach", s.detach},
 		{"POST /infrastructures/{id}/notify", s.notify},
+		{"GET /{$}", s.dashboard},
 		{"GET /openapi.yaml", s.openapi},
 		{"GET /healthz", s.healthz},
 		{"GET /metrics", s.serveMetrics},
@@ -229,7 +236,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.observeRequest(route, sw.code(), time.Since(start))
 	}()
-	if r.URL.Path != "/healthz" && !s.authorized(r) {
+	// The liveness check and the dashboard page (static; it asks for the
+	// token and sends it with its API calls) need no token.
+	if r.URL.Path != "/healthz" && r.URL.Path != "/" && !s.authorized(r) {
 		sw.Header().Set("WWW-Authenticate", `Bearer realm="occopus"`)
 		s.writeError(sw, http.StatusUnauthorized, "a valid bearer token is required (Authorization: Bearer TOKEN)")
 		return

@@ -34,6 +34,15 @@ else
 	need mariadb "scripts/services.sh mariadb failed"
 fi
 
+# A real browser for the dashboard test.
+if ! command -v chromium >/dev/null; then
+	echo "test.sh: installing chromium (Debian's package)" >&2
+	if ! (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) >/tmp/occopus-chromium.log 2>&1; then
+		tail -5 /tmp/occopus-chromium.log >&2
+		need chromium "apt-get install chromium failed"
+	fi
+fi
+
 # Redis for the redis store's conformance suite.
 if envs=$(scripts/services.sh redis 2>/tmp/occopus-redis.log); then
 	eval "$envs"
