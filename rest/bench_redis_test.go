@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/store/redis"
 )
 
@@ -59,17 +58,5 @@ func openRedis(t testing.TB) *redis.Store {
 func BenchmarkGetInfraRedis(b *testing.B) {
 	st := openRedis(b)
 	importDefs(b, st, nodeDefs)
-	f := &fixture{home: b.TempDir(), st: st, logs: &syncBuffer{}}
-	srv, hs := f.server(b, nil)
-	in, err := descr.ParseInfra("infra.yaml", []byte(infraYAML), descr.LoadOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ids := make([]string, 1000)
-	for i := range ids {
-		if ids[i], err = srv.Manager().Submit(context.Background(), in, ""); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.Run("1000-infras", func(b *testing.B) { benchGet(b, hs.URL, ids) })
+	benchGetInfra(b, &fixture{home: b.TempDir(), st: st, logs: &syncBuffer{}})
 }

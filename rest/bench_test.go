@@ -15,8 +15,11 @@ import (
 // BenchmarkGetInfra: GET /infrastructures/{id} over real HTTP with 1,000
 // infrastructures in a SQLite store; reports requests/s and the p50 and
 // p99 latencies.
-func BenchmarkGetInfra(b *testing.B) {
-	f := newFixture(b)
+func BenchmarkGetInfra(b *testing.B) { benchGetInfra(b, newFixture(b)) }
+
+// benchGetInfra stores 1,000 infrastructures through f's server and
+// measures GET /infrastructures/{id}.
+func benchGetInfra(b *testing.B, f *fixture) {
 	srv, hs := f.server(b, nil)
 	in, err := descr.ParseInfra("infra.yaml", []byte(infraYAML), descr.LoadOptions{})
 	if err != nil {

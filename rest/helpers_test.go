@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/occopus-go/occopus"
-	"github.com/occopus-go/occopus/descr"
 	_ "github.com/occopus-go/occopus/plugins/standard"
 	"github.com/occopus-go/occopus/rest"
 	"github.com/occopus-go/occopus/store"
@@ -61,22 +60,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{home: home, st: st, logs: &syncBuffer{}}
-	root, err := descr.Parse("nodes.yaml", []byte(nodeDefs), descr.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defs, err := descr.DecodeNodeDefs("nodes.yaml", root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := occopus.New(occopus.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.ImportNodeDefs(context.Background(), defs); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
+	importDefs(t, st, nodeDefs)
 	t.Cleanup(func() {
 		// Destroy whatever a test left, so no process outlives it.
 		m, err := occopus.New(occopus.Options{Store: st, Home: home})
