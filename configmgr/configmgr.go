@@ -1,13 +1,14 @@
 // Package configmgr handles the config_management section of a node
-// definition (chef, puppet_solo, ...). Each manager registers itself by its
-// YAML `type`; it renders its section and may offer names to the node's
+// definition (chef, puppet_solo, ...). Each manager is a Plugin, registered
+// once by its YAML `type`; it renders its section and may offer names to the node's
 // templates (puppet_solo offers `puppet.modules` etc.).
 package configmgr
 
 import (
-	"fmt"
-	"sort"
-	"sync"
+	"errors"
+
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/plugin"
 )
 
 // Renderer renders the templates of one node instance.
@@ -23,39 +24,46 @@ type Manager interface {
 	Resolve(path string, section map[string]any, r Renderer) (rendered map[string]any, data map[string]any, err error)
 }
 
-var (
-	mu   sync.RWMutex
-	regs = map[string]Manager{}
-)
-
-// Register makes a manager available under its YAML type. It panics on an
-// empty or duplicate name.
-func Register(typ string, m Manager) {
-	mu.Lock()
-	defer mu.Unlock()
-	if typ == "" || m == nil {
-		panic("configmgr: Register with empty type or nil manager")
-	}
-	if _, dup := regs[typ]; dup {
-		panic("configmgr: duplicate registration of " + typ)
-	}
-	regs[typ] = m
+// Plugin is a config manager: its `type`, the schema of its section and
+// its constructor.
+type Plugin struct {
+	Type   string
+	Schema *descr.Schema
+	New    func() Manager
 }
 
-// Get returns the manager of a type.
-func Get(typ string) (Manager, error) {
-	mu.RLock()
-	defer mu.RUnlock()
-	m, ok := regs[typ]
-	if !ok {
-		names := make([]string, 0, len(regs))
-		for k := range regs {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("config_management type %q is not known (have: %v)", typ, names)
+// PluginID implements plugin.Plugin: "config_management.<type>".
+func (p Plugin) PluginID() plugin.ID { return plugin.NewID(descr.SectionConfigManagement, p.Type) }
+
+// Check implements plugin.Plugin.
+func (p Plugin) Check() error {
+	switch {
+	case p.Type == "":
+		return errors.New("config_management plugin without a Type")
+	case p.Schema == nil:
+		return errors.New("config_management plugin without a Schema")
+	case p.New == nil:
+		return errors.New("config_management plugin without a constructor (New)")
 	}
-	return m, nil
+	return nil
+}
+
+// SectionSchema implements descr.SectionPlugin.
+func (p Plugin) SectionSchema() *descr.Schema { return p.Schema }
+
+var _ descr.SectionPlugin = Plugin{}
+
+// Register makes a manager available under its type. It panics on an
+// empty or duplicate type, or a plugin without schema or constructor.
+func Register(p Plugin) { plugin.Register(p) }
+
+// Get returns a manager of a type.
+func Get(typ string) (Manager, error) {
+	p, ok := plugin.Get[Plugin](plugin.NewID(descr.SectionConfigManagement, typ))
+	if !ok {
+		return nil, descr.SupportedType(descr.SectionConfigManagement, typ)
+	}
+	return p.New(), nil
 }
 
 // RenderSection renders every value of a section except its type.

@@ -1,14 +1,14 @@
 // Package contextualise turns the contextualisation section of a node
 // definition into what a backend needs: cloud-init user data, or a
-// container's environment and command. Each kind registers itself by its
-// YAML `type`.
+// container's environment and command. Each kind is a Plugin, registered
+// once by its YAML `type`.
 package contextualise
 
 import (
-	"fmt"
-	"sort"
-	"sync"
+	"errors"
 
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/plugin"
 	"github.com/occopus-go/occopus/resource"
 )
 
@@ -27,37 +27,44 @@ type Contextualiser interface {
 	Resolve(path string, section map[string]any, r Renderer) (map[string]any, resource.Context, error)
 }
 
-var (
-	mu   sync.RWMutex
-	regs = map[string]Contextualiser{}
-)
-
-// Register makes a contextualiser available under its YAML type. It panics
-// on an empty or duplicate name.
-func Register(typ string, c Contextualiser) {
-	mu.Lock()
-	defer mu.Unlock()
-	if typ == "" || c == nil {
-		panic("contextualise: Register with empty type or nil contextualiser")
-	}
-	if _, dup := regs[typ]; dup {
-		panic("contextualise: duplicate registration of " + typ)
-	}
-	regs[typ] = c
+// Plugin is a contextualiser: its `type`, the schema of its section and
+// its constructor.
+type Plugin struct {
+	Type   string
+	Schema *descr.Schema
+	New    func() Contextualiser
 }
 
-// Get returns the contextualiser of a type.
-func Get(typ string) (Contextualiser, error) {
-	mu.RLock()
-	defer mu.RUnlock()
-	c, ok := regs[typ]
-	if !ok {
-		names := make([]string, 0, len(regs))
-		for k := range regs {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("contextualisation type %q is not known (have: %v)", typ, names)
+// PluginID implements plugin.Plugin: "contextualisation.<type>".
+func (p Plugin) PluginID() plugin.ID { return plugin.NewID(descr.SectionContextualise, p.Type) }
+
+// Check implements plugin.Plugin.
+func (p Plugin) Check() error {
+	switch {
+	case p.Type == "":
+		return errors.New("contextualisation plugin without a Type")
+	case p.Schema == nil:
+		return errors.New("contextualisation plugin without a Schema")
+	case p.New == nil:
+		return errors.New("contextualisation plugin without a constructor (New)")
 	}
-	return c, nil
+	return nil
+}
+
+// SectionSchema implements descr.SectionPlugin.
+func (p Plugin) SectionSchema() *descr.Schema { return p.Schema }
+
+var _ descr.SectionPlugin = Plugin{}
+
+// Register makes a contextualiser available under its type. It panics on
+// an empty or duplicate type, or a plugin without schema or constructor.
+func Register(p Plugin) { plugin.Register(p) }
+
+// Get returns a contextualiser of a type.
+func Get(typ string) (Contextualiser, error) {
+	p, ok := plugin.Get[Plugin](plugin.NewID(descr.SectionContextualise, typ))
+	if !ok {
+		return nil, descr.SupportedType(descr.SectionContextualise, typ)
+	}
+	return p.New(), nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 )
 
 const nodeDefPrefix = "node_def:"
@@ -63,26 +62,19 @@ func (im *Impl) PosOf(keys ...any) Pos {
 	return n.Pos
 }
 
-var (
-	implOnce   sync.Once
-	implSchema *Schema
-)
-
-// The implementation schema is built on first use: plugin sections are
-// registered from init functions, which may run after this package's.
+// implementationSchema is built from the plugin registry at each use:
+// plugins register from init functions, which may run after this
+// package's, and the schema is small.
 func implementationSchema() *Schema {
-	implOnce.Do(func() {
-		implSchema = &Schema{Fields: []Field{
-			{Key: "resource", Required: true, Type: typedSection(SectionResource)},
-			{Key: "contextualisation", Type: typedSection(SectionContextualise)},
-			{Key: "config_management", Type: typedSection(SectionConfigManagement)},
-			{Key: "health_check", Type: MapOf(healthSchema())},
-			// create_timeout: seconds a new instance may take to become
-			// ready, when the node description does not say.
-			{Key: "create_timeout", Type: Number},
-		}}
-	})
-	return implSchema
+	return &Schema{Fields: []Field{
+		{Key: "resource", Required: true, Type: typedSection(SectionResource)},
+		{Key: "contextualisation", Type: typedSection(SectionContextualise)},
+		{Key: "config_management", Type: typedSection(SectionConfigManagement)},
+		{Key: "health_check", Type: MapOf(healthSchema())},
+		// create_timeout: seconds a new instance may take to become
+		// ready, when the node description does not say.
+		{Key: "create_timeout", Type: Number},
+	}}
 }
 
 // LoadNodeDefs reads and checks a node definition file.
@@ -102,6 +94,7 @@ func DecodeNodeDefs(file string, root *Node) (*NodeDefs, error) {
 		return nil, c.errs.Err()
 	}
 	defs := &NodeDefs{File: file, Impls: map[string][]*Impl{}}
+	schema := implementationSchema()
 	if len(root.Content) == 0 {
 		c.add(root, "", "no node definitions: expected 'node_def:TYPE' keys")
 	}
@@ -131,7 +124,7 @@ func DecodeNodeDefs(file string, root *Node) (*NodeDefs, error) {
 		for i, in := range v.Content {
 			path := index(k.Value, i)
 			before := len(c.errs)
-			c.checkMap(in, path, implementationSchema())
+			c.checkMap(in, path, schema)
 			checkTemplates(in, path, c)
 			if len(c.errs) == before {
 				defs.Impls[typ] = append(defs.Impls[typ], &Impl{Type: typ, Index: i, Data: in.Interface().(map[string]any), Src: in})

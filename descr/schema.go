@@ -2,11 +2,13 @@ package descr
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/agnivade/levenshtein"
+
+	"github.com/occopus-go/occopus/plugin"
 )
 
 // Type describes the values a key accepts.
@@ -205,81 +207,74 @@ func OneOf(ts ...Type) Type {
 	}}
 }
 
-// Registry of the schemas of plugin sections.
+// Plugin sections. The schemas come from the plugin registry (package
+// plugin): a plugin configured by a whole section implements
+// SectionPlugin, a health_check primitive implements KeyPlugin.
 
-// Section kinds that select their schema by `type`.
+// Section kinds that select their schema by `type`; they are also the
+// kinds (id prefixes) of the plugins that serve them.
 const (
 	SectionResource         = "resource"
 	SectionContextualise    = "contextualisation"
 	SectionConfigManagement = "config_management"
+	SectionHealthCheck      = "health_check"
 )
 
-var (
-	regMu    sync.RWMutex
-	sections = map[string]map[string]*Schema{}
-	health   = map[string]Field{}
-)
-
-// RegisterSection registers the schema of a `type` of a section kind
-// (resource, contextualisation, config_management). The `type` key itself
-// is added by the registry. It panics on a duplicate, so a broken build
-// fails at start.
-func RegisterSection(kind, typ string, s *Schema) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if typ == "" || s == nil {
-		panic("descr: RegisterSection with empty type or nil schema")
-	}
-	m := sections[kind]
-	if m == nil {
-		m = map[string]*Schema{}
-		sections[kind] = m
-	}
-	if _, dup := m[typ]; dup {
-		panic(fmt.Sprintf("descr: duplicate schema for %s type %q", kind, typ))
-	}
-	withType := *s
-	withType.Fields = append([]Field{{Key: "type", Required: true, Type: String}}, s.Fields...)
-	m[typ] = &withType
+// SectionPlugin is a registered plugin configured by a section chosen by
+// its `type` (a resource backend, a contextualiser, a config manager).
+type SectionPlugin interface {
+	plugin.Plugin
+	// SectionSchema is the schema of the section, without `type`.
+	SectionSchema() *Schema
 }
 
-// RegisterHealthCheck registers a key of the health_check section.
-func RegisterHealthCheck(f Field) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if f.Key == "" {
-		panic("descr: RegisterHealthCheck with empty key")
-	}
-	if _, dup := health[f.Key]; dup {
-		panic("descr: duplicate health_check key " + f.Key)
-	}
-	health[f.Key] = f
+// KeyPlugin is a registered plugin configured by one key of a section (a
+// health_check primitive: ping, ports, ...).
+type KeyPlugin interface {
+	plugin.Plugin
+	// KeyType is the type of the key's value.
+	KeyType() Type
 }
 
-// SectionTypes lists the registered types of a section kind, sorted.
-func SectionTypes(kind string) []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	out := make([]string, 0, len(sections[kind]))
-	for k := range sections[kind] {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+// IsZero reports a Type that checks nothing and has no name: a plugin
+// must not register one.
+func (t Type) IsZero() bool { return t.Name == "" && t.check == nil }
+
+// occopusTypes are the section types Occopus itself knows. One of them
+// that this build has no plugin for is "not supported by this build",
+// which tells a user of Occopus's files more than "unknown".
+var occopusTypes = map[string][]string{
+	SectionResource:         {"azure_aci", "azure_vm", "cloudbroker", "cloudsigma", "docker", "ec2", "nova"},
+	SectionContextualise:    {"cloudinit", "docker"},
+	SectionConfigManagement: {"chef", "puppet_solo"},
 }
+
+// SectionTypes lists the types of a section kind this build supports, sorted.
+func SectionTypes(kind string) []string { return plugin.Names(kind) }
 
 func sectionSchema(kind, typ string) *Schema {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	return sections[kind][typ]
+	p, ok := plugin.Get[SectionPlugin](plugin.NewID(kind, typ))
+	if !ok {
+		return nil
+	}
+	s := p.SectionSchema()
+	withType := *s
+	withType.Fields = append([]Field{{Key: "type", Required: true, Type: String}}, s.Fields...)
+	return &withType
 }
 
+// healthSchema is the health_check section: Occopus's `type` (it writes
+// `basic`), `timeout`, and one key per registered primitive.
 func healthSchema() *Schema {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	s := &Schema{}
-	for _, f := range health {
-		s.Fields = append(s.Fields, f)
+	s := &Schema{Fields: []Field{
+		{Key: "type", Type: String},
+		// timeout: seconds a ready node may fail its checks before it is failed.
+		{Key: "timeout", Type: Number},
+	}}
+	for _, name := range plugin.Names(SectionHealthCheck) {
+		if p, ok := plugin.Get[KeyPlugin](plugin.NewID(SectionHealthCheck, name)); ok {
+			s.Fields = append(s.Fields, Field{Key: name, Type: p.KeyType()})
+		}
 	}
 	sort.Slice(s.Fields, func(i, j int) bool { return s.Fields[i].Key < s.Fields[j].Key })
 	return s
@@ -304,11 +299,28 @@ func typedSection(kind string) Type {
 		s := sectionSchema(kind, tn.Value)
 		if s == nil {
 			types := SectionTypes(kind)
+			if slices.Contains(occopusTypes[kind], tn.Value) {
+				c.add(tn, join(path, "type"), "%s type %s is not supported by this build (supported: %s)", kind, tn.Value, strings.Join(types, ", "))
+				return
+			}
 			c.add(tn, join(path, "type"), "unknown %s type %q%s", kind, tn.Value, suggestTypes(tn.Value, types))
 			return
 		}
 		c.checkMap(n, path, s)
 	}}
+}
+
+// SupportedType reports whether this build has a plugin for a type of a
+// section kind, and when not, the error to show (as validate words it).
+func SupportedType(kind, typ string) error {
+	if _, ok := plugin.Get[SectionPlugin](plugin.NewID(kind, typ)); ok {
+		return nil
+	}
+	types := strings.Join(SectionTypes(kind), ", ")
+	if slices.Contains(occopusTypes[kind], typ) {
+		return fmt.Errorf("%s type %s is not supported by this build (supported: %s)", kind, typ, types)
+	}
+	return fmt.Errorf("unknown %s type %q (supported: %s)", kind, typ, types)
 }
 
 func suggestTypes(got string, valid []string) string {

@@ -35,12 +35,19 @@ type fakeInstance struct {
 
 var cloud = &fakeCloud{instances: map[string]*fakeInstance{}, failCreate: map[string]bool{}, addr: "127.0.0.1"}
 
+// fakeSettings are the keys of a fake resource section.
+type fakeSettings struct {
+	Zone string `occopus:"zone"`
+}
+
 func init() {
-	resource.Register("fake", func(cfg resource.Config) (resource.Handler, error) {
-		zone, _ := cfg.Resource["zone"].(string)
-		return &fakeHandler{zone: zone}, nil
-	})
-	descr.RegisterSection(descr.SectionResource, "fake", &descr.Schema{Fields: []descr.Field{{Key: "zone", Type: descr.String}}})
+	resource.Register(resource.Plugin{Type: "fake", Schema: descr.SchemaOf[fakeSettings](), New: func(cfg resource.Config) (resource.Handler, error) {
+		var s fakeSettings
+		if err := descr.Decode("resource", cfg.Resource, &s); err != nil {
+			return nil, err
+		}
+		return &fakeHandler{zone: s.Zone}, nil
+	}})
 }
 
 type fakeHandler struct{ zone string }

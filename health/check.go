@@ -20,7 +20,7 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-// SystemClock is the wall clock, used when a Check or Tracker has no Clock.
+// SystemClock is the wall clock, used when a Check has no Clock.
 var SystemClock Clock = systemClock{}
 
 // NamedProbe is a probe with the primitive key that built it.
@@ -37,7 +37,7 @@ type Check struct {
 	// Timeout is how long the node may fail continuously before it is
 	// failed; default DefaultTimeout (600 s), from `timeout` in seconds.
 	Timeout time.Duration
-	// Clock stamps Result.Time and drives Tracker; nil means SystemClock.
+	// Clock stamps Result.Time; nil means SystemClock.
 	Clock Clock
 }
 
@@ -153,64 +153,4 @@ func Healthy(rs []Result) bool {
 		}
 	}
 	return true
-}
-
-// Verdict of a Tracker on one node.
-type Verdict string
-
-const (
-	Ready     Verdict = "ready"     // all probes passed
-	Unhealthy Verdict = "unhealthy" // failing, but for less than Timeout
-	Failed    Verdict = "failed"    // failing continuously for Timeout or longer
-)
-
-// Tracker remembers since when one node has been failing so that a node is
-// failed only after Check.Timeout of continuous failure. Safe for concurrent
-// use. Create one per node with Check.Tracker.
-type Tracker struct {
-	Timeout time.Duration
-	Clock   Clock // nil means SystemClock
-
-	mu    sync.Mutex
-	since time.Time // start of the current failing streak; zero if healthy
-}
-
-// Tracker returns a fresh Tracker using the Check's timeout and clock.
-func (c *Check) Tracker() *Tracker {
-	return &Tracker{Timeout: c.Timeout, Clock: c.Clock}
-}
-
-// Observe records one round of results and returns the node's verdict. The
-// streak starts at the clock's time of the first failed round and is reset
-// by any healthy round.
-func (tr *Tracker) Observe(rs []Result) Verdict {
-	clk := tr.Clock
-	if clk == nil {
-		clk = SystemClock
-	}
-	now := clk.Now()
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	if Healthy(rs) {
-		tr.since = time.Time{}
-		return Ready
-	}
-	if tr.since.IsZero() {
-		tr.since = now
-	}
-	timeout := tr.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	if now.Sub(tr.since) >= timeout {
-		return Failed
-	}
-	return Unhealthy
-}
-
-// FailingSince is the start of the current failing streak (zero if healthy).
-func (tr *Tracker) FailingSince() time.Time {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return tr.since
 }

@@ -136,7 +136,7 @@ func TestBuildProbeDefaults(t *testing.T) {
 	}
 }
 
-func TestRunAndTracker(t *testing.T) {
+func TestRun(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
 	tests := []struct {
 		name    string
@@ -196,32 +196,5 @@ func TestRunHonoursContext(t *testing.T) {
 	rs := c.Run(ctx, Target{})
 	if Healthy(rs) {
 		t.Fatalf("cancelled run is healthy: %+v", rs)
-	}
-}
-
-func TestTrackerTimeout(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
-	c := &Check{Timeout: 600 * time.Second, Clock: clk}
-	tr := c.Tracker()
-	ok := []Result{{Status: Pass}}
-	bad := []Result{{Status: Pass}, {Status: Fail}}
-	steps := []struct {
-		advance time.Duration
-		rs      []Result
-		want    Verdict
-	}{
-		{0, ok, Ready},
-		{time.Second, bad, Unhealthy},       // streak starts
-		{599 * time.Second, bad, Unhealthy}, // 599 s < 600 s
-		{time.Second, bad, Failed},          // 600 s of continuous failure
-		{time.Second, ok, Ready},            // recovery resets the streak
-		{time.Second, bad, Unhealthy},       // new streak
-		{599 * time.Second, bad, Unhealthy},
-	}
-	for i, s := range steps {
-		clk.Advance(s.advance)
-		if got := tr.Observe(s.rs); got != s.want {
-			t.Fatalf("step %d: verdict %s, want %s (failing since %v, now %v)", i, got, s.want, tr.FailingSince(), clk.Now())
-		}
 	}
 }

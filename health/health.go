@@ -1,15 +1,17 @@
 // Package health runs the health checks of node instances. Each primitive
-// (ping, ports, urls, mysqldbs, ...) is registered under its key in the
-// `health_check` section; a node is ready when every configured primitive
+// (ping, ports, urls, mysqldbs, ...) is a Plugin registered once under its
+// key in the `health_check` section; a node is ready when every configured primitive
 // passes.
 package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sort"
-	"sync"
 	"time"
+
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/plugin"
 )
 
 // Status of one probe.
@@ -44,51 +46,51 @@ type Probe interface {
 	Check(ctx context.Context, t Target) Result
 }
 
-// Factory builds the probes of one primitive from the value under its key in
-// the health_check section (e.g. the list of ports). It returns no probe when
-// the value disables it (ping: false).
-type Factory func(value any) ([]Probe, error)
-
-var (
-	mu        sync.RWMutex
-	factories = map[string]Factory{}
-)
-
-// Register makes a primitive available under its health_check key. It panics
-// on an empty or duplicate name.
-func Register(name string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if name == "" || f == nil {
-		panic("health: Register with empty name or nil factory")
-	}
-	if _, dup := factories[name]; dup {
-		panic("health: duplicate registration of " + name)
-	}
-	factories[name] = f
+// Plugin is a health-check primitive: its key in the health_check
+// section, the type of the key's value and its constructor.
+type Plugin struct {
+	// Type is the health_check key (ping, ports, urls, mysqldbs).
+	Type string
+	// Schema is the type of the key's value, e.g. descr.ListOf(descr.Int).
+	Schema descr.Type
+	// New builds the probes from the key's value (e.g. the list of ports);
+	// no probe when the value disables the primitive (ping: false).
+	New func(value any) ([]Probe, error)
 }
+
+// PluginID implements plugin.Plugin: "health_check.<key>".
+func (p Plugin) PluginID() plugin.ID { return plugin.NewID(descr.SectionHealthCheck, p.Type) }
+
+// Check implements plugin.Plugin.
+func (p Plugin) Check() error {
+	switch {
+	case p.Type == "":
+		return errors.New("health_check plugin without a Type")
+	case p.Schema.IsZero():
+		return errors.New("health_check plugin without a Schema")
+	case p.New == nil:
+		return errors.New("health_check plugin without a constructor (New)")
+	}
+	return nil
+}
+
+// KeyType implements descr.KeyPlugin.
+func (p Plugin) KeyType() descr.Type { return p.Schema }
+
+var _ descr.KeyPlugin = Plugin{}
+
+// Register makes a primitive available under its health_check key. It
+// panics on an empty or duplicate key, or a plugin without schema or
+// constructor.
+func Register(p Plugin) { plugin.Register(p) }
 
 // Primitives lists the registered primitive names, sorted.
-func Primitives() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	out := make([]string, 0, len(factories))
-	for k := range factories {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func Primitives() []string { return plugin.Names(descr.SectionHealthCheck) }
 
-func factory(name string) (Factory, error) {
-	// Look up under the lock but build the error after releasing it:
-	// Primitives takes the read lock again, and a recursive RLock can
-	// deadlock when a writer is waiting.
-	mu.RLock()
-	f, ok := factories[name]
-	mu.RUnlock()
+func factory(name string) (func(any) ([]Probe, error), error) {
+	p, ok := plugin.Get[Plugin](plugin.NewID(descr.SectionHealthCheck, name))
 	if !ok {
 		return nil, fmt.Errorf("health check %q is not known (have: %v)", name, Primitives())
 	}
-	return f, nil
+	return p.New, nil
 }

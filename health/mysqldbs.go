@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/occopus-go/occopus/descr"
 )
 
 // Defaults of the mysqldbs primitive.
@@ -18,7 +20,15 @@ const (
 	DefaultMySQLPort    = "3306"
 )
 
-func init() { Register("mysqldbs", newMySQLProbes) }
+func init() {
+	Register(Plugin{Type: "mysqldbs", Schema: descr.ListOf(descr.MapOf(&descr.Schema{Fields: []descr.Field{
+		{Key: "name", Required: true, Type: descr.String},
+		{Key: "user", Required: true, Type: descr.String},
+		{Key: "pass", Required: true, Type: descr.String},
+		{Key: "host", Type: descr.String},
+		{Key: "port", Type: descr.Int},
+	}})), New: newMySQLProbes})
+}
 
 // MySQLProbe connects to a database and runs `SELECT 1`. Every string field
 // is a template rendered at check time like urls (so `host: "{{ip}}"` or

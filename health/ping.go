@@ -9,6 +9,8 @@ import (
 	"time"
 
 	probing "github.com/prometheus-community/pro-bing"
+
+	"github.com/occopus-go/occopus/descr"
 )
 
 // Defaults of the ping primitive.
@@ -18,7 +20,9 @@ const (
 	DefaultPingInterval = 500 * time.Millisecond // so all packets fit in the timeout
 )
 
-func init() { Register("ping", newPingProbes) }
+func init() {
+	Register(Plugin{Type: "ping", Schema: descr.Bool, New: newPingProbes})
+}
 
 // PingProbe sends ICMP echo requests to Target.Addr and passes as soon as
 // any reply arrives.

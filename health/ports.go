@@ -6,12 +6,16 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/occopus-go/occopus/descr"
 )
 
 // DefaultPortTimeout bounds one TCP connect of the ports primitive.
 const DefaultPortTimeout = 2 * time.Second
 
-func init() { Register("ports", newPortProbes) }
+func init() {
+	Register(Plugin{Type: "ports", Schema: descr.ListOf(descr.Int), New: newPortProbes})
+}
 
 // PortProbe passes when a TCP connection to Target.Addr:Port succeeds.
 type PortProbe struct {

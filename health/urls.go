@@ -6,12 +6,16 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/occopus-go/occopus/descr"
 )
 
 // DefaultURLTimeout bounds one HTTP GET of the urls primitive.
 const DefaultURLTimeout = 5 * time.Second
 
-func init() { Register("urls", newURLProbes) }
+func init() {
+	Register(Plugin{Type: "urls", Schema: descr.ListOf(descr.String), New: newURLProbes})
+}
 
 // URLProbe GETs URL (a template rendered at check time with the node's data
 // plus `ip`) and passes on a 2xx or 3xx status. Redirects are not followed:

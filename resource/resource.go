@@ -2,20 +2,19 @@
 // that run node instances (docker, local processes, EC2, Nova, ...), and the
 // registry through which each backend package makes itself known.
 //
-// A backend lives in its own sub-package, registers itself from init() under
-// the YAML `type:` string it serves, and registers the schema of its resource
-// section with package descr beside it.
+// A backend lives in its own sub-package and registers itself once, from
+// init(), with a Plugin value: its YAML `type:`, the schema of its resource
+// section and its constructor (see docs/DESIGN.md, "How to add a backend").
 package resource
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
-	"sync"
+
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/plugin"
 )
 
 // ErrNotFound is returned by State and Addresses when the backend no longer
@@ -108,73 +107,87 @@ type Finder interface {
 	Find(ctx context.Context, infraID, nodeID string) (Handle, bool, error)
 }
 
-// Config is what a Factory gets to build a Handler.
+// Config is what a plugin's New gets to build a Handler.
 type Config struct {
-	// Resource is the rendered resource section (endpoint etc.).
+	// Resource is the rendered resource section (endpoint etc.). Decode it
+	// into the plugin's settings struct with descr.Decode("resource", ...).
 	Resource map[string]any
 	// Auth is the selected auth_data entry, nil when none.
 	Auth map[string]any
 	// Home is $OCCOPUS_HOME, where a backend may keep files.
 	Home   string
 	Logger *slog.Logger
+	// Limiter paces the calls of HTTP cloud backends per endpoint; it is
+	// shared by every handler of one Manager. nil: no limit.
+	Limiter Limiter
 }
 
-// Factory builds a Handler for one resource section.
-type Factory func(cfg Config) (Handler, error)
+// Limiter paces calls to an endpoint (a client-side rate limit).
+type Limiter interface {
+	// Wait blocks until one call to endpoint is allowed or ctx ends.
+	Wait(ctx context.Context, endpoint string) error
+}
 
-var (
-	mu        sync.RWMutex
-	factories = map[string]Factory{}
-)
+// Closer is implemented by handlers that hold resources of their own
+// (connections, clients): the engine calls Close when it drops a cached
+// handler and when it is closed itself. The instances stay.
+type Closer interface {
+	Close() error
+}
 
-// Register makes a backend available under its YAML type name. It panics on
-// an empty or duplicate name, so a broken build fails at start.
-func Register(typ string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if typ == "" || f == nil {
-		panic("resource: Register with empty type or nil factory")
+// Plugin is a resource backend: its `type`, the schema of its resource
+// section and its constructor, registered once with Register.
+type Plugin struct {
+	// Type is the YAML `type:` the backend serves (docker, ec2, ...).
+	Type string
+	// Schema checks the resource section (without `type`); usually
+	// descr.SchemaOf of the backend's settings struct.
+	Schema *descr.Schema
+	// New builds a Handler for one rendered resource section and its
+	// credentials. It should not contact the backend.
+	New func(cfg Config) (Handler, error)
+}
+
+// PluginID implements plugin.Plugin: "resource.<type>".
+func (p Plugin) PluginID() plugin.ID { return plugin.NewID(descr.SectionResource, p.Type) }
+
+// Check implements plugin.Plugin.
+func (p Plugin) Check() error {
+	switch {
+	case p.Type == "":
+		return errors.New("resource plugin without a Type")
+	case p.Schema == nil:
+		return errors.New("resource plugin without a Schema")
+	case p.New == nil:
+		return errors.New("resource plugin without a constructor (New)")
 	}
-	if _, dup := factories[typ]; dup {
-		panic("resource: duplicate registration of " + typ)
-	}
-	factories[typ] = f
+	return nil
+}
+
+// SectionSchema implements descr.SectionPlugin.
+func (p Plugin) SectionSchema() *descr.Schema { return p.Schema }
+
+var _ descr.SectionPlugin = Plugin{}
+
+// Register makes a backend available under its type. It panics on an
+// empty or duplicate type, or a plugin without schema or constructor, so
+// a broken build fails at start.
+func Register(p Plugin) { plugin.Register(p) }
+
+// Lookup returns the backend registered for a type.
+func Lookup(typ string) (Plugin, bool) {
+	return plugin.Get[Plugin](plugin.NewID(descr.SectionResource, typ))
 }
 
 // New builds the handler for a resource section by its `type`.
 func New(cfg Config) (Handler, error) {
 	typ, _ := cfg.Resource["type"].(string)
-	mu.RLock()
-	f, ok := factories[typ]
-	mu.RUnlock()
+	p, ok := Lookup(typ)
 	if !ok {
-		return nil, fmt.Errorf("resource type %q has no backend in this build (have: %v)", typ, Types())
+		return nil, descr.SupportedType(descr.SectionResource, typ)
 	}
-	return f(cfg)
-}
-
-// Str reads a string setting from a resource section: absent or null is
-// "", other scalars are written as text (YAML reads `tag: 20.04` as a
-// number), surrounding space is trimmed.
-func Str(section map[string]any, key string) string {
-	v, ok := section[key]
-	if !ok || v == nil {
-		return ""
-	}
-	if s, ok := v.(string); ok {
-		return strings.TrimSpace(s)
-	}
-	return strings.TrimSpace(fmt.Sprint(v))
+	return p.New(cfg)
 }
 
 // Types lists the registered backend names, sorted.
-func Types() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	out := make([]string, 0, len(factories))
-	for k := range factories {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func Types() []string { return plugin.Names(descr.SectionResource) }

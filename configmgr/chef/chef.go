@@ -9,12 +9,12 @@ import (
 )
 
 func init() {
-	configmgr.Register("chef", Manager{})
-	descr.RegisterSection(descr.SectionConfigManagement, "chef", &descr.Schema{Fields: []descr.Field{
-		{Key: "endpoint", Required: true, Type: descr.String},
-		{Key: "run_list", Required: true, Type: descr.ListOf(descr.String)},
-		{Key: "environment", Type: descr.String},
-	}})
+	configmgr.Register(configmgr.Plugin{Type: "chef", New: func() configmgr.Manager { return Manager{} },
+		Schema: &descr.Schema{Fields: []descr.Field{
+			{Key: "endpoint", Required: true, Type: descr.String},
+			{Key: "run_list", Required: true, Type: descr.ListOf(descr.String)},
+			{Key: "environment", Type: descr.String},
+		}}})
 }
 
 // Manager renders the chef section; it offers no template names.

@@ -14,12 +14,12 @@ import (
 )
 
 func init() {
-	configmgr.Register("puppet_solo", Manager{})
-	descr.RegisterSection(descr.SectionConfigManagement, "puppet_solo", &descr.Schema{Fields: []descr.Field{
-		{Key: "manifests", Required: true, Type: descr.ListOf(descr.String)},
-		{Key: "modules", Type: descr.ListOf(descr.String)},
-		{Key: "attributes", Type: descr.OneOf(descr.ListOf(descr.Any), descr.AnyMap)},
-	}})
+	configmgr.Register(configmgr.Plugin{Type: "puppet_solo", New: func() configmgr.Manager { return Manager{} },
+		Schema: &descr.Schema{Fields: []descr.Field{
+			{Key: "manifests", Required: true, Type: descr.ListOf(descr.String)},
+			{Key: "modules", Type: descr.ListOf(descr.String)},
+			{Key: "attributes", Type: descr.OneOf(descr.ListOf(descr.Any), descr.AnyMap)},
+		}}})
 }
 
 // Manager implements configmgr.Manager.

@@ -14,11 +14,11 @@ import (
 )
 
 func init() {
-	contextualise.Register("cloudinit", Contextualiser{})
-	descr.RegisterSection(descr.SectionContextualise, "cloudinit", &descr.Schema{Fields: []descr.Field{
-		{Key: "context_template", Required: true, Type: descr.OneOf(descr.String, descr.AnyMap)},
-		{Key: "attributes", Type: descr.AnyMap},
-	}})
+	contextualise.Register(contextualise.Plugin{Type: "cloudinit", New: func() contextualise.Contextualiser { return Contextualiser{} },
+		Schema: &descr.Schema{Fields: []descr.Field{
+			{Key: "context_template", Required: true, Type: descr.OneOf(descr.String, descr.AnyMap)},
+			{Key: "attributes", Type: descr.AnyMap},
+		}}})
 }
 
 // Header starts cloud-config user data.

@@ -13,13 +13,13 @@ import (
 )
 
 func init() {
-	contextualise.Register("docker", Contextualiser{})
-	descr.RegisterSection(descr.SectionContextualise, "docker", &descr.Schema{Fields: []descr.Field{
-		{Key: "env", Type: descr.OneOf(descr.ListOf(descr.String), descr.AnyMap)},
-		{Key: "command", Type: descr.OneOf(descr.String, descr.ListOf(descr.String))},
-		{Key: "attributes", Type: descr.AnyMap},
-		{Key: "context_variables", Type: descr.Any},
-	}})
+	contextualise.Register(contextualise.Plugin{Type: "docker", New: func() contextualise.Contextualiser { return Contextualiser{} },
+		Schema: &descr.Schema{Fields: []descr.Field{
+			{Key: "env", Type: descr.OneOf(descr.ListOf(descr.String), descr.AnyMap)},
+			{Key: "command", Type: descr.OneOf(descr.String, descr.ListOf(descr.String))},
+			{Key: "attributes", Type: descr.AnyMap},
+			{Key: "context_variables", Type: descr.Any},
+		}}})
 }
 
 // Contextualiser renders env and command.

@@ -17,6 +17,7 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -40,6 +41,8 @@ import (
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 
+	"github.com/occopus-go/occopus/auth"
+	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/keylock"
 	"github.com/occopus-go/occopus/resource"
 )
@@ -55,13 +58,38 @@ const (
 // the engine kills it.
 const StopTimeout = 5 * time.Second
 
-func init() { resource.Register("docker", New) }
+func init() {
+	resource.Register(resource.Plugin{Type: "docker", Schema: descr.SchemaOf[Settings](), New: New})
+}
+
+// Settings are the keys of a docker resource section.
+type Settings struct {
+	// Endpoint is optional: without it the engine of DOCKER_HOST or the
+	// local socket is used. Occopus required it.
+	Endpoint string `occopus:"endpoint"`
+	Origin   string `occopus:"origin"`
+	Image    string `occopus:"image,required"`
+	Tag      string `occopus:"tag"`
+	Network  string `occopus:"network"`
+	// NetworkMode is docker-py's name for Network.
+	NetworkMode string `occopus:"network_mode"`
+	// Name selects auth_data entries; the container's name is derived
+	// from the ids (ContainerName).
+	Name string `occopus:"name"`
+}
+
+// Credentials are the optional registry credentials of an auth_data entry.
+type Credentials struct {
+	Username string      `occopus:"username"`
+	Password auth.Secret `occopus:"password"`
+	Server   string      `occopus:"server"`
+}
 
 // Handler runs node instances as containers on one Docker endpoint.
 type Handler struct {
 	cli      *client.Client
 	endpoint string // as configured, for error messages
-	defaults map[string]any
+	settings Settings
 	log      *slog.Logger
 
 	locks keylock.Locks // per container name / image ref
@@ -97,7 +125,11 @@ var (
 // New builds a Handler from a resource section. It does not contact the
 // engine: a wrong endpoint shows at the first call.
 func New(cfg resource.Config) (resource.Handler, error) {
-	endpoint := resource.Str(cfg.Resource, "endpoint")
+	var set Settings
+	if err := descr.Decode("resource", cfg.Resource, &set); err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	endpoint := set.Endpoint
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if endpoint != "" {
 		host, err := hostFromEndpoint(endpoint)
@@ -120,7 +152,7 @@ func New(cfg resource.Config) (resource.Handler, error) {
 	return &Handler{
 		cli:      cli,
 		endpoint: endpoint,
-		defaults: cfg.Resource,
+		settings: set,
 		log:      log.With("backend", "docker", "endpoint", endpoint),
 	}, nil
 }
@@ -187,24 +219,18 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	if spec.InfraID == "" || spec.NodeID == "" {
 		return resource.Handle{}, errors.New("docker: create: spec needs an infra id and a node id")
 	}
-	get := func(k string) string {
-		if v := resource.Str(spec.Resource, k); v != "" {
-			return v
+	set := h.settings
+	if spec.Resource != nil {
+		if err := descr.Decode("resource", spec.Resource, &set); err != nil {
+			return resource.Handle{}, fmt.Errorf("docker: create node %s: %w", spec.NodeID, err)
 		}
-		return resource.Str(h.defaults, k)
 	}
-	img, tag, origin, netw := get("image"), get("tag"), get("origin"), get("network")
+	img, tag, origin, netw := set.Image, set.Tag, set.Origin, cmp.Or(set.Network, set.NetworkMode, "bridge")
 	if i := strings.LastIndex(img, ":"); tag == "" && i > strings.LastIndex(img, "/") {
 		img, tag = img[:i], img[i+1:] // image: name:tag
 	}
 	if tag == "" {
 		tag = "latest"
-	}
-	if netw == "" {
-		netw = get("network_mode") // docker-py's name for the same thing
-	}
-	if netw == "" {
-		netw = "bridge"
 	}
 	name := ContainerName(spec.InfraID, spec.NodeID)
 	wrap := func(err error) error {
@@ -473,13 +499,13 @@ func drainJSONStream(r io.Reader) error {
 
 // registryAuth encodes username/password (and optional server) of the
 // selected auth_data entry for the engine; "" when there are none.
-func registryAuth(auth map[string]any) string {
-	user, pass := resource.Str(auth, "username"), resource.Str(auth, "password")
-	if user == "" && pass == "" {
+func registryAuth(authData map[string]any) string {
+	var c Credentials
+	if err := descr.Decode("auth_data", authData, &c); err != nil || (c.Username == "" && c.Password == "") {
 		return ""
 	}
 	enc, err := registry.EncodeAuthConfig(registry.AuthConfig{
-		Username: user, Password: pass, ServerAddress: resource.Str(auth, "server"),
+		Username: c.Username, Password: string(c.Password), ServerAddress: c.Server,
 	})
 	if err != nil {
 		return ""

@@ -82,8 +82,6 @@ const callTimeout = 60 * time.Second
 // instance is not visible to describes yet) rather than as "gone".
 const notFoundGrace = 2 * time.Minute
 
-func init() { resource.Register("ec2", New) }
-
 // Handler runs node instances on one EC2 endpoint with one set of
 // credentials. It is safe for concurrent use.
 type Handler struct {

@@ -17,6 +17,7 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -34,10 +35,23 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/resource"
 )
 
-func init() { resource.Register("local", New) }
+func init() {
+	resource.Register(resource.Plugin{Type: "local", Schema: descr.SchemaOf[Settings](), New: New})
+}
+
+// Settings are the keys of a local resource section.
+type Settings struct {
+	Workdir string `occopus:"workdir"`
+	Shell   string `occopus:"shell"`
+	// StopTimeout: a Go duration ("5s") or seconds; default DefaultStopTimeout.
+	StopTimeout *time.Duration `occopus:"stop_timeout"`
+	// Name selects auth_data entries (none are needed here).
+	Name string `occopus:"name"`
+}
 
 // Environment variables given to every instance.
 const (
@@ -80,22 +94,19 @@ func New(cfg resource.Config) (resource.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local: home %q: %w", cfg.Home, err)
 	}
+	var set Settings
+	if err := descr.Decode("resource", cfg.Resource, &set); err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
 	h := &Handler{
 		root:        filepath.Join(home, "local"),
-		shell:       resource.Str(cfg.Resource, "shell"),
-		workdir:     resource.Str(cfg.Resource, "workdir"),
+		shell:       cmp.Or(set.Shell, "/bin/sh"),
+		workdir:     set.Workdir,
 		stopTimeout: DefaultStopTimeout,
 		log:         cfg.Logger,
 	}
-	if h.shell == "" {
-		h.shell = "/bin/sh"
-	}
-	if v := resource.Str(cfg.Resource, "stop_timeout"); v != "" {
-		d, err := parseDuration(v)
-		if err != nil {
-			return nil, fmt.Errorf("local: stop_timeout %q: %w", v, err)
-		}
-		h.stopTimeout = d
+	if set.StopTimeout != nil {
+		h.stopTimeout = *set.StopTimeout
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -109,14 +120,6 @@ func New(cfg resource.Config) (resource.Handler, error) {
 
 // Close releases nothing: instances outlive the handler by design.
 func (h *Handler) Close() error { return nil }
-
-// parseDuration accepts Go durations ("5s") and plain seconds ("5").
-func parseDuration(v string) (time.Duration, error) {
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		return time.Duration(secs * float64(time.Second)), nil
-	}
-	return time.ParseDuration(v)
-}
 
 // record is the <node_id>.json file.
 type record struct {

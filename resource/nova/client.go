@@ -14,7 +14,6 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 
 	"github.com/occopus-go/occopus/internal/cloudapi"
-	"github.com/occopus-go/occopus/resource"
 )
 
 // credentials are the Keystone v3 credentials of one handler. Never log
@@ -41,14 +40,14 @@ func credentialsFrom(auth map[string]any, endpoint string) (credentials, error) 
 	if auth == nil {
 		return credentials{}, fmt.Errorf("nova: no credentials for endpoint %s: %s", endpoint, hint)
 	}
-	switch typ := resource.Str(auth, "type"); typ {
+	switch typ := str(auth, "type"); typ {
 	case "application_credential", "v3applicationcredential":
-		c := credentials{appCredID: resource.Str(auth, "id"), appCredSecret: resource.Str(auth, "secret")}
+		c := credentials{appCredID: str(auth, "id"), appCredSecret: str(auth, "secret")}
 		if c.appCredID == "" {
-			c.appCredID = resource.Str(auth, "application_credential_id")
+			c.appCredID = str(auth, "application_credential_id")
 		}
 		if c.appCredSecret == "" {
-			c.appCredSecret = resource.Str(auth, "application_credential_secret")
+			c.appCredSecret = str(auth, "application_credential_secret")
 		}
 		var missing []string
 		if c.appCredID == "" {
@@ -62,7 +61,7 @@ func credentialsFrom(auth map[string]any, endpoint string) (credentials, error) 
 		}
 		return c, nil
 	case "", "password", "v3password":
-		c := credentials{username: resource.Str(auth, "username"), password: resource.Str(auth, "password")}
+		c := credentials{username: str(auth, "username"), password: str(auth, "password")}
 		var missing []string
 		if c.username == "" {
 			missing = append(missing, "username")
@@ -387,4 +386,16 @@ func (h *Handler) do(ctx context.Context, op, node string, fn func(ctx context.C
 		return e
 	}
 	return h.apiError(op, node, err) // ctx ended before a call
+}
+
+// str reads a string setting (temporary until nova's typed settings).
+func str(section map[string]any, key string) string {
+	v, ok := section[key]
+	if !ok || v == nil {
+		return ""
+	}
+	if s, ok := v.(string); ok {
+		return strings.TrimSpace(s)
+	}
+	return strings.TrimSpace(fmt.Sprint(v))
 }

@@ -62,8 +62,6 @@ const (
 	defaultActiveLimit = 15 * time.Minute
 )
 
-func init() { resource.Register("nova", New) }
-
 // Handler runs node instances as Nova servers of one project at one
 // Keystone endpoint.
 type Handler struct {
@@ -105,7 +103,7 @@ func New(cfg resource.Config) (resource.Handler, error) {
 }
 
 func newHandler(cfg resource.Config) (*Handler, error) {
-	ep := resource.Str(cfg.Resource, "endpoint")
+	ep := str(cfg.Resource, "endpoint")
 	if ep == "" {
 		return nil, errors.New("nova: the resource section has no endpoint (the Keystone URL)")
 	}
@@ -119,10 +117,10 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 	}
 	h := &Handler{
 		identity:    identity,
-		region:      resource.Str(cfg.Resource, "region_name"),
-		projectID:   resource.Str(cfg.Resource, "project_id"),
-		tenantName:  resource.Str(cfg.Resource, "tenant_name"),
-		userDomain:  cmp.Or(resource.Str(cfg.Resource, "user_domain_name"), resource.Str(cfg.Auth, "user_domain_name"), "Default"),
+		region:      str(cfg.Resource, "region_name"),
+		projectID:   str(cfg.Resource, "project_id"),
+		tenantName:  str(cfg.Resource, "tenant_name"),
+		userDomain:  cmp.Or(str(cfg.Resource, "user_domain_name"), str(cfg.Auth, "user_domain_name"), "Default"),
 		creds:       creds,
 		defaults:    cfg.Resource,
 		limiters:    cloudapi.Shared(), // per endpoint (scheme://host), process-wide
@@ -131,7 +129,7 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 		activeLimit: defaultActiveLimit,
 		flavors:     map[string]string{},
 	}
-	h.projectDomain = cmp.Or(resource.Str(cfg.Resource, "project_domain_name"), h.userDomain)
+	h.projectDomain = cmp.Or(str(cfg.Resource, "project_domain_name"), h.userDomain)
 	if h.projectID == "" && h.tenantName == "" && creds.appCredID == "" {
 		return nil, fmt.Errorf("nova: endpoint %s: the resource section needs project_id (or the deprecated tenant_name) to scope the password login", ep)
 	}

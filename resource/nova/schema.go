@@ -1,10 +1,13 @@
 // Package nova runs nodes on OpenStack Nova (`type: nova`).
 package nova
 
-import "github.com/occopus-go/occopus/descr"
+import (
+	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/resource"
+)
 
 func init() {
-	descr.RegisterSection(descr.SectionResource, "nova", &descr.Schema{Fields: []descr.Field{
+	resource.Register(resource.Plugin{Type: "nova", New: New, Schema: &descr.Schema{Fields: []descr.Field{
 		{Key: "endpoint", Required: true, Type: descr.String},
 		{Key: "image_id", Required: true, Type: descr.String},
 		{Key: "flavor_name", Required: true, Type: descr.String},
@@ -27,5 +30,5 @@ func init() {
 			return []*descr.Error{{Pos: n.Pos, Path: path, Msg: `missing required key "project_id" (or the deprecated "tenant_name")`}}
 		}
 		return nil
-	}})
+	}}})
 }
