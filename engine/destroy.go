@@ -32,13 +32,14 @@ func (e *Engine) drop(ctx context.Context, in *store.Instance, reason string) er
 }
 
 func (e *Engine) destroyAtBackend(ctx context.Context, in store.Instance) error {
-	h, err := e.handlerFor(in)
+	h, release, err := e.handlerFor(in)
 	if err != nil {
 		if len(in.Resource) == 0 {
 			return nil // never reached a backend
 		}
 		return err
 	}
+	defer release()
 	hd, ok := handleOf(in)
 	if !ok {
 		// A creation interrupted before the backend answered: look the
@@ -158,29 +159,40 @@ func (e *Engine) destroyAll(ctx context.Context, inf store.Infra) (*DestroyRepor
 		}
 	}
 	for _, res := range configs {
-		h, _, err := e.handlerWithAuth(res)
-		if err != nil {
-			continue
-		}
-		l, ok := asLister(h)
-		if !ok {
-			continue
-		}
-		owned, err := l.List(ctx, inf.ID)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("look for orphans: %w", err))
-			continue
-		}
-		for _, o := range owned {
-			if err := h.Destroy(ctx, o.Handle); err != nil {
-				errs = append(errs, fmt.Errorf("remove orphan %s (node %s): %w", o.Handle.ID, o.NodeName, err))
-				continue
-			}
-			rep.Orphans = append(rep.Orphans, o)
-			e.event(ctx, store.Event{InfraID: inf.ID, NodeName: o.NodeName, NodeID: o.NodeID, Kind: "orphan.removed", Message: "removed " + o.Handle.ID})
-		}
+		orphans, err := e.removeOrphans(ctx, inf.ID, res)
+		rep.Orphans = append(rep.Orphans, orphans...)
+		errs = append(errs, err)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// removeOrphans destroys what the backend of one resource section still
+// has labelled with the infrastructure's id.
+func (e *Engine) removeOrphans(ctx context.Context, infraID string, res map[string]any) ([]resource.Owned, error) {
+	h, _, release, err := e.handlerWithAuth(res)
+	if err != nil {
+		return nil, nil
+	}
+	defer release()
+	l, ok := asLister(h)
+	if !ok {
+		return nil, nil
+	}
+	owned, err := l.List(ctx, infraID)
+	if err != nil {
+		return nil, fmt.Errorf("look for orphans: %w", err)
+	}
+	var removed []resource.Owned
+	var errs []error
+	for _, o := range owned {
+		if err := h.Destroy(ctx, o.Handle); err != nil {
+			errs = append(errs, fmt.Errorf("remove orphan %s (node %s): %w", o.Handle.ID, o.NodeName, err))
+			continue
+		}
+		removed = append(removed, o)
+		e.event(ctx, store.Event{InfraID: infraID, NodeName: o.NodeName, NodeID: o.NodeID, Kind: "orphan.removed", Message: "removed " + o.Handle.ID})
+	}
+	return removed, errors.Join(errs...)
 }
 
 // templated reports whether any string of a resource section is a

@@ -22,6 +22,7 @@ import (
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/health"
+	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/internal/proc"
 	"github.com/occopus-go/occopus/resource"
 	"github.com/occopus-go/occopus/store"
@@ -74,6 +75,15 @@ type Options struct {
 	OnProbe func(infraID, node string, r health.Result)
 	// Now is the clock (tests inject one).
 	Now func() time.Time
+	// RateLimit and RateBurst bound the calls per second to each cloud
+	// endpoint, shared by every handler of this engine (default
+	// cloudapi.DefaultRate with a burst of cloudapi.DefaultBurst; a burst
+	// of 0 is twice the rate).
+	RateLimit float64
+	RateBurst int
+	// HandlerIdle is how long an unused backend handler stays cached
+	// (default DefaultHandlerIdle); dropped handlers are closed.
+	HandlerIdle time.Duration
 }
 
 // Engine runs reconcile passes against a store.
@@ -83,8 +93,8 @@ type Engine struct {
 	log   *slog.Logger
 	owner string // this process, for records of creations in flight
 
-	mu       sync.Mutex
-	handlers map[string]resource.Handler
+	handlers *handlerCache
+	limiter  *cloudapi.Limiters
 
 	eventMu sync.Mutex // serialises Options.OnEvent
 }
@@ -109,7 +119,17 @@ func New(st store.Store, opt Options) *Engine {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	return &Engine{store: st, opt: opt, log: opt.Log.With("component", "engine"), owner: proc.Self(), handlers: map[string]resource.Handler{}}
+	if opt.HandlerIdle <= 0 {
+		opt.HandlerIdle = DefaultHandlerIdle
+	}
+	if opt.RateLimit <= 0 {
+		opt.RateLimit, opt.RateBurst = cloudapi.DefaultRate, cloudapi.DefaultBurst
+	}
+	if opt.RateBurst <= 0 {
+		opt.RateBurst = max(1, int(opt.RateLimit*2))
+	}
+	return &Engine{store: st, opt: opt, log: opt.Log.With("component", "engine"), owner: proc.Self(),
+		handlers: newHandlerCache(opt.HandlerIdle, opt.Now), limiter: cloudapi.NewLimiters(opt.RateLimit, opt.RateBurst)}
 }
 
 // Store returns the engine's store.
@@ -253,64 +273,6 @@ func Implementations(ctx context.Context, st store.Store, typ string) ([]*descr.
 		return nil, err
 	}
 	return descr.ImplsFromJSON(typ, raw)
-}
-
-// handler returns a (cached) backend handler for a resource section.
-func (e *Engine) handler(res map[string]any, authData map[string]any) (resource.Handler, error) {
-	key, err := json.Marshal([]any{res, authData})
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if h, ok := e.handlers[string(key)]; ok {
-		return h, nil
-	}
-	h, err := resource.New(resource.Config{Resource: res, Auth: authData, Home: e.opt.Home, Logger: e.opt.Log})
-	if err != nil {
-		return nil, err
-	}
-	if e.opt.OnBackendCall != nil {
-		typ, _ := res["type"].(string)
-		h = &metered{h: h, typ: typ, obs: e.opt.OnBackendCall}
-	}
-	e.handlers[string(key)] = h
-	return h, nil
-}
-
-// credentials selects auth_data for a resource. Whether a backend needs
-// any is the backend's business: without a match it gets nil, and the
-// selection's explanation is returned to be shown if the backend refuses.
-func (e *Engine) credentials(res map[string]any) (map[string]any, error) {
-	if e.opt.Auth == nil {
-		typ, _ := res["type"].(string)
-		return nil, fmt.Errorf("no credentials for resource type %q: no auth_data file is configured (--auth_data_path or $OCCOPUS_HOME/auth_data.yaml)", typ)
-	}
-	return e.opt.Auth.Select("resource", res)
-}
-
-// handlerWithAuth builds the handler of a resource section with the
-// credentials that match it.
-func (e *Engine) handlerWithAuth(res map[string]any) (resource.Handler, map[string]any, error) {
-	authData, authErr := e.credentials(res)
-	h, err := e.handler(res, authData)
-	if err != nil {
-		if authErr != nil {
-			err = fmt.Errorf("%w (%v)", err, authErr)
-		}
-		return nil, nil, err
-	}
-	return h, authData, nil
-}
-
-// handlerFor rebuilds the handler of a recorded instance.
-func (e *Engine) handlerFor(in store.Instance) (resource.Handler, error) {
-	var res map[string]any
-	if err := json.Unmarshal(in.Resource, &res); err != nil || res == nil {
-		return nil, fmt.Errorf("instance %s has no usable resource record", in.NodeID)
-	}
-	h, _, err := e.handlerWithAuth(res)
-	return h, err
 }
 
 func handleOf(in store.Instance) (resource.Handle, bool) {

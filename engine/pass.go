@@ -227,11 +227,12 @@ func (e *Engine) observe(ctx context.Context, v *view, in *store.Instance) error
 		}
 		return e.adopt(ctx, in)
 	}
-	h, err := e.handlerFor(*in)
+	h, release, err := e.handlerFor(*in)
 	if err != nil {
 		in.State, in.Error = store.StateUnknown, err.Error()
 		return nil
 	}
+	defer release()
 	hd, ok := handleOf(*in)
 	if !ok {
 		in.State, in.Error = store.StateFailed, "instance record has no backend handle"
@@ -362,11 +363,12 @@ func implOf(v *view, in *store.Instance) *descr.Impl {
 // adopt resolves a `creating` record whose creator is gone: the backend
 // either has the instance (adopt it) or not (fail it; the plan replaces it).
 func (e *Engine) adopt(ctx context.Context, in *store.Instance) error {
-	h, err := e.handlerFor(*in)
+	h, release, err := e.handlerFor(*in)
 	if err != nil {
 		in.State, in.Error = store.StateFailed, "interrupted creation: "+err.Error()
 		return nil
 	}
+	defer release()
 	f, ok := asFinder(h)
 	if !ok {
 		in.State, in.Error = store.StateFailed, "interrupted creation; the backend cannot look it up"
@@ -448,13 +450,14 @@ func (e *Engine) create(ctx context.Context, v *view, n *compile.Node) (store.In
 			errs = append(errs, err)
 			continue
 		}
-		h, authData, err := e.handlerWithAuth(r.Resource)
+		h, authData, release, err := e.handlerWithAuth(r.Resource)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", im.Path(), err))
 			continue
 		}
 		resJSON, err := json.Marshal(r.Resource)
 		if err != nil {
+			release()
 			errs = append(errs, err)
 			continue
 		}
@@ -465,9 +468,11 @@ func (e *Engine) create(ctx context.Context, v *view, n *compile.Node) (store.In
 		// The record exists before the backend is called: whatever
 		// happens next, some process can find what was made.
 		if err := e.setState(ctx, &in, store.StateCreating, "creating on "+typ); err != nil {
+			release()
 			return store.Instance{}, err
 		}
 		hd, err := h.Create(ctx, resource.Spec{InfraID: v.inf.ID, NodeID: nodeID, NodeName: n.Name, Resource: r.Resource, Context: r.Context, Auth: authData})
+		release()
 		if err != nil {
 			if ctx.Err() != nil {
 				// Interrupted: the record stays for the caller's rollback.
