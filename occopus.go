@@ -73,6 +73,26 @@ type Options struct {
 	// OnPass, when set, is called after every maintenance pass (Maintain
 	// and the background loops) with its duration; it must not block.
 	OnPass func(infraID string, d time.Duration, res *engine.PassResult, err error)
+
+	// Engine tunables; zero values take the engine's defaults.
+
+	// CreateTimeout bounds how long a new instance may take to become
+	// ready when neither its node nor its implementation says
+	// (create_timeout); default 10 minutes.
+	CreateTimeout time.Duration
+	// PollFirst is the first delay while waiting for an instance to become
+	// ready; it grows by half each poll up to PollMax.
+	PollFirst, PollMax time.Duration
+	// RateLimit and RateBurst bound the calls per second to each cloud
+	// endpoint, shared by every backend handler of this Manager (default
+	// 10 per second with a burst of 20; a burst of 0 is twice the rate).
+	RateLimit float64
+	RateBurst int
+	// HandlerIdle is how long an unused backend handler (its clients and
+	// connections) is kept; default 10 minutes.
+	HandlerIdle time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 // Manager runs infrastructures. It is safe for concurrent use.
@@ -104,7 +124,9 @@ func New(opt Options) (*Manager, error) {
 	}
 	eng := engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
 		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel, OnEvent: opt.OnEvent,
-		OnBackendCall: opt.OnBackendCall, OnProbe: opt.OnProbe})
+		OnBackendCall: opt.OnBackendCall, OnProbe: opt.OnProbe,
+		CreateTimeout: opt.CreateTimeout, PollFirst: opt.PollFirst, PollMax: opt.PollMax,
+		RateLimit: opt.RateLimit, RateBurst: opt.RateBurst, HandlerIdle: opt.HandlerIdle, Now: opt.Now})
 	return &Manager{opt: opt, eng: eng, log: opt.Log.With("component", "manager"),
 		loops: map[string]context.CancelFunc{}, owner: leaseOwner()}, nil
 }
@@ -519,5 +541,5 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
-	return nil
+	return m.eng.Close()
 }
