@@ -286,11 +286,14 @@ var (
 		return c
 	}()
 
-	// controlSet is the subset of gonja statements allowed in Occopus
+	// enabledStatements are the gonja statements allowed in Occopus
 	// templates: include/import/extends would read files from this host.
+	// The rewriter (rewrite.go) has a rule for each.
+	enabledStatements = []string{"if", "for", "set", "raw", "macro", "with", "filter", "break", "continue"}
+
 	controlSet = func() *exec.ControlStructureSet {
 		set := exec.NewControlStructureSet(map[string]parser.ControlStructureParser{})
-		for _, name := range []string{"if", "for", "set", "raw", "macro", "with", "filter", "break", "continue"} {
+		for _, name := range enabledStatements {
 			p, ok := controlStructures.All.Get(name)
 			if !ok {
 				panic("tmpl: gonja lacks control structure " + name)
