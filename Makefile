@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 .PHONY: build demo test fuzz bench clean
 
 build:
-	$(GO) build -ldflags "-X github.com/occopus-go/occopus/internal/cli.Version=$(VERSION)" -o bin/occopus ./cmd/occopus
+	$(GO) build -ldflags "-X main.Version=$(VERSION)" -o bin/occopus ./cmd/occopus
 
 demo: build
 	scripts/demo.sh

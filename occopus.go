@@ -42,18 +42,49 @@ var (
 	ErrBusy = errors.New("infrastructure is being maintained by another process")
 )
 
-// LeaseTTL is how long a maintainer's lease on an infrastructure lasts
-// without renewal; it is renewed every third of that while a pass runs.
-var LeaseTTL = 30 * time.Second
+// DefaultLeaseTTL is Options.LeaseTTL's default.
+const DefaultLeaseTTL = 30 * time.Second
+
+// Types of the engine and the store that the Manager's methods take and
+// return, so that callers need no other package.
+type (
+	Event         = store.Event
+	Infra         = store.Infra
+	Instance      = store.Instance
+	Store         = store.Store
+	Report        = engine.Report
+	PassResult    = engine.PassResult
+	Action        = engine.Action
+	Scaling       = engine.Scaling
+	DestroyReport = engine.DestroyReport
+	ProbeResult   = health.Result
+	AuthSelector  = engine.AuthSelector
+)
+
+// Instance states (store.State*).
+const (
+	StateCreating   = store.StateCreating
+	StatePending    = store.StatePending
+	StateReady      = store.StateReady
+	StateFailed     = store.StateFailed
+	StateShutdown   = store.StateShutdown
+	StateUnknown    = store.StateUnknown
+	StateDestroying = store.StateDestroying
+)
+
+// ErrNoStore is returned by the operations that need a store when the
+// Manager has none.
+var ErrNoStore = errors.New("occopus: this Manager has no store")
 
 // Options configure a Manager.
 type Options struct {
-	// Store keeps everything; required. The Manager does not close it.
+	// Store keeps everything; the Manager does not close it. Without one
+	// only Validate, and Render with every node definition given, work.
 	Store store.Store
 	// Home is $OCCOPUS_HOME, for backends that keep files.
 	Home string
 	// Auth selects credentials for resources (package auth); nil: none.
-	Auth engine.AuthSelector
+	Auth AuthSelector
 	// AllowCmd lets templates run programs with cmd().
 	AllowCmd bool
 	// Parallelize creates a level's nodes, and drops instances, concurrently,
@@ -64,15 +95,9 @@ type Options struct {
 	// infrastructures (default 10 s).
 	Interval time.Duration
 	Log      *slog.Logger
-	// OnEvent is called for every event as it is recorded; it must not block.
-	OnEvent func(store.Event)
-	// OnBackendCall and OnProbe report every backend call and every
-	// health-check result (metrics); they must not block.
-	OnBackendCall func(backend, op string, d time.Duration, err error)
-	OnProbe       func(infraID, node string, r health.Result)
-	// OnPass, when set, is called after every maintenance pass (Maintain
-	// and the background loops) with its duration; it must not block.
-	OnPass func(infraID string, d time.Duration, res *engine.PassResult, err error)
+	// LeaseTTL is how long this Manager's lease on an infrastructure lasts
+	// without renewal (default 30 s); it is renewed every third of that.
+	LeaseTTL time.Duration
 
 	// Engine tunables; zero values take the engine's defaults.
 
@@ -109,30 +134,29 @@ type Manager struct {
 	// background loop and a REST-triggered scale, say).
 	passLocks keylock.Locks
 	owner     string // this Manager, for store leases
+	obs       observers
 }
 
 // New returns a Manager.
 func New(opt Options) (*Manager, error) {
-	if opt.Store == nil {
-		return nil, fmt.Errorf("occopus: Options.Store is required")
-	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	if opt.Interval <= 0 {
 		opt.Interval = 10 * time.Second
 	}
-	eng := engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
-		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel, OnEvent: opt.OnEvent,
-		OnBackendCall: opt.OnBackendCall, OnProbe: opt.OnProbe,
+	if opt.LeaseTTL <= 0 {
+		opt.LeaseTTL = DefaultLeaseTTL
+	}
+	m := &Manager{opt: opt, log: opt.Log.With("component", "manager"),
+		loops: map[string]context.CancelFunc{}, owner: leaseOwner()}
+	m.eng = engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
+		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel,
+		OnEvent: m.obs.event, OnBackendCall: m.obs.backendCall, OnProbe: m.obs.probe,
 		CreateTimeout: opt.CreateTimeout, PollFirst: opt.PollFirst, PollMax: opt.PollMax,
 		RateLimit: opt.RateLimit, RateBurst: opt.RateBurst, HandlerIdle: opt.HandlerIdle, Now: opt.Now})
-	return &Manager{opt: opt, eng: eng, log: opt.Log.With("component", "manager"),
-		loops: map[string]context.CancelFunc{}, owner: leaseOwner()}, nil
+	return m, nil
 }
-
-// Engine returns the engine under the Manager (for plan and tests).
-func (m *Manager) Engine() *engine.Engine { return m.eng }
 
 // Store returns the Manager's store.
 func (m *Manager) Store() store.Store { return m.opt.Store }
@@ -140,6 +164,9 @@ func (m *Manager) Store() store.Store { return m.opt.Store }
 // ImportNodeDefs stores node definitions, replacing those of the same
 // types (Occopus import semantics).
 func (m *Manager) ImportNodeDefs(ctx context.Context, defs *descr.NodeDefs) error {
+	if m.opt.Store == nil {
+		return ErrNoStore
+	}
 	out := make(map[string]json.RawMessage, len(defs.Types))
 	for _, t := range defs.Types {
 		raw, err := defs.JSON(t)
@@ -153,12 +180,18 @@ func (m *Manager) ImportNodeDefs(ctx context.Context, defs *descr.NodeDefs) erro
 
 // Submit stores a new infrastructure without building it; id may be empty.
 func (m *Manager) Submit(ctx context.Context, in *descr.Infra, id string) (string, error) {
+	if m.opt.Store == nil {
+		return "", ErrNoStore
+	}
 	return m.eng.Submit(ctx, in, id)
 }
 
 // Add submits an infrastructure and starts maintaining it in the
 // background (the REST service's POST /infrastructures/).
 func (m *Manager) Add(ctx context.Context, in *descr.Infra) (string, error) {
+	if m.opt.Store == nil {
+		return "", ErrNoStore
+	}
 	id, err := m.eng.Submit(ctx, in, "")
 	if err != nil {
 		return "", err
@@ -182,6 +215,9 @@ type BuildResult struct {
 // when it was new, the instances it made when reconfiguring. The rollback
 // runs on its own context, so a cancelled ctx still cleans up.
 func (m *Manager) Build(ctx context.Context, in *descr.Infra, id string) (*BuildResult, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
 	start := time.Now()
 	fresh := id == ""
 	var err error
@@ -238,14 +274,15 @@ func (e *RollbackError) Unwrap() error { return e.Cause }
 
 // Maintain runs one maintenance pass.
 func (m *Manager) Maintain(ctx context.Context, id string) (*engine.PassResult, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
 	var res *engine.PassResult
 	err := m.withLease(ctx, id, false, func(ctx context.Context) error {
 		start := time.Now()
 		var perr error
 		res, perr = m.eng.Reconcile(ctx, id)
-		if m.opt.OnPass != nil {
-			m.opt.OnPass(id, time.Since(start), res, perr)
-		}
+		m.obs.pass(id, time.Since(start), res, perr)
 		return perr
 	})
 	return res, err
@@ -266,7 +303,7 @@ func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(c
 	}
 	key := "infra:" + id
 	for {
-		got, err := l.Acquire(ctx, key, m.owner, LeaseTTL)
+		got, err := l.Acquire(ctx, key, m.owner, m.opt.LeaseTTL)
 		if err != nil {
 			return err
 		}
@@ -297,14 +334,14 @@ func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(c
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		t := time.NewTicker(LeaseTTL / 3)
+		t := time.NewTicker(m.opt.LeaseTTL / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				if ok, err := l.Renew(wctx, key, m.owner, LeaseTTL); err == nil && !ok {
+				if ok, err := l.Renew(wctx, key, m.owner, m.opt.LeaseTTL); err == nil && !ok {
 					cancel(ErrBusy) // another process took over: stop working
 					return
 				}
@@ -327,6 +364,9 @@ func leaseOwner() string {
 // Attach marks an infrastructure as maintained and starts its background
 // loop (Occopus's start_provisioning).
 func (m *Manager) Attach(ctx context.Context, id string) error {
+	if m.opt.Store == nil {
+		return ErrNoStore
+	}
 	inf, err := m.opt.Store.Infra(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownInfra, id)
@@ -347,6 +387,9 @@ func (m *Manager) Attach(ctx context.Context, id string) error {
 // Detach stops maintaining an infrastructure (stop_provisioning); its
 // instances keep running.
 func (m *Manager) Detach(ctx context.Context, id string) error {
+	if m.opt.Store == nil {
+		return ErrNoStore
+	}
 	inf, err := m.opt.Store.Infra(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownInfra, id)
@@ -365,6 +408,9 @@ func (m *Manager) Detach(ctx context.Context, id string) error {
 // ResumeAttached starts the loops of every attached infrastructure (after
 // a restart of the service).
 func (m *Manager) ResumeAttached(ctx context.Context) ([]string, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
 	infras, err := m.opt.Store.Infras(ctx)
 	if err != nil {
 		return nil, err
@@ -434,6 +480,9 @@ func (m *Manager) stopLoop(id string) {
 // TearDown stops maintaining and destroys an infrastructure. It waits for
 // a pass another process is running on it to finish.
 func (m *Manager) TearDown(ctx context.Context, id string) (*engine.DestroyReport, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
 	m.stopLoop(id)
 	var rep *engine.DestroyReport
 	err := m.withLease(ctx, id, true, func(ctx context.Context) error {
@@ -446,11 +495,30 @@ func (m *Manager) TearDown(ctx context.Context, id string) (*engine.DestroyRepor
 
 // Get returns the report of an infrastructure (the REST shape).
 func (m *Manager) Get(ctx context.Context, id string) (engine.Report, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
 	return m.eng.Report(ctx, id)
+}
+
+// Instances returns the instance records of an infrastructure.
+func (m *Manager) Instances(ctx context.Context, id string) ([]store.Instance, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
+	if _, err := m.opt.Store.Infra(ctx, id); errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownInfra, id)
+	} else if err != nil {
+		return nil, err
+	}
+	return m.opt.Store.Instances(ctx, id)
 }
 
 // List returns every infrastructure.
 func (m *Manager) List(ctx context.Context) ([]store.Infra, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
 	return m.opt.Store.Infras(ctx)
 }
 
@@ -468,6 +536,9 @@ type ScaleRequest struct {
 // returns the node's scaling as it will be (clamped to min/max; Clamped
 // says so).
 func (m *Manager) Scale(ctx context.Context, r ScaleRequest) (engine.Scaling, error) {
+	if m.opt.Store == nil {
+		return engine.Scaling{}, ErrNoStore
+	}
 	given := 0
 	if r.Change != 0 {
 		given++
@@ -522,11 +593,17 @@ func (m *Manager) Scale(ctx context.Context, r ScaleRequest) (engine.Scaling, er
 // Plan returns what the next pass would do; with next, what `build -i`
 // with that description would do.
 func (m *Manager) Plan(ctx context.Context, id string, next *descr.Infra) ([]engine.Action, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
 	return m.eng.PlanFor(ctx, id, next)
 }
 
 // Events returns events of an infrastructure after a sequence number.
 func (m *Manager) Events(ctx context.Context, id string, after int64, limit int) ([]store.Event, error) {
+	if m.opt.Store == nil {
+		return nil, ErrNoStore
+	}
 	return m.opt.Store.Events(ctx, id, after, limit)
 }
 

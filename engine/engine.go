@@ -228,18 +228,41 @@ func staticOf(inf store.Infra) (*compile.Static, error) {
 	return compile.Compile(in)
 }
 
+// checkTypes refuses a description whose node types have no definition
+// in the store, or a definition that names a section type this build has
+// no plugin for (a definition imported by another build, or by Occopus).
 func (e *Engine) checkTypes(ctx context.Context, st *compile.Static) error {
 	var errs descr.Errors
+	checked := map[string]bool{}
 	for _, n := range st.Nodes {
-		if _, err := e.store.NodeDef(ctx, n.Type); errors.Is(err, store.ErrNotFound) {
-			p := descr.Pos{}
-			if n.Desc.Src != nil && n.Desc.Src.Get("type") != nil {
-				p = n.Desc.Src.Get("type").Pos
-			}
+		p := descr.Pos{}
+		if n.Desc.Src != nil && n.Desc.Src.Get("type") != nil {
+			p = n.Desc.Src.Get("type").Pos
+		}
+		impls, err := Implementations(ctx, e.store, n.Type)
+		if errors.Is(err, store.ErrNotFound) {
 			errs = append(errs, &descr.Error{Pos: p, Path: n.Desc.Path + ".type",
 				Msg: fmt.Sprintf("node type %q has no definition in the store (import it with `occopus import FILE`)", n.Type)})
+			continue
 		} else if err != nil {
 			return err
+		}
+		if checked[n.Type] {
+			continue
+		}
+		checked[n.Type] = true
+		for _, im := range impls {
+			for _, kind := range []string{descr.SectionResource, descr.SectionContextualise, descr.SectionConfigManagement} {
+				sec := im.Section(kind)
+				if sec == nil {
+					continue
+				}
+				typ, _ := sec["type"].(string)
+				if err := descr.SupportedType(kind, typ); err != nil {
+					errs = append(errs, &descr.Error{Pos: p, Path: n.Desc.Path + ".type",
+						Msg: fmt.Sprintf("node type %q (%s): %v", n.Type, im.Path(), err)})
+				}
+			}
 		}
 	}
 	return errs.Err()

@@ -14,7 +14,7 @@ const unknownID = "00000000-0000-4000-8000-000000000000"
 
 // submitted stores an infrastructure without maintaining it (no process
 // starts), for the endpoints that only record requests.
-func submitted(t *testing.T, srv *rest.Server) string {
+func submitted(t *testing.T, srv *testServer) string {
 	t.Helper()
 	in, err := descr.ParseInfra("infra.yaml", []byte(infraYAML), descr.LoadOptions{})
 	if err != nil {
@@ -225,7 +225,7 @@ func TestHealthzOpenAPIMetrics(t *testing.T) {
 func TestToken(t *testing.T) {
 	f := newFixture(t)
 	const token = "s3cret-token-value"
-	_, hs := f.server(t, func(c *rest.Config) { c.Token = token })
+	_, hs := f.server(t, func(c *serverConfig) { c.Token = token })
 
 	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"Authorization", token}, {"Authorization", "Basic " + token}} {
 		for _, p := range []string{"/infrastructures/", "/metrics", "/openapi.yaml", "/infrastructures/" + unknownID, "/nosuch"} {

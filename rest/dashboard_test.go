@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/occopus-go/occopus/rest"
 )
 
 // chromium finds a headless browser; under CI one must be there (the test
@@ -69,7 +67,7 @@ func TestDashboardInRealBrowser(t *testing.T) {
 // token configured only the API calls it makes need it.
 func TestDashboardNeedsNoTokenButTheAPIDoes(t *testing.T) {
 	f := newFixture(t)
-	_, hs := f.server(t, func(c *rest.Config) { c.Token = "s3cret-token" })
+	_, hs := f.server(t, func(c *serverConfig) { c.Token = "s3cret-token" })
 	r := call(t, "GET", hs.URL+"/", "")
 	if r.code != 200 || !strings.Contains(string(r.body), "<title>occopus</title>") {
 		t.Fatalf("dashboard: %d", r.code)

@@ -76,13 +76,48 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
-// server starts a Server on the fixture's store behind httptest.
-func (f *fixture) server(t testing.TB, mod func(*rest.Config)) (*rest.Server, *httptest.Server) {
+// serverConfig is what a test may change of a server: the REST
+// configuration and the options of the Manager under it.
+type serverConfig struct {
+	rest.Config
+	Manager occopus.Options
+}
+
+// testServer is a Server with the Manager made for it; Close closes both,
+// as stopping the rest-service process does.
+type testServer struct {
+	*rest.Server
+	m *occopus.Manager
+}
+
+func (s *testServer) Close() error {
+	s.Server.Close()
+	return s.m.Close()
+}
+
+// newServer builds a Manager and a Server over it; both are closed when
+// the test ends.
+func newServer(t testing.TB, cfg serverConfig) (*testServer, error) {
 	t.Helper()
-	cfg := rest.Config{
-		Manager: occopus.Options{Store: f.st, Home: f.home, Interval: 100 * time.Millisecond, Parallelize: true},
-		Log:     slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	m, err := occopus.New(cfg.Manager)
+	if err != nil {
+		return nil, err
 	}
+	srv, err := rest.New(m, cfg.Config)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	ts := &testServer{Server: srv, m: m}
+	t.Cleanup(func() { ts.Close() })
+	return ts, nil
+}
+
+// server starts a Server on the fixture's store behind httptest.
+func (f *fixture) server(t testing.TB, mod func(*serverConfig)) (*testServer, *httptest.Server) {
+	t.Helper()
+	cfg := serverConfig{Manager: srv1Options(f)}
+	cfg.Log = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -90,15 +125,12 @@ func (f *fixture) server(t testing.TB, mod func(*rest.Config)) (*rest.Server, *h
 		cfg.Log = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: rest.RedactAttr(cfg.Secrets)}))
 		cfg.Manager.Log = cfg.Log
 	}
-	srv, err := rest.New(cfg)
+	srv, err := newServer(t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close()
-	})
+	t.Cleanup(hs.Close)
 	return srv, hs
 }
 

@@ -120,7 +120,7 @@ func TestRestart(t *testing.T) {
 	killOne(t, procsOf(attached))
 	killOne(t, procsOf(detached))
 
-	srv2, err := rest.New(rest.Config{Manager: srv1Options(f)})
+	srv2, err := newServer(t, serverConfig{Manager: srv1Options(f)})
 	if err != nil {
 		t.Fatal(err)
 	}

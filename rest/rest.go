@@ -35,9 +35,6 @@ import (
 	"time"
 
 	"github.com/occopus-go/occopus"
-	"github.com/occopus-go/occopus/engine"
-	"github.com/occopus-go/occopus/health"
-	"github.com/occopus-go/occopus/store"
 )
 
 // Defaults of Config.
@@ -72,11 +69,6 @@ func OpenAPI() []byte { return append([]byte(nil), openAPI...) }
 
 // Config configures a Server.
 type Config struct {
-	// Manager are the options the Server builds its Manager with. The
-	// Server chains its own OnEvent and OnPass (metrics, webhooks) after
-	// any given here. Manager.AllowCmd should already be the configuration's
-	// allow_cmd && allow_network_cmd: descriptions arrive over the network.
-	Manager occopus.Options
 	// Host and Port are where ListenAndServe binds (127.0.0.1:5000 when
 	// empty/zero; port 0 picks a free one).
 	Host string
@@ -100,7 +92,8 @@ type Config struct {
 	Log            *slog.Logger
 }
 
-// Server is the REST service. It owns its Manager.
+// Server is the REST service over a Manager, which stays the caller's:
+// the Server subscribes to it (metrics, webhooks) and never closes it.
 type Server struct {
 	cfg       Config
 	m         *occopus.Manager
@@ -110,10 +103,16 @@ type Server struct {
 	metrics   *metrics
 	hooks     *webhooks
 	tokenHash [32]byte
+	unsub     func()
 }
 
-// New builds a Server and its Manager.
-func New(cfg Config) (*Server, error) {
+// New builds a Server over m. The Manager's AllowCmd should be the
+// configuration's allow_cmd && allow_network_cmd: descriptions arrive over
+// the network.
+func New(m *occopus.Manager, cfg Config) (*Server, error) {
+	if m == nil {
+		return nil, errors.New("rest: New needs a Manager")
+	}
 	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
 		return nil, errors.New("rest: TLS needs both a certificate (--tls-cert) and a key (--tls-key)")
 	}
@@ -129,47 +128,26 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
 	}
-	s := &Server{cfg: cfg, log: cfg.Log.With("component", "rest")}
+	s := &Server{cfg: cfg, m: m, log: cfg.Log.With("component", "rest")}
 	if cfg.Token != "" {
 		s.tokenHash = sha256.Sum256([]byte(cfg.Token))
 	}
 	s.metrics = newMetrics()
 	s.hooks = newWebhooks(s.log, cfg.WebhookTimeout, s.redact, s.metrics)
-
-	mopt := cfg.Manager
-	userEvent, userPass := mopt.OnEvent, mopt.OnPass
-	mopt.OnEvent = func(ev store.Event) {
-		s.metrics.observeEvent(ev)
-		s.hooks.enqueue(ev)
-		if userEvent != nil {
-			userEvent(ev)
-		}
-	}
-	mopt.OnPass = func(id string, d time.Duration, res *engine.PassResult, err error) {
-		s.metrics.observePass(d, err)
-		if userPass != nil {
-			userPass(id, d, res, err)
-		}
-	}
-	userCall, userProbe := mopt.OnBackendCall, mopt.OnProbe
-	mopt.OnBackendCall = func(backend, op string, d time.Duration, err error) {
-		s.metrics.observeBackendCall(backend, op, d, err)
-		if userCall != nil {
-			userCall(backend, op, d, err)
-		}
-	}
-	mopt.OnProbe = func(infraID, node string, r health.Result) {
-		s.metrics.observeProbe(r)
-		if userProbe != nil {
-			userProbe(infraID, node, r)
-		}
-	}
-	m, err := occopus.New(mopt)
-	if err != nil {
-		return nil, err
-	}
-	s.m = m
 	s.hooks.store = m.Store()
+	s.unsub = m.Subscribe(occopus.Observer{
+		Event: func(ev occopus.Event) {
+			s.metrics.observeEvent(ev)
+			s.hooks.enqueue(ev)
+		},
+		Pass: func(_ string, d time.Duration, _ *occopus.PassResult, err error) {
+			s.metrics.observePass(d, err)
+		},
+		BackendCall: s.metrics.observeBackendCall,
+		Probe: func(_, _ string, r occopus.ProbeResult) {
+			s.metrics.observeProbe(r)
+		},
+	})
 	s.metrics.register(m)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
@@ -337,12 +315,12 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// Close stops the Manager's background loops and the webhook deliveries.
-// The store stays open (it belongs to the caller).
+// Close ends the Server's subscription to its Manager and the webhook
+// deliveries. The Manager keeps running: it belongs to the caller.
 func (s *Server) Close() error {
-	err := s.m.Close()
+	s.unsub()
 	s.hooks.close()
-	return err
+	return nil
 }
 
 // isLoopback reports whether host names only this machine.

@@ -19,18 +19,17 @@ import (
 	"time"
 
 	"github.com/occopus-go/occopus/auth"
-	"github.com/occopus-go/occopus/rest"
 )
 
 // serve runs ListenAndServe until the test ends; it returns the URL, or
 // the start-up error.
-func serve(t *testing.T, f *fixture, mod func(*rest.Config)) (string, error) {
+func serve(t *testing.T, f *fixture, mod func(*serverConfig)) (string, error) {
 	t.Helper()
-	cfg := rest.Config{Manager: srv1Options(f), Port: 0}
+	cfg := serverConfig{Manager: srv1Options(f)}
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := rest.New(cfg)
+	srv, err := newServer(t, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -67,14 +66,14 @@ func TestStartupChecks(t *testing.T) {
 	})
 	t.Run("non-loopback without token refused", func(t *testing.T) {
 		for _, host := range []string{"0.0.0.0", "::", "192.0.2.1", "example.com"} {
-			_, err := serve(t, f, func(c *rest.Config) { c.Host = host })
+			_, err := serve(t, f, func(c *serverConfig) { c.Host = host })
 			if err == nil || !strings.Contains(err.Error(), "--insecure") {
 				t.Fatalf("%s: %v", host, err)
 			}
 		}
 	})
 	t.Run("non-loopback with token", func(t *testing.T) {
-		u, err := serve(t, f, func(c *rest.Config) { c.Host = "0.0.0.0"; c.Token = "tok-12345" })
+		u, err := serve(t, f, func(c *serverConfig) { c.Host = "0.0.0.0"; c.Token = "tok-12345" })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,24 +82,24 @@ func TestStartupChecks(t *testing.T) {
 		expect(t, call(t, "GET", "http://127.0.0.1:"+port+"/infrastructures/", "", "Authorization", "Bearer tok-12345"), 200)
 	})
 	t.Run("non-loopback insecure", func(t *testing.T) {
-		if _, err := serve(t, f, func(c *rest.Config) { c.Host = "0.0.0.0"; c.Insecure = true }); err != nil {
+		if _, err := serve(t, f, func(c *serverConfig) { c.Host = "0.0.0.0"; c.Insecure = true }); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("cert without key", func(t *testing.T) {
-		if _, err := serve(t, f, func(c *rest.Config) { c.CertFile = "x.pem" }); err == nil {
+		if _, err := serve(t, f, func(c *serverConfig) { c.CertFile = "x.pem" }); err == nil {
 			t.Fatal("accepted")
 		}
 	})
 	t.Run("unreadable cert", func(t *testing.T) {
-		_, err := serve(t, f, func(c *rest.Config) { c.CertFile, c.KeyFile = "/nonexistent.pem", "/nonexistent.key" })
+		_, err := serve(t, f, func(c *serverConfig) { c.CertFile, c.KeyFile = "/nonexistent.pem", "/nonexistent.key" })
 		if err == nil || !strings.Contains(err.Error(), "TLS") {
 			t.Fatal(err)
 		}
 	})
 	t.Run("TLS", func(t *testing.T) {
 		cert, key, pool := selfSigned(t)
-		u, err := serve(t, f, func(c *rest.Config) { c.CertFile, c.KeyFile = cert, key })
+		u, err := serve(t, f, func(c *serverConfig) { c.CertFile, c.KeyFile = cert, key })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +164,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFixture(t)
-	_, hs := f.server(t, func(c *rest.Config) { c.Secrets = ad.Secrets(); c.Manager.Auth = ad })
+	_, hs := f.server(t, func(c *serverConfig) { c.Secrets = ad.Secrets(); c.Manager.Auth = ad })
 	var bodies []string
 	r := call(t, "POST", hs.URL+"/infrastructures/", "infra_name: x\n"+secret+": 1\nnodes:\n  - name: "+secret+"\n    type: "+secret+"\n")
 	expect(t, r, 400)

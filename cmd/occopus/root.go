@@ -1,6 +1,4 @@
-// Package cli is the occopus command line. main only maps errors to exit
-// codes; every command is reachable through Run for tests.
-package cli
+package main
 
 import (
 	"context"
@@ -15,13 +13,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/internal/config"
-	"github.com/occopus-go/occopus/store"
 	"github.com/occopus-go/occopus/store/redis"
 	"github.com/occopus-go/occopus/store/sqlite"
 )
 
-// Version is set at build time with -ldflags "-X .../internal/cli.Version=...".
+// Version is set at build time with -ldflags "-X main.Version=...".
 var Version = "dev"
 
 // ExitError carries an exit code; its message, if any, was already printed.
@@ -54,7 +52,7 @@ func (e *env) config() (*config.Config, error) {
 }
 
 // openStore opens the configured store.
-func (e *env) openStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+func (e *env) openStore(ctx context.Context, cfg *config.Config) (occopus.Store, error) {
 	switch cfg.Store.Protocol {
 	case "sqlite":
 		return sqlite.Open(ctx, cfg.Store.Path)

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/occopus-go/occopus/store"
+	"github.com/occopus-go/occopus"
 )
 
 // liveTable shows build progress on a terminal as a table redrawn in
@@ -40,7 +40,7 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func (t *liveTable) event(ev store.Event) {
+func (t *liveTable) event(ev occopus.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ev.Kind != "instance.state" {
@@ -58,7 +58,7 @@ func (t *liveTable) event(ev store.Event) {
 		t.order = append(t.order, ev.NodeID)
 	}
 	r.state, r.msg, r.at = ev.To, ev.Message, ev.Time
-	if r.state == store.StateReady {
+	if r.state == occopus.StateReady {
 		r.msg = ""
 	}
 	t.clear()
@@ -96,7 +96,7 @@ func (t *liveTable) draw() {
 }
 
 // progressLine is the one-line form of an event, "" for events not shown.
-func progressLine(ev store.Event) string {
+func progressLine(ev occopus.Event) string {
 	at := ev.Time.Format("15:04:05.000")
 	switch ev.Kind {
 	case "instance.state":

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"bytes"
@@ -6,16 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/occopus-go/occopus/store"
+	"github.com/occopus-go/occopus"
 )
 
 func TestLiveTable(t *testing.T) {
 	var b bytes.Buffer
 	lt := newLiveTable(&b)
 	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	lt.event(store.Event{Kind: "infra.created", InfraID: "i", Message: "submitted", Time: at})
-	lt.event(store.Event{Kind: "instance.state", NodeName: "db", NodeID: "1111111111", To: "creating", Message: "creating on docker", Time: at})
-	lt.event(store.Event{Kind: "instance.state", NodeName: "db", NodeID: "1111111111", From: "creating", To: "ready", Time: at})
+	lt.event(occopus.Event{Kind: "infra.created", InfraID: "i", Message: "submitted", Time: at})
+	lt.event(occopus.Event{Kind: "instance.state", NodeName: "db", NodeID: "1111111111", To: "creating", Message: "creating on docker", Time: at})
+	lt.event(occopus.Event{Kind: "instance.state", NodeName: "db", NodeID: "1111111111", From: "creating", To: "ready", Time: at})
 	out := b.String()
 	if !strings.Contains(out, "infrastructure i: submitted\n") {
 		t.Fatalf("message line missing:\n%q", out)

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"encoding/json"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/descr"
-	"github.com/occopus-go/occopus/engine"
 )
 
 func writeJSON(w io.Writer, v any) error {
@@ -118,7 +117,7 @@ func newPlan(e *env) *cobra.Command {
 			}
 			if format == "json" {
 				if actions == nil {
-					actions = []engine.Action{}
+					actions = []occopus.Action{}
 				}
 				return writeJSON(e.stdout, actions)
 			}

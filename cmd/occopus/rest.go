@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"fmt"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/auth"
-	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/rest"
 )
 
@@ -73,17 +72,17 @@ Host and port default to components: rest: of occopus_config.yaml.`,
 				return err
 			}
 			defer st.Close()
-			if cfg.RateLimit > 0 {
-				cloudapi.SetRate(cfg.RateLimit, cfg.RateBurst)
+			mopt := e.managerOptions(cfg, ad)
+			mopt.Store, mopt.Log, mopt.Parallelize = st, log, parallelize
+			// Descriptions arrive over the network: cmd() needs both settings.
+			mopt.AllowCmd = cfg.AllowCmd && cfg.AllowNetworkCmd
+			mopt.Interval = time.Duration(interval * float64(time.Second))
+			m, err := occopus.New(mopt)
+			if err != nil {
+				return err
 			}
-			mopt := occopus.Options{Store: st, Home: cfg.Home, Log: log, Parallelize: parallelize, Parallel: cfg.Parallel,
-				// Descriptions arrive over the network: cmd() needs both settings.
-				AllowCmd: cfg.AllowCmd && cfg.AllowNetworkCmd,
-				Interval: time.Duration(interval * float64(time.Second))}
-			if ad != nil {
-				mopt.Auth = ad
-			}
-			srv, err := rest.New(rest.Config{Manager: mopt, Host: host, Port: port, Token: token, Insecure: insecure,
+			defer m.Close()
+			srv, err := rest.New(m, rest.Config{Host: host, Port: port, Token: token, Insecure: insecure,
 				CertFile: certFile, KeyFile: keyFile, AllowFileImports: cfg.AllowFileImports, Secrets: secrets, Log: log})
 			if err != nil {
 				return err

@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -15,18 +15,14 @@ import (
 	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/descr"
-	"github.com/occopus-go/occopus/engine"
-	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/internal/config"
-	"github.com/occopus-go/occopus/store"
 )
 
 // session is an open configuration, store and manager.
 type session struct {
 	cfg *config.Config
-	st  store.Store
+	st  occopus.Store
 	m   *occopus.Manager
-	eng *engine.Engine
 }
 
 func (s *session) Close() {
@@ -34,7 +30,7 @@ func (s *session) Close() {
 	s.st.Close()
 }
 
-func (e *env) session(ctx context.Context, parallelize bool, onEvent func(store.Event)) (*session, error) {
+func (e *env) session(ctx context.Context, parallelize bool, onEvent func(occopus.Event)) (*session, error) {
 	cfg, err := e.config()
 	if err != nil {
 		return nil, err
@@ -46,28 +42,37 @@ func (e *env) session(ctx context.Context, parallelize bool, onEvent func(store.
 			return nil, err
 		}
 	}
-	if cfg.RateLimit > 0 {
-		cloudapi.SetRate(cfg.RateLimit, cfg.RateBurst)
-	}
 	st, err := e.openStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	opt := occopus.Options{Store: st, Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallelize: parallelize, Parallel: cfg.Parallel, OnEvent: onEvent}
-	if ad != nil {
-		opt.Auth = ad
-	}
+	opt := e.managerOptions(cfg, ad)
+	opt.Store, opt.Parallelize = st, parallelize
 	m, err := occopus.New(opt)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &session{cfg: cfg, st: st, m: m, eng: m.Engine()}, nil
+	if onEvent != nil {
+		m.Subscribe(occopus.Observer{Event: onEvent})
+	}
+	return &session{cfg: cfg, st: st, m: m}, nil
+}
+
+// managerOptions are the Manager options of the configuration: the one
+// place the CLI turns occopus_config.yaml into library options.
+func (e *env) managerOptions(cfg *config.Config, ad *auth.Data) occopus.Options {
+	opt := occopus.Options{Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallel: cfg.Parallel,
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}
+	if ad != nil {
+		opt.Auth = ad
+	}
+	return opt
 }
 
 // progress prints one line per event on stderr; on a terminal, build
 // shows a live table instead (buildProgress).
-func (e *env) progress(ev store.Event) {
+func (e *env) progress(ev occopus.Event) {
 	if line := progressLine(ev); line != "" {
 		fmt.Fprint(e.stderr, line)
 	}
@@ -75,7 +80,7 @@ func (e *env) progress(ev store.Event) {
 
 // buildProgress is the progress printer of build: a live table when
 // stderr is a terminal, lines otherwise.
-func (e *env) buildProgress() func(store.Event) {
+func (e *env) buildProgress() func(occopus.Event) {
 	if isTerminal(e.stderr) {
 		return newLiveTable(e.stderr).event
 	}
@@ -92,7 +97,7 @@ func orDash(s string) string {
 // unknownInfra turns the engine's unknown-id error into exit status 1 with
 // a clear message.
 func unknownInfra(err error) error {
-	if errors.Is(err, engine.ErrUnknownInfra) {
+	if errors.Is(err, occopus.ErrUnknownInfra) {
 		return fmt.Errorf("%w (see `occopus maintain -l`)", err)
 	}
 	return err
@@ -179,7 +184,7 @@ func (e *env) buildFailure(res *occopus.BuildResult, fresh bool, cause error) er
 }
 
 // printTable writes the nodes, instances and addresses of a report.
-func printTable(w interface{ Write([]byte) (int, error) }, rep engine.Report) {
+func printTable(w interface{ Write([]byte) (int, error) }, rep occopus.Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tADDRESS\tSCALING")
 	names := make([]string, 0, len(rep))
@@ -273,11 +278,11 @@ the instances' addresses, one per line; -f NODE limits -r and -o to a node.`,
 				return fmt.Errorf("-i ID is required (or -l to list the infrastructures)")
 			}
 			if filter != "" {
-				_, st, err := s.eng.Static(ctx, infraID)
+				rep, err := s.m.Get(ctx, infraID)
 				if err != nil {
 					return unknownInfra(err)
 				}
-				if _, ok := st.ByName[filter]; !ok {
+				if _, ok := rep[filter]; !ok {
 					return fmt.Errorf("-f %q: no node named %q in infrastructure %s", filter, filter, infraID)
 				}
 			}
@@ -323,14 +328,14 @@ the instances' addresses, one per line; -f NODE limits -r and -o to a node.`,
 }
 
 func (e *env) listInfras(ctx context.Context, s *session) error {
-	infras, err := s.st.Infras(ctx)
+	infras, err := s.m.List(ctx)
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "INFRA ID\tNAME\tINSTANCES\tCREATED")
 	for _, inf := range infras {
-		ins, err := s.st.Instances(ctx, inf.ID)
+		ins, err := s.m.Instances(ctx, inf.ID)
 		if err != nil {
 			return err
 		}
@@ -348,7 +353,7 @@ func (e *env) afterPass(ctx context.Context, s *session, id string, report bool,
 		return unknownInfra(err)
 	}
 	if filter != "" {
-		rep = engine.Report{filter: rep[filter]}
+		rep = occopus.Report{filter: rep[filter]}
 	}
 	if report {
 		if format == "json" {

@@ -1,4 +1,4 @@
-package cli
+package main
 
 // Integration tests of the command line against real backends: Docker
 // containers on the local engine and processes on this host (the local

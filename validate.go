@@ -1,0 +1,62 @@
+package occopus
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/occopus-go/occopus/auth"
+	"github.com/occopus-go/occopus/compile"
+	"github.com/occopus-go/occopus/descr"
+)
+
+// Validated says what a checked file is and what it holds.
+type Validated struct {
+	// Kind is "infrastructure", "node definitions" or "auth_data".
+	Kind string
+	// Summary is the one-line account `occopus validate` prints.
+	Summary string
+}
+
+// Validate checks a file, telling by its content whether it is an
+// infrastructure description, node definitions or auth_data: keys and
+// value types of every section against the plugins of this build,
+// templates, dependencies, cycles and scaling. Every problem is reported,
+// as descr.Errors naming file, line, column and key path. It touches
+// neither the store nor any backend.
+func (m *Manager) Validate(ctx context.Context, path string) (*Validated, error) {
+	root, err := descr.ParseFile(path, descr.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	switch descr.Detect(root) {
+	case descr.InfraFile:
+		in, err := descr.DecodeInfra(path, root)
+		if err != nil {
+			return nil, err
+		}
+		st, err := compile.Compile(in)
+		if err != nil {
+			return nil, err
+		}
+		return &Validated{Kind: "infrastructure", Summary: fmt.Sprintf("infrastructure %q: %d node(s) in %d level(s)", st.Name, len(st.Nodes), len(st.Levels))}, nil
+	case descr.NodeDefFile:
+		defs, err := descr.DecodeNodeDefs(path, root)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for _, t := range defs.Types {
+			n += len(defs.Impls[t])
+		}
+		return &Validated{Kind: "node definitions", Summary: fmt.Sprintf("node definitions: %d type(s), %d implementation(s)", len(defs.Types), n)}, nil
+	}
+	if root.Get("resource") != nil || root.Get("config_management") != nil {
+		ad, err := auth.FromTree(path, root)
+		if err != nil {
+			return nil, err
+		}
+		return &Validated{Kind: "auth_data", Summary: fmt.Sprintf("auth_data: entries for resource types %s", strings.Join(ad.Types(auth.SectionResource), ", "))}, nil
+	}
+	return nil, &descr.Error{Pos: root.Pos, Msg: "neither an infrastructure description (with infra_name and nodes), a node definition file (with 'node_def:TYPE' keys) nor auth_data (with resource or config_management lists)"}
+}
