@@ -264,6 +264,7 @@ func benchPair(b *testing.B, cli *client.Client, defs *descr.NodeDefs, in *descr
 			}
 		}
 		eng := engine.New(st, opt)
+		b.Cleanup(func() { eng.Close() })
 		b.StartTimer()
 		t0 = time.Now()
 		id, err := eng.Submit(ctx, in, "")
