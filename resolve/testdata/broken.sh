@@ -1,0 +1,3 @@
+#!/bin/sh
+echo {{ name }}
+echo {{ nope }}
