@@ -75,7 +75,7 @@ var (
 // EC2 with a fresh Manager and store (as one `occopus build` would), and
 // returns how long Manager.Build took and how many calls the fake got. It
 // tears down afterwards and checks that nothing is left.
-func buildOnce(b *testing.B, s shape, ping bool) (time.Duration, int) {
+func buildOnce(b *testing.B, s shape, ping bool, rl rateLimit) (time.Duration, int) {
 	b.Helper()
 	fake := ec2fake.New(ec2fake.Options{RunLatency: createLatency})
 	defer fake.Close()
@@ -104,7 +104,8 @@ func buildOnce(b *testing.B, s shape, ping bool) (time.Duration, int) {
 		fake.URL(), fake.AccessKey())
 	widest := max(s.root, s.mid, s.leaf)
 	tl := &timeline{}
-	m := newManager(b, authData, managerOptions{parallelize: true, parallel: widest, onEvent: tl.record})
+	m := newManager(b, authData, managerOptions{parallelize: true, parallel: widest, onEvent: tl.record,
+		rateLimit: rl.perSecond, rateBurst: rl.burst})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := m.ImportNodeDefs(ctx, defs); err != nil {
@@ -173,36 +174,44 @@ func buildOnce(b *testing.B, s shape, ping bool) (time.Duration, int) {
 // the bare 3 × 1 s of latency; calls/op the EC2 requests of one build.
 //
 // The client-side rate limit (10/s, burst 20 per endpoint) is raised for
-// this benchmark with ec2.SetRateLimit; BenchmarkBuild200DefaultRateLimit
-// shows what it costs. ping=false turns the default ping health check off
+// this benchmark with occopus.Options.RateLimit and RateBurst;
+// BenchmarkBuild200DefaultRateLimit shows what it costs. ping=false turns the default ping health check off
 // to show what 200 ICMP checks cost.
 func BenchmarkBuild200(b *testing.B) {
-	defer ec2.SetRateLimit(1e6, 1e6)()
 	for _, ping := range []bool{true, false} {
 		b.Run(fmt.Sprintf("ping=%v", ping), func(b *testing.B) {
-			benchBuild(b, shape200, ping)
+			benchBuild(b, shape200, ping, unlimited)
 		})
 	}
 }
+
+// rateLimit is the cloud rate limit of a benchmark's Manager; the zero
+// value is the default.
+type rateLimit struct {
+	perSecond float64
+	burst     int
+}
+
+var unlimited = rateLimit{1e6, 1e6}
 
 // BenchmarkBuild200DefaultRateLimit is BenchmarkBuild200 with the ec2
 // handler's default client-side rate limit (10 calls/s, burst 20, per
 // endpoint): the limit, not the cloud, sets the pace.
 func BenchmarkBuild200DefaultRateLimit(b *testing.B) {
-	benchBuild(b, shape200, true)
+	benchBuild(b, shape200, true, rateLimit{})
 }
 
-func benchBuild(b *testing.B, s shape, ping bool) {
+func benchBuild(b *testing.B, s shape, ping bool, rl rateLimit) {
 	var total, chain time.Duration
 	var calls int
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		// Pairing: the chain is built just before each 200-node build, so
 		// both see the same load on a shared machine.
-		c, _ := buildOnce(b, shapeChain, ping)
+		c, _ := buildOnce(b, shapeChain, ping, rl)
 		chain += c
 		b.StartTimer()
-		d, n := buildOnce(b, s, ping)
+		d, n := buildOnce(b, s, ping, rl)
 		b.StopTimer()
 		// The timer ran across buildOnce's setup and teardown too;
 		// ns/op is set from the build alone below.

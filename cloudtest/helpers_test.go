@@ -33,6 +33,9 @@ type managerOptions struct {
 	parallelize bool
 	parallel    int
 	onEvent     func(store.Event)
+	// rateLimit and rateBurst: the cloud rate limit (0: the default).
+	rateLimit float64
+	rateBurst int
 }
 
 // newManager opens a SQLite store in a temporary directory, loads
@@ -53,10 +56,14 @@ func newManager(t testing.TB, authData string, o managerOptions) *occopus.Manage
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := occopus.New(occopus.Options{Store: st, Home: dir, Auth: ad, Parallelize: o.parallelize, Parallel: o.parallel, OnEvent: o.onEvent})
+	m, err := occopus.New(occopus.Options{Store: st, Home: dir, Auth: ad, Parallelize: o.parallelize, Parallel: o.parallel,
+		RateLimit: o.rateLimit, RateBurst: o.rateBurst})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
+	}
+	if o.onEvent != nil {
+		m.Subscribe(occopus.Observer{Event: o.onEvent})
 	}
 	t.Cleanup(func() {
 		m.Close()

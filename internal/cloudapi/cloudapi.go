@@ -1,7 +1,18 @@
-// Package cloudapi holds what every cloud handler needs around its SDK
-// calls: retries with exponential backoff and jitter on throttling and
-// transient errors (never on permanent ones), a client-side rate limit per
-// endpoint, and honouring of context cancellation while waiting.
+// Package cloudapi is the one way the cloud backends (ec2, nova) call
+// their clouds:
+//
+//   - Transport, the http.RoundTripper under every SDK client, waits for
+//     the client-side rate limit of the request's endpoint (scheme://host)
+//     before every HTTP request: calls, token requests, pagination;
+//   - a Caller (one per handler) runs each logical call through the retry
+//     Policy, with a timeout per attempt, classifies failures through the
+//     provider's Classify, and returns one error type, *Error, with the
+//     handler's secrets removed from every string;
+//   - Policy retries with full-jitter exponential backoff on errors marked
+//     Retryable, never on permanent ones; RetryableStatus and Transient
+//     help the classifiers.
+//
+// The SDKs' own retries are off, so every attempt is counted here once.
 package cloudapi
 
 import (
@@ -11,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,42 +109,14 @@ func (p Policy) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 
 // Default client-side rate limit per endpoint: under the request-rate
 // buckets of public clouds, so that building many nodes at once rarely
-// meets throttling.
+// meets throttling. The engine makes one Limiters of these per Manager.
 const (
 	DefaultRate  = 10 // calls per second
 	DefaultBurst = 20
 )
 
-var (
-	sharedMu sync.Mutex
-	shared   = NewLimiters(DefaultRate, DefaultBurst)
-)
-
-// Shared returns the process-wide limiters every cloud handler made from
-// now on uses: two handlers talking to one endpoint share its budget.
-func Shared() *Limiters {
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	return shared
-}
-
-// SetRate replaces the process-wide limit (occopus_config.yaml's
-// rate_limit, or a benchmark against a fake endpoint) for handlers made
-// from now on; restore puts the previous one back.
-func SetRate(perSecond float64, burst int) (restore func()) {
-	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	prev := shared
-	shared = NewLimiters(perSecond, burst)
-	return func() {
-		sharedMu.Lock()
-		defer sharedMu.Unlock()
-		shared = prev
-	}
-}
-
 // Limiters hands out one rate limiter per endpoint, shared by every
-// handler of this process that talks to it.
+// handler that is given it.
 type Limiters struct {
 	mu    sync.Mutex
 	rate  rate.Limit
@@ -140,13 +124,19 @@ type Limiters struct {
 	m     map[string]*rate.Limiter
 }
 
+var _ Waiter = (*Limiters)(nil)
+
 // NewLimiters allows perSecond calls per endpoint with the given burst.
 func NewLimiters(perSecond float64, burst int) *Limiters {
 	return &Limiters{rate: rate.Limit(perSecond), burst: burst, m: map[string]*rate.Limiter{}}
 }
 
-// Wait blocks until a call to endpoint is allowed or ctx ends.
+// Wait blocks until a call to endpoint is allowed or ctx ends. A nil
+// *Limiters never waits.
 func (l *Limiters) Wait(ctx context.Context, endpoint string) error {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	lim, ok := l.m[endpoint]
 	if !ok {
@@ -178,4 +168,19 @@ func Transient(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// PlainStrings returns section with each value of a named string type (a
+// redacting secret type such as auth.Secret) as a plain string, which is
+// what descr.Decode reads into string settings; other values are kept.
+// Handlers decode auth_data entries through it.
+func PlainStrings(section map[string]any) map[string]any {
+	out := make(map[string]any, len(section))
+	for k, v := range section {
+		if rv := reflect.ValueOf(v); v != nil && rv.Kind() == reflect.String {
+			v = rv.String()
+		}
+		out[k] = v
+	}
+	return out
 }

@@ -84,6 +84,12 @@ func TestLimiters(t *testing.T) {
 	if time.Since(start) > 500*time.Millisecond {
 		t.Fatalf("5 calls at 1000/s took %s", time.Since(start))
 	}
+	var none *Limiters // no limit
+	for range 100 {
+		if err := none.Wait(ctx, "https://a"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	slow := NewLimiters(0.001, 1)
 	_ = slow.Wait(ctx, "x") // uses the burst
 	c2, cancel2 := context.WithTimeout(t.Context(), 50*time.Millisecond)

@@ -24,10 +24,12 @@
 // created with ClientToken derived from the node id, so a RunInstances
 // retried after a lost answer never makes a second VM.
 //
-// Every API call goes through a per-endpoint client-side rate limit
-// (shared by all handlers of the process) and cloudapi.Policy, which
-// retries throttling and transient errors; the SDK's own retryer is off so
-// that the retries are ours, counted and bounded in one place.
+// Every HTTP request waits for the client-side rate limit of its host
+// (resource.Config.Limiter, shared by the handlers of one Manager), and
+// every API call goes through a cloudapi.Caller, which retries throttling
+// and transient errors, bounds each attempt and names what failed in a
+// cloudapi.Error; the SDK's own retryer is off so that the retries are
+// ours, counted and bounded in one place.
 package ec2
 
 import (
@@ -40,18 +42,18 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/resource"
 )
@@ -66,17 +68,6 @@ const (
 // MaxUserData is EC2's limit on user data before base64 encoding.
 const MaxUserData = 16 * 1024
 
-// SetRateLimit sets the client-side rate limit per endpoint (calls per
-// second, burst) of the cloud handlers made from now on (default
-// cloudapi.DefaultRate/DefaultBurst). restore puts the previous one back.
-func SetRateLimit(perSecond float64, burst int) (restore func()) {
-	return cloudapi.SetRate(perSecond, burst)
-}
-
-// callTimeout bounds one HTTP attempt, so a hung endpoint becomes a
-// retryable error instead of a stuck build.
-const callTimeout = 60 * time.Second
-
 // notFoundGrace is how long after our own RunInstances an
 // InvalidInstanceID.NotFound is read as EC2's eventual consistency (the
 // instance is not visible to describes yet) rather than as "gone".
@@ -87,15 +78,10 @@ const notFoundGrace = 2 * time.Minute
 type Handler struct {
 	cli      *ec2.Client
 	endpoint string
-	region   string
-	defaults map[string]any
-	secret   string // only to scrub error text; never logged
+	defaults map[string]any // the section New got: Create's when a spec has none
 	log      *slog.Logger
-
-	policy      cloudapi.Policy
-	limiters    *cloudapi.Limiters
-	callTimeout time.Duration
-	grace       time.Duration
+	cloud    *cloudapi.Caller
+	grace    time.Duration
 
 	mu      sync.Mutex
 	created map[string]time.Time // instance id → when our RunInstances returned it
@@ -113,24 +99,32 @@ func New(cfg resource.Config) (resource.Handler, error) {
 	return newHandler(cfg, nil)
 }
 
-func newHandler(cfg resource.Config, httpClient aws.HTTPClient) (*Handler, error) {
-	endpoint := str(cfg.Resource, "endpoint")
+// newHandler builds the handler; base sends its HTTP requests (nil: the
+// SDK's default transport).
+func newHandler(cfg resource.Config, base http.RoundTripper) (*Handler, error) {
+	// The instance keys are Create's to decode and check, per node; here
+	// only the connection counts.
+	var set Settings
+	_ = descr.Decode("resource", cfg.Resource, &set)
+	endpoint := set.Endpoint
 	if err := checkEndpoint(endpoint); err != nil {
 		return nil, err
 	}
-	region := str(cfg.Resource, "regionname")
-	if region == "" {
+	if set.Region == "" {
 		return nil, fmt.Errorf("ec2: resource with endpoint %s: regionname is missing", endpoint)
 	}
 	if cfg.Auth == nil {
 		return nil, fmt.Errorf("ec2: no credentials for endpoint %s: no resource entry of type ec2 in auth_data matches it (it needs auth_data with accesskey and secretkey)", endpoint)
 	}
-	access, secret := str(cfg.Auth, "accesskey"), str(cfg.Auth, "secretkey")
+	var cred Credentials
+	if err := descr.Decode("auth_data", cloudapi.PlainStrings(cfg.Auth), &cred); err != nil {
+		return nil, fmt.Errorf("ec2: credentials for endpoint %s: %w", endpoint, err)
+	}
 	var missing []string
-	if access == "" {
+	if cred.AccessKey == "" {
 		missing = append(missing, "accesskey")
 	}
-	if secret == "" {
+	if cred.SecretKey == "" {
 		missing = append(missing, "secretkey")
 	}
 	if len(missing) > 0 {
@@ -140,28 +134,28 @@ func newHandler(cfg resource.Config, httpClient aws.HTTPClient) (*Handler, error
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = log.With("backend", "ec2", "endpoint", endpoint, "region", set.Region)
+	if base == nil {
+		base = awshttp.NewBuildableClient().GetTransport()
+	}
 	opts := ec2.Options{
-		Region:       region,
+		Region:       set.Region,
 		BaseEndpoint: aws.String(endpoint),
-		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(access, secret, "")),
-		// Retries are cloudapi.Policy's: the SDK must not retry behind
-		// our back (RetryMaxAttempts stays 0 so nothing wraps this).
+		Credentials:  aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(cred.AccessKey, string(cred.SecretKey), "")),
+		HTTPClient:   &http.Client{Transport: &cloudapi.Transport{Base: base, Limiter: cfg.Limiter}},
+		// Retries are the Caller's: the SDK must not retry behind our
+		// back (RetryMaxAttempts stays 0 so nothing wraps this).
 		Retryer: aws.NopRetryer{},
 	}
-	if httpClient != nil {
-		opts.HTTPClient = httpClient
-	}
 	return &Handler{
-		cli:         ec2.New(opts),
-		endpoint:    endpoint,
-		region:      region,
-		defaults:    cfg.Resource,
-		secret:      secret,
-		log:         log.With("backend", "ec2", "endpoint", endpoint, "region", region),
-		limiters:    cloudapi.Shared(),
-		callTimeout: callTimeout,
-		grace:       notFoundGrace,
-		created:     map[string]time.Time{},
+		cli:      ec2.New(opts),
+		endpoint: endpoint,
+		defaults: cfg.Resource,
+		log:      log,
+		cloud: &cloudapi.Caller{Provider: "ec2", Endpoint: endpoint, Classify: classify,
+			Secrets: []string{string(cred.SecretKey)}, Log: log},
+		grace:   notFoundGrace,
+		created: map[string]time.Time{},
 	}, nil
 }
 
@@ -187,10 +181,10 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	what := "create node " + spec.NodeName
 	in, err := h.runInput(spec)
 	if err != nil {
-		return resource.Handle{}, h.fail(what, err)
+		return resource.Handle{}, h.cloud.Fail(what, "", err)
 	}
 	var out *ec2.RunInstancesOutput
-	err = h.call(ctx, what, func(ctx context.Context) (err error) {
+	err = h.cloud.Do(ctx, what, "", func(ctx context.Context) (err error) {
 		out, err = h.cli.RunInstances(ctx, in)
 		return err
 	})
@@ -208,7 +202,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		return resource.Handle{}, err
 	}
 	if out == nil || len(out.Instances) == 0 || aws.ToString(out.Instances[0].InstanceId) == "" {
-		return resource.Handle{}, h.fail(what, errors.New("RunInstances answered without an instance"))
+		return resource.Handle{}, h.cloud.Fail(what, "", errors.New("RunInstances answered without an instance"))
 	}
 	id := aws.ToString(out.Instances[0].InstanceId)
 	h.mu.Lock()
@@ -227,51 +221,40 @@ func (h *Handler) runInput(spec resource.Spec) (*ec2.RunInstancesInput, error) {
 	if res == nil {
 		res = h.defaults
 	}
-	get := func(k string) string {
-		if v := str(res, k); v != "" {
-			return v
-		}
-		return str(h.defaults, k)
-	}
+	var set Settings
+	derr := descr.Decode("resource", res, &set)
 	if spec.NodeID == "" || spec.InfraID == "" {
 		return nil, errors.New("spec has no infra id or node id")
 	}
-	image, itype := get("image_id"), get("instance_type")
-	if image == "" || itype == "" {
+	if set.ImageID == "" || set.InstanceType == "" {
 		return nil, errors.New("resource section needs image_id and instance_type")
 	}
 	if n := len(spec.Context.UserData); n > MaxUserData {
 		return nil, fmt.Errorf("user data is %d bytes, EC2 accepts at most %d (16 KiB) before base64 encoding; shorten the cloud-init template", n, MaxUserData)
 	}
+	if derr != nil {
+		return nil, derr
+	}
 	in := &ec2.RunInstancesInput{
-		ImageId:      aws.String(image),
-		InstanceType: types.InstanceType(itype),
-		MinCount:     aws.Int32(1),
-		MaxCount:     aws.Int32(1),
-		ClientToken:  aws.String(clientToken(spec.InfraID, spec.NodeID)),
+		ImageId:          aws.String(set.ImageID),
+		InstanceType:     types.InstanceType(set.InstanceType),
+		MinCount:         aws.Int32(1),
+		MaxCount:         aws.Int32(1),
+		ClientToken:      aws.String(clientToken(spec.InfraID, spec.NodeID)),
+		SecurityGroupIds: set.SecurityGroupIDs,
 	}
 	if spec.Context.UserData != "" {
 		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(spec.Context.UserData)))
 	}
-	if k := get("key_name"); k != "" {
-		in.KeyName = aws.String(k)
+	if set.KeyName != "" {
+		in.KeyName = aws.String(set.KeyName)
 	}
-	if s := get("subnet_id"); s != "" {
-		in.SubnetId = aws.String(s)
+	if set.SubnetID != "" {
+		in.SubnetId = aws.String(set.SubnetID)
 	}
-	sgs, err := stringList(pick(res, h.defaults, "security_group_ids"))
-	if err != nil {
-		return nil, fmt.Errorf("security_group_ids: %w", err)
-	}
-	in.SecurityGroupIds = sgs
-
-	tags := map[string]string{}
-	if m, ok := pick(res, h.defaults, "tags").(map[string]any); ok {
-		for k, v := range m {
-			tags[k] = fmt.Sprint(v)
-		}
-	} else if v := pick(res, h.defaults, "tags"); v != nil {
-		return nil, fmt.Errorf("tags must be a map, not %T", v)
+	tags := make(map[string]string, len(set.Tags)+4)
+	for k, v := range set.Tags {
+		tags[k] = v
 	}
 	if _, ok := tags["Name"]; !ok {
 		tags["Name"] = spec.NodeName
@@ -311,7 +294,7 @@ func clientToken(infraID, nodeID string) string {
 // describe returns the instance, or resource.ErrNotFound.
 func (h *Handler) describe(ctx context.Context, what, id string) (*types.Instance, error) {
 	var out *ec2.DescribeInstancesOutput
-	err := h.call(ctx, what, func(ctx context.Context) (err error) {
+	err := h.cloud.Do(ctx, what, "", func(ctx context.Context) (err error) {
 		out, err = h.cli.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 		return err
 	})
@@ -399,7 +382,7 @@ func (h *Handler) Addresses(ctx context.Context, hd resource.Handle) (resource.A
 // never a silent success that would leak it.
 func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
 	what := "destroy instance " + hd.ID
-	err := h.call(ctx, what, func(ctx context.Context) error {
+	err := h.cloud.Do(ctx, what, "", func(ctx context.Context) error {
 		_, err := h.cli.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{hd.ID}})
 		if err != nil && isNotFound(err) && errors.Is(h.notFound(what, hd.ID), errNotVisible) {
 			return &cloudapi.Retryable{Err: err}
@@ -470,7 +453,7 @@ func (h *Handler) search(ctx context.Context, what string, tags map[string]strin
 	for {
 		in := &ec2.DescribeInstancesInput{Filters: filters, NextToken: token}
 		var out *ec2.DescribeInstancesOutput
-		if err := h.call(ctx, what, func(ctx context.Context) (err error) {
+		if err := h.cloud.Do(ctx, what, "", func(ctx context.Context) (err error) {
 			out, err = h.cli.DescribeInstances(ctx, in)
 			return err
 		}); err != nil {
@@ -507,109 +490,6 @@ func matches(in types.Instance, want map[string]string) bool {
 	return true
 }
 
-// ---- calls, errors ----
-
-// call runs one SDK call through the rate limit and the retry policy,
-// classifying errors and naming what failed.
-func (h *Handler) call(ctx context.Context, what string, fn func(ctx context.Context) error) error {
-	attempt := 0
-	err := h.policy.Do(ctx, func(ctx context.Context) error {
-		attempt++
-		if err := h.limiters.Wait(ctx, h.endpoint); err != nil {
-			return err
-		}
-		cctx, cancel := context.WithTimeout(ctx, h.callTimeout)
-		defer cancel()
-		err := fn(cctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil { // the caller gave up: never retry
-			return err
-		}
-		if retryable(err) {
-			h.log.Debug("retryable failure", "what", what, "attempt", attempt, "error", h.scrub(err.Error()))
-			return &cloudapi.Retryable{Err: err}
-		}
-		return err
-	})
-	if err == nil {
-		return nil
-	}
-	e := h.wrap(what, attempt, err)
-	if cerr := ctx.Err(); cerr != nil {
-		// Stopped by the caller (Ctrl-C, build timeout): say so first;
-		// the provider's last answer, if it gave one, follows.
-		last := ""
-		if e.Code != "" {
-			last = " (last answer: " + e.Code + ": " + e.Message + ")"
-		}
-		e.Code, e.Message = "", "stopped: "+cerr.Error()+last
-		if !errors.Is(err, cerr) {
-			e.Err = errors.Join(cerr, err)
-		}
-	}
-	return e
-}
-
-// Error is a failed call: what was done, where, and what the cloud said.
-type Error struct {
-	What     string // "create node web", "state of instance i-1"
-	Endpoint string
-	Code     string // the provider's error code, if it answered with one
-	Message  string // the provider's message, or the transport error
-	Attempts int
-	Err      error
-}
-
-func (e *Error) Error() string {
-	s := fmt.Sprintf("ec2: %s (%s): ", e.What, e.Endpoint)
-	if e.Code != "" {
-		s += e.Code + ": "
-	}
-	s += e.Message
-	if e.Attempts > 1 {
-		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
-	}
-	return s
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-func (h *Handler) wrap(what string, attempts int, err error) *Error {
-	e := &Error{What: what, Endpoint: h.endpoint, Attempts: attempts, Err: err}
-	var send *smithyhttp.RequestSendError
-	code, msg, ok := apiError(err)
-	switch {
-	case ok && code != "UnknownError":
-		e.Code, e.Message = code, msg
-	case httpStatus(err) != 0:
-		// An answer that is no EC2 error document (a proxy's page).
-		st := httpStatus(err)
-		e.Message = fmt.Sprintf("HTTP %d %s without an EC2 error in the answer", st, http.StatusText(st))
-	case errors.As(err, &send) && send.Err != nil:
-		e.Message = "no answer: " + send.Err.Error()
-	default:
-		e.Message = err.Error()
-	}
-	e.Code, e.Message = h.scrub(e.Code), h.scrub(e.Message)
-	return e
-}
-
-// fail is an error found before any call.
-func (h *Handler) fail(what string, err error) error {
-	return &Error{What: what, Endpoint: h.endpoint, Message: h.scrub(err.Error()), Err: err}
-}
-
-// scrub removes the secret key from text that is about to leave the
-// handler, whatever a server or transport chose to echo.
-func (h *Handler) scrub(s string) string {
-	if h.secret == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, h.secret, "[REDACTED]")
-}
-
 // ---- small helpers ----
 
 func stateName(in *types.Instance) types.InstanceStateName {
@@ -625,49 +505,4 @@ func tagMap(tags []types.Tag) map[string]string {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	return m
-}
-
-func pick(a, b map[string]any, k string) any {
-	if v, ok := a[k]; ok && v != nil {
-		return v
-	}
-	return b[k]
-}
-
-// str reads a string value; types whose kind is string (such as a
-// redacting secret type) count too.
-func str(m map[string]any, k string) string {
-	v, ok := m[k]
-	if !ok || v == nil {
-		return ""
-	}
-	if s, ok := v.(string); ok {
-		return s
-	}
-	if rv := reflect.ValueOf(v); rv.Kind() == reflect.String {
-		return rv.String()
-	}
-	return fmt.Sprint(v)
-}
-
-func stringList(v any) ([]string, error) {
-	switch l := v.(type) {
-	case nil:
-		return nil, nil
-	case string:
-		return []string{l}, nil
-	case []string:
-		return l, nil
-	case []any:
-		out := make([]string, 0, len(l))
-		for _, x := range l {
-			s, ok := x.(string)
-			if !ok {
-				return nil, fmt.Errorf("must be a list of strings, found %T", x)
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("must be a list of strings, not %T", v)
 }

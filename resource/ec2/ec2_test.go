@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"reflect"
@@ -86,16 +87,16 @@ func setup(t *testing.T) *env {
 		Resource: resourceSection(e.url),
 		Auth:     map[string]any{"accesskey": f.AccessKey(), "secretkey": testSecret},
 		Logger:   log,
+		Limiter:  cloudapi.NewLimiters(10000, 1000),
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.policy = cloudapi.Policy{Attempts: 5, Base: time.Millisecond, Max: 2 * time.Millisecond,
+	h.cloud.Policy = cloudapi.Policy{Attempts: 5, Base: time.Millisecond, Max: 2 * time.Millisecond,
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			e.waits.Add(1)
 			return ctx.Err()
 		}}
-	h.limiters = cloudapi.NewLimiters(10000, 1000)
 	e.h = h
 	t.Cleanup(func() {
 		if strings.Contains(e.logs.String(), testSecret) {
@@ -230,7 +231,7 @@ func TestCreateFaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := setup(t)
 			if tc.attempts > 0 {
-				e.h.policy.Attempts = tc.attempts
+				e.h.cloud.Policy.Attempts = tc.attempts
 			}
 			e.f.Inject(tc.faults...)
 			spec := e.spec("web")
@@ -511,7 +512,7 @@ func TestCancel(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := setup(t)
 			if tc.base > 0 {
-				e.h.policy = cloudapi.Policy{Attempts: 10, Base: tc.base, Max: tc.base}
+				e.h.cloud.Policy = cloudapi.Policy{Attempts: 10, Base: tc.base, Max: tc.base}
 			}
 			e.f.Inject(tc.fault)
 			ctx, cancel := context.WithCancel(t.Context())
@@ -698,27 +699,77 @@ func TestClientToken(t *testing.T) {
 	}
 }
 
+// TestRateLimitIsPerEndpointAndShared: two handlers given one
+// Config.Limiter (as the engine gives every handler it builds) share the
+// budget of their endpoint; every request waits in it.
 func TestRateLimitIsPerEndpointAndShared(t *testing.T) {
 	e := setup(t)
-	h2, err := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.AccessKey(), "secretkey": "other"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h1, _ := New(resource.Config{Resource: resourceSection(e.url), Auth: map[string]any{"accesskey": e.f.AccessKey(), "secretkey": testSecret}})
-	if h1.(*Handler).limiters != cloudapi.Shared() || h2.(*Handler).limiters != cloudapi.Shared() {
-		t.Fatal("handlers do not share the package's limiters")
-	}
 	// 20 calls/s with no burst: 6 calls take at least 250 ms.
-	e.h.limiters = cloudapi.NewLimiters(20, 1)
+	lim := &countingLimiter{w: cloudapi.NewLimiters(20, 1)}
+	var hs []*Handler
+	for _, secret := range []string{testSecret, "other"} {
+		h, err := newHandler(resource.Config{Resource: resourceSection(e.url), Limiter: lim,
+			Auth: map[string]any{"accesskey": e.f.AccessKey(), "secretkey": secret}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
 	start := time.Now()
-	for range 6 {
-		if _, err := e.h.List(t.Context(), "x"); err != nil {
+	for i := range 6 {
+		if _, err := hs[i%2].List(t.Context(), "x"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if d := time.Since(start); d < 240*time.Millisecond {
-		t.Errorf("6 calls at 20/s took %v", d)
+		t.Errorf("6 calls at 20/s from two handlers took %v", d)
 	}
+	if keys := lim.keys(); len(keys) != 1 || keys[e.f.URL()] != 6 {
+		t.Errorf("waits per endpoint = %v, want 6 at %s", keys, e.f.URL())
+	}
+}
+
+// TestNoLimiter: without a Config.Limiter nothing waits.
+func TestNoLimiter(t *testing.T) {
+	e := setup(t)
+	h, err := newHandler(resource.Config{Resource: resourceSection(e.url),
+		Auth: map[string]any{"accesskey": e.f.AccessKey(), "secretkey": testSecret}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At the default limit (10/s, burst 20) 40 calls take 2 s.
+	start := time.Now()
+	for range 40 {
+		if _, err := h.List(t.Context(), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("40 calls without a limiter took %v", d)
+	}
+}
+
+// countingLimiter counts the waits per endpoint of the limiter it wraps.
+type countingLimiter struct {
+	w  *cloudapi.Limiters
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingLimiter) Wait(ctx context.Context, endpoint string) error {
+	c.mu.Lock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[endpoint]++
+	c.mu.Unlock()
+	return c.w.Wait(ctx, endpoint)
+}
+
+func (c *countingLimiter) keys() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
 }
 
 func TestConformance(t *testing.T) {
@@ -810,20 +861,4 @@ func get(form map[string][]string, k string) string {
 		return v[0]
 	}
 	return ""
-}
-
-func TestSetRateLimit(t *testing.T) {
-	before := cloudapi.Shared()
-	restore := SetRateLimit(1e6, 1000)
-	h, err := New(resource.Config{Resource: resourceSection("http://127.0.0.1:1"), Auth: map[string]any{"accesskey": "a", "secretkey": "s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l := h.(*Handler).limiters; l == before || l != cloudapi.Shared() {
-		t.Error("a handler made after SetRateLimit does not use the new limit")
-	}
-	restore()
-	if cloudapi.Shared() != before {
-		t.Error("restore did not put the previous limit back")
-	}
 }

@@ -3,12 +3,17 @@ package ec2
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"syscall"
 
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/occopus-go/occopus/internal/cloudapi"
 )
+
+// Error is a failed call: the one error type of the cloud backends.
+type Error = cloudapi.Error
 
 // Provider error codes that mean "slow down" or "try again": the EC2
 // throttling codes and the server-side transient ones.
@@ -29,6 +34,26 @@ var retryableCodes = map[string]bool{
 	"PriorRequestNotComplete":   true,
 	"EC2ThrottledException":     true,
 	"BandwidthLimitExceeded":    true,
+}
+
+// classify reads one failed SDK call for the Caller: EC2's code and
+// message, the HTTP status, whether to try again.
+func classify(err error) cloudapi.Class {
+	c := cloudapi.Class{Code: httpStatus(err), Retryable: retryable(err), NotFound: isNotFound(err)}
+	var send *smithyhttp.RequestSendError
+	code, msg, ok := apiError(err)
+	switch {
+	case ok && code != "UnknownError":
+		c.ProviderCode, c.Message = code, msg
+	case c.Code != 0:
+		// An answer that is no EC2 error document (a proxy's page).
+		c.Message = fmt.Sprintf("HTTP %d %s without an EC2 error in the answer", c.Code, http.StatusText(c.Code))
+	case errors.As(err, &send) && send.Err != nil:
+		c.Message = "no answer: " + send.Err.Error()
+	default:
+		c.Message = err.Error()
+	}
+	return c
 }
 
 // retryable classifies one failed SDK call. Permanent provider errors
@@ -55,9 +80,9 @@ func retryable(err error) bool {
 	if errors.As(err, &send) {
 		return true
 	}
-	// A per-attempt deadline and a refused connection are worth another
-	// try here too.
-	return cloudapi.Transient(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED)
+	// A refused connection is worth another try here too (an attempt cut
+	// by its timeout is retried by the Caller).
+	return cloudapi.Transient(err) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // apiError extracts the provider's code and message.

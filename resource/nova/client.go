@@ -1,6 +1,7 @@
 package nova
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,42 +14,35 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/tokens"
 
+	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/cloudapi"
 )
 
 // credentials are the Keystone v3 credentials of one handler. Never log
-// or print them; secrets() lists what scrub removes from error text.
+// or print them; secrets() lists what the Caller scrubs from errors.
 type credentials struct {
 	username, password       string // password method
 	appCredID, appCredSecret string // application_credential method
+	userDomain               string // when the resource section names none
 }
 
-func (c credentials) secrets() []string {
-	var out []string
-	for _, s := range []string{c.password, c.appCredSecret} {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func (c credentials) secrets() []string { return []string{c.password, c.appCredSecret} }
 
 // credentialsFrom reads an auth_data entry: username/password, or
 // type: application_credential with id and secret.
-func credentialsFrom(auth map[string]any, endpoint string) (credentials, error) {
+func credentialsFrom(authData map[string]any, endpoint string) (credentials, error) {
 	hint := "auth_data.yaml needs an entry with `type: nova` whose auth_data has username and password, or type: application_credential, id and secret"
-	if auth == nil {
+	if authData == nil {
 		return credentials{}, fmt.Errorf("nova: no credentials for endpoint %s: %s", endpoint, hint)
 	}
-	switch typ := str(auth, "type"); typ {
+	var a Credentials
+	if err := descr.Decode("auth_data", cloudapi.PlainStrings(authData), &a); err != nil {
+		return credentials{}, fmt.Errorf("nova: credentials for endpoint %s: %w", endpoint, err)
+	}
+	switch a.Type {
 	case "application_credential", "v3applicationcredential":
-		c := credentials{appCredID: str(auth, "id"), appCredSecret: str(auth, "secret")}
-		if c.appCredID == "" {
-			c.appCredID = str(auth, "application_credential_id")
-		}
-		if c.appCredSecret == "" {
-			c.appCredSecret = str(auth, "application_credential_secret")
-		}
+		c := credentials{appCredID: cmp.Or(a.ID, a.ApplicationCredentialID),
+			appCredSecret: string(cmp.Or(a.Secret, a.ApplicationCredentialSecret)), userDomain: a.UserDomainName}
 		var missing []string
 		if c.appCredID == "" {
 			missing = append(missing, "id")
@@ -61,7 +55,7 @@ func credentialsFrom(auth map[string]any, endpoint string) (credentials, error) 
 		}
 		return c, nil
 	case "", "password", "v3password":
-		c := credentials{username: str(auth, "username"), password: str(auth, "password")}
+		c := credentials{username: a.Username, password: string(a.Password), userDomain: a.UserDomainName}
 		var missing []string
 		if c.username == "" {
 			missing = append(missing, "username")
@@ -74,7 +68,7 @@ func credentialsFrom(auth map[string]any, endpoint string) (credentials, error) 
 		}
 		return c, nil
 	default:
-		return credentials{}, fmt.Errorf("nova: auth_data type %q for endpoint %s is not supported (want password or application_credential)", typ, endpoint)
+		return credentials{}, fmt.Errorf("nova: auth_data type %q for endpoint %s is not supported (want password or application_credential)", a.Type, endpoint)
 	}
 }
 
@@ -139,9 +133,14 @@ func (h *Handler) connect(ctx context.Context) (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nova: endpoint %s: %v", h.identity, err)
 	}
-	pc.HTTPClient = http.Client{Transport: &limitedTransport{base: h.transport, limiters: h.limiters}}
+	// Every request, the token's included, waits for its host's rate
+	// limit. Retries are the Caller's: gophercloud retries only with
+	// these functions set; it re-authenticates once on a 401 (an expired
+	// token), through the same transport.
+	pc.HTTPClient = http.Client{Transport: &cloudapi.Transport{Base: h.transport, Limiter: h.limiter}}
+	pc.RetryFunc, pc.RetryBackoffFunc = nil, nil
 	pc.UserAgent.Prepend("occopus-go")
-	err = h.do(ctx, "authenticate", "", func(ctx context.Context) error {
+	err = h.cloud.Do(ctx, "authenticate", "", func(ctx context.Context) error {
 		return openstack.AuthenticateV3(ctx, pc, h.authOptions(), gophercloud.EndpointOpts{})
 	})
 	if err != nil {
@@ -153,7 +152,7 @@ func (h *Handler) connect(ctx context.Context) (*clients, error) {
 	}
 	cat, err := res.ExtractServiceCatalog()
 	if err != nil {
-		return nil, fmt.Errorf("nova: authenticate at %s: service catalog: %v", h.identity, h.scrub(err.Error()))
+		return nil, fmt.Errorf("nova: authenticate at %s: service catalog: %v", h.identity, h.cloud.Scrub(err.Error()))
 	}
 	computeURL, err := h.pickEndpoint(cat, "compute")
 	if err != nil {
@@ -185,7 +184,7 @@ func (h *Handler) pickEndpoint(cat *tokens.ServiceCatalog, typ string) (string, 
 				continue
 			}
 			if h.region != "" && ep.Region != h.region && ep.RegionID != h.region {
-				regions = append(regions, cmpOr(ep.RegionID, ep.Region))
+				regions = append(regions, cmp.Or(ep.RegionID, ep.Region))
 				continue
 			}
 			return gophercloud.NormalizeURL(ep.URL), nil
@@ -197,80 +196,33 @@ func (h *Handler) pickEndpoint(cat *tokens.ServiceCatalog, typ string) (string, 
 	return "", fmt.Errorf("nova: the service catalog of %s has no public %s endpoint", h.identity, typ)
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
+// Error is a failed call: the one error type of the cloud backends.
+type Error = cloudapi.Error
 
-// limitedTransport waits for the per-endpoint (scheme://host) rate limit
-// before every HTTP request, including token requests and pagination.
-type limitedTransport struct {
-	base     http.RoundTripper
-	limiters *cloudapi.Limiters
-}
-
-func (t *limitedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.limiters.Wait(req.Context(), req.URL.Scheme+"://"+req.URL.Host); err != nil {
-		return nil, err
+// classify reads one failed gophercloud call for the Caller: the HTTP
+// status, the request, OpenStack's message, whether to try again.
+func classify(err error) cloudapi.Class {
+	c := cloudapi.Class{Retryable: retryable(err)}
+	var code gophercloud.ErrUnexpectedResponseCode
+	var ue *url.Error
+	switch {
+	case errors.As(err, &code):
+		c.Code, c.NotFound = code.Actual, code.Actual == http.StatusNotFound
+		c.Endpoint = code.Method + " " + code.URL
+		c.Message = providerMessage(code.Body)
+	case errors.As(err, &ue):
+		c.Endpoint = strings.ToUpper(ue.Op) + " " + ue.URL
+		c.Message = ue.Err.Error()
+	default:
+		c.Message = err.Error()
 	}
-	base := t.base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	return base.RoundTrip(req)
-}
-
-// Error is a failed OpenStack call: which operation, for which node, at
-// which endpoint, with the HTTP status and the provider's message.
-type Error struct {
-	Op       string // "create server", "get server", ...
-	Node     string // node id, "" when not about one node
-	Endpoint string // "METHOD URL" or the identity endpoint
-	Code     int    // HTTP status; 0 when there was no answer
-	Message  string // the provider's message (secrets removed)
-	Attempts int    // > 1 when retries were exhausted
-	err      error
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("nova: ")
-	b.WriteString(e.Op)
-	if e.Node != "" {
-		b.WriteString(" for node ")
-		b.WriteString(e.Node)
-	}
-	if e.Endpoint != "" {
-		b.WriteString(" at ")
-		b.WriteString(e.Endpoint)
-	}
-	if e.Code != 0 {
-		fmt.Fprintf(&b, ": HTTP %d", e.Code)
-	}
-	if e.Message != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Message)
-	}
-	if e.Attempts > 1 {
-		fmt.Fprintf(&b, " (gave up after %d attempts)", e.Attempts)
-	}
-	return b.String()
-}
-
-// Unwrap gives the cause, for errors.Is(err, context.Canceled) and alike.
-func (e *Error) Unwrap() error { return e.err }
-
-// IsNotFound reports whether err is an HTTP 404 from OpenStack.
-func IsNotFound(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Code == http.StatusNotFound
+	return c
 }
 
 // retryable: throttling, 5xx gateway/server trouble, and connections cut
 // before an answer (reset, EOF). Everything else is the provider's final
-// word, and so is the end of the caller's context.
+// word, and so is the end of the caller's context (an attempt cut by its
+// own timeout is retried by the Caller).
 func retryable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -280,36 +232,6 @@ func retryable(err error) bool {
 		return cloudapi.RetryableStatus(code.Actual)
 	}
 	return cloudapi.Transient(err)
-}
-
-// apiError turns an SDK error into an *Error, secrets removed.
-func (h *Handler) apiError(op, node string, err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	out := &Error{Op: op, Node: node, err: err}
-	var code gophercloud.ErrUnexpectedResponseCode
-	switch {
-	case errors.As(err, &code):
-		out.Code = code.Actual
-		out.Endpoint = code.Method + " " + code.URL
-		out.Message = providerMessage(code.Body)
-	default:
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			out.Endpoint = strings.ToUpper(ue.Op) + " " + ue.URL
-			out.Message = ue.Err.Error()
-		} else {
-			out.Message = err.Error()
-		}
-	}
-	if out.Endpoint == "" && op == "authenticate" {
-		out.Endpoint = h.identity
-	}
-	out.Endpoint = h.scrub(out.Endpoint)
-	out.Message = h.scrub(out.Message)
-	return out
 }
 
 // providerMessage extracts the message of an OpenStack error body:
@@ -344,58 +266,4 @@ func providerMessage(body []byte) string {
 		s = s[:500] + "…"
 	}
 	return s
-}
-
-// scrub replaces the handler's secrets in s.
-func (h *Handler) scrub(s string) string {
-	for _, sec := range h.creds.secrets() {
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-	}
-	return s
-}
-
-// do runs one OpenStack call through the retry policy: retryable failures
-// are tried again with backoff, others end at once. The error is an
-// *Error naming op, node, endpoint, code and message.
-func (h *Handler) do(ctx context.Context, op, node string, fn func(ctx context.Context) error) error {
-	attempts := 0
-	err := h.policy.Do(ctx, func(ctx context.Context) error {
-		attempts++
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		e := h.apiError(op, node, err)
-		if retryable(err) {
-			h.log.Debug("retrying", "op", op, "node", node, "code", e.Code, "attempt", attempts)
-			return &cloudapi.Retryable{Err: e}
-		}
-		return e
-	})
-	if err == nil {
-		return nil
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		if attempts > 1 && retryable(e.err) {
-			e.Attempts = attempts
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(e, ctxErr) {
-			return fmt.Errorf("%w (%w)", e, ctxErr)
-		}
-		return e
-	}
-	return h.apiError(op, node, err) // ctx ended before a call
-}
-
-// str reads a string setting (temporary until nova's typed settings).
-func str(section map[string]any, key string) string {
-	v, ok := section[key]
-	if !ok || v == nil {
-		return ""
-	}
-	if s, ok := v.(string); ok {
-		return strings.TrimSpace(s)
-	}
-	return strings.TrimSpace(fmt.Sprint(v))
 }

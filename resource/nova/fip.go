@@ -1,6 +1,7 @@
 package nova
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
+	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/resource"
 )
 
@@ -25,7 +27,7 @@ func fipDescription(infraID, nodeID string) string {
 // reuses) the node's floating IP from the pool and associates it with the
 // server's port. On a permanent failure the server and the IP are removed,
 // so nothing is left behind for a node whose Create failed.
-func (h *Handler) attachFloatingIP(ctx context.Context, c *clients, spec resource.Spec, serverID string, o createOptions) (*floatingips.FloatingIP, error) {
+func (h *Handler) attachFloatingIP(ctx context.Context, c *clients, spec resource.Spec, serverID string, o Settings) (*floatingips.FloatingIP, error) {
 	fip, err := h.associate(ctx, c, spec, serverID, o)
 	if err == nil {
 		return fip, nil
@@ -45,25 +47,25 @@ func (h *Handler) attachFloatingIP(ctx context.Context, c *clients, spec resourc
 	return nil, err
 }
 
-func (h *Handler) associate(ctx context.Context, c *clients, spec resource.Spec, serverID string, o createOptions) (*floatingips.FloatingIP, error) {
+func (h *Handler) associate(ctx context.Context, c *clients, spec resource.Spec, serverID string, o Settings) (*floatingips.FloatingIP, error) {
 	if c.network == nil {
 		return nil, fmt.Errorf("nova: node %s wants a floating IP, but the service catalog of %s has no network endpoint", spec.NodeID, h.identity)
 	}
 	if _, err := h.waitActive(ctx, c, spec.NodeID, serverID); err != nil {
 		return nil, err
 	}
-	port, err := h.serverPort(ctx, c, spec.NodeID, serverID, o.networkID)
+	port, err := h.serverPort(ctx, c, spec.NodeID, serverID, o.NetworkID)
 	if err != nil {
 		return nil, err
 	}
-	fip, err := h.allocate(ctx, c, spec, o.pool)
+	fip, err := h.allocate(ctx, c, spec, o.FloatingIPPool)
 	if err != nil {
 		return nil, err
 	}
 	if fip.PortID == port {
 		return fip, nil
 	}
-	err = h.do(ctx, "associate floating IP "+fip.FloatingIP, spec.NodeID, func(ctx context.Context) error {
+	err = h.cloud.Do(ctx, "associate floating IP "+fip.FloatingIP, spec.NodeID, func(ctx context.Context) error {
 		updated, err := floatingips.Update(ctx, c.network, fip.ID, floatingips.UpdateOpts{PortID: &port}).Extract()
 		if err != nil {
 			return err
@@ -84,7 +86,7 @@ func (h *Handler) serverPort(ctx context.Context, c *clients, node, serverID, ne
 	delay := h.pollFirst
 	for tries := 0; ; tries++ {
 		var list []ports.Port
-		err := h.do(ctx, "list ports of server "+serverID, node, func(ctx context.Context) error {
+		err := h.cloud.Do(ctx, "list ports of server "+serverID, node, func(ctx context.Context) error {
 			pages, err := ports.List(c.network, ports.ListOpts{DeviceID: serverID}).AllPages(ctx)
 			if err != nil {
 				return err
@@ -117,7 +119,7 @@ func (h *Handler) serverPort(ctx context.Context, c *clients, node, serverID, ne
 // floatingIPsOf lists the floating IPs tagged for a node.
 func (h *Handler) floatingIPsOf(ctx context.Context, c *clients, infraID, nodeID string) ([]floatingips.FloatingIP, error) {
 	var out []floatingips.FloatingIP
-	err := h.do(ctx, "list floating IPs", nodeID, func(ctx context.Context) error {
+	err := h.cloud.Do(ctx, "list floating IPs", nodeID, func(ctx context.Context) error {
 		var err error
 		out, err = h.floatingIPsOnce(ctx, c, infraID, nodeID)
 		return err
@@ -161,7 +163,7 @@ func (h *Handler) allocate(ctx context.Context, c *clients, spec resource.Spec, 
 	}
 	var fip *floatingips.FloatingIP
 	attempt := 0
-	err = h.do(ctx, "allocate floating IP from "+cmpOr(pool, netID), spec.NodeID, func(ctx context.Context) error {
+	err = h.cloud.Do(ctx, "allocate floating IP from "+cmp.Or(pool, netID), spec.NodeID, func(ctx context.Context) error {
 		attempt++
 		if attempt > 1 {
 			found, err := h.floatingIPsOnce(ctx, c, spec.InfraID, spec.NodeID)
@@ -195,7 +197,7 @@ func (h *Handler) allocate(ctx context.Context, c *clients, spec resource.Spec, 
 func (h *Handler) poolNetwork(ctx context.Context, c *clients, node, pool string) (string, error) {
 	var list []networks.Network
 	yes := true
-	err := h.do(ctx, "list external networks", node, func(ctx context.Context) error {
+	err := h.cloud.Do(ctx, "list external networks", node, func(ctx context.Context) error {
 		pages, err := networks.List(c.network, external.ListOptsExt{ListOptsBuilder: networks.ListOpts{}, External: &yes}).AllPages(ctx)
 		if err != nil {
 			return err
@@ -234,7 +236,7 @@ func (h *Handler) releaseFloatingIPs(ctx context.Context, c *clients, d handleDa
 	}
 	if d.NodeID != "" {
 		found, err := h.floatingIPsOf(ctx, c, d.InfraID, d.NodeID)
-		if err != nil && !IsNotFound(err) {
+		if err != nil && !cloudapi.IsNotFound(err) {
 			return err
 		}
 		for _, f := range found {
@@ -242,10 +244,10 @@ func (h *Handler) releaseFloatingIPs(ctx context.Context, c *clients, d handleDa
 		}
 	}
 	for id, ip := range ids {
-		err := h.do(ctx, "release floating IP "+cmpOr(ip, id), d.NodeID, func(ctx context.Context) error {
+		err := h.cloud.Do(ctx, "release floating IP "+cmp.Or(ip, id), d.NodeID, func(ctx context.Context) error {
 			return floatingips.Delete(ctx, c.network, id).ExtractErr()
 		})
-		if err != nil && !IsNotFound(err) {
+		if err != nil && !cloudapi.IsNotFound(err) {
 			return err
 		}
 		h.log.Info("floating IP released", "node", d.NodeID, "ip", ip)

@@ -23,6 +23,12 @@
 // node id, also across a lost answer), and List/Find use it. A floating IP
 // carries the description "occopus:<infra id>:<node id>", so a retried
 // Create reuses it and Destroy releases it even without the handle's data.
+//
+// Every HTTP request, token requests and pages of listings included, waits
+// for the client-side rate limit of its host (resource.Config.Limiter,
+// shared by the handlers of one Manager); every API call goes through a
+// cloudapi.Caller (retries, a timeout per attempt, cloudapi.Error);
+// gophercloud retries nothing itself.
 package nova
 
 import (
@@ -35,7 +41,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +48,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
+	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/internal/keylock"
 	"github.com/occopus-go/occopus/resource"
@@ -72,11 +78,11 @@ type Handler struct {
 	userDomain    string
 	projectDomain string
 	creds         credentials
-	defaults      map[string]any
+	defaults      map[string]any // the section New got: Create's when a spec has none
 	log           *slog.Logger
 
-	policy    cloudapi.Policy
-	limiters  *cloudapi.Limiters
+	cloud     *cloudapi.Caller
+	limiter   cloudapi.Waiter   // nil: no rate limit
 	transport http.RoundTripper // nil: http.DefaultTransport
 
 	pollFirst, pollMax time.Duration
@@ -103,7 +109,11 @@ func New(cfg resource.Config) (resource.Handler, error) {
 }
 
 func newHandler(cfg resource.Config) (*Handler, error) {
-	ep := str(cfg.Resource, "endpoint")
+	// The instance keys are Create's to decode and check, per node; here
+	// only the connection counts.
+	var set Settings
+	_ = descr.Decode("resource", cfg.Resource, &set)
+	ep := set.Endpoint
 	if ep == "" {
 		return nil, errors.New("nova: the resource section has no endpoint (the Keystone URL)")
 	}
@@ -117,19 +127,19 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 	}
 	h := &Handler{
 		identity:    identity,
-		region:      str(cfg.Resource, "region_name"),
-		projectID:   str(cfg.Resource, "project_id"),
-		tenantName:  str(cfg.Resource, "tenant_name"),
-		userDomain:  cmp.Or(str(cfg.Resource, "user_domain_name"), str(cfg.Auth, "user_domain_name"), "Default"),
+		region:      set.RegionName,
+		projectID:   set.ProjectID,
+		tenantName:  set.TenantName,
+		userDomain:  cmp.Or(set.UserDomainName, creds.userDomain, "Default"),
 		creds:       creds,
 		defaults:    cfg.Resource,
-		limiters:    cloudapi.Shared(), // per endpoint (scheme://host), process-wide
+		limiter:     cfg.Limiter,
 		pollFirst:   defaultPollFirst,
 		pollMax:     defaultPollMax,
 		activeLimit: defaultActiveLimit,
 		flavors:     map[string]string{},
 	}
-	h.projectDomain = cmp.Or(str(cfg.Resource, "project_domain_name"), h.userDomain)
+	h.projectDomain = cmp.Or(set.ProjectDomainName, h.userDomain)
 	if h.projectID == "" && h.tenantName == "" && creds.appCredID == "" {
 		return nil, fmt.Errorf("nova: endpoint %s: the resource section needs project_id (or the deprecated tenant_name) to scope the password login", ep)
 	}
@@ -138,6 +148,9 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h.log = log.With("backend", "nova", "endpoint", identity)
+	// "[redacted]": what nova's errors have always said (its tests ask for it).
+	h.cloud = &cloudapi.Caller{Provider: "nova", Endpoint: identity, Classify: classify,
+		Secrets: creds.secrets(), Redacted: "[redacted]", Log: h.log}
 	return h, nil
 }
 
@@ -162,74 +175,31 @@ func makeHandle(id string, d handleData) resource.Handle {
 	return resource.Handle{ID: id, Data: b}
 }
 
-// createOptions is what Create needs from the resource section.
-type createOptions struct {
-	imageID, flavorName, networkID, keyName, serverName string
-	securityGroups                                      []string
-	floatingIP                                          bool
-	pool                                                string
-	volumeSize                                          int
-	volumePersist                                       bool
-}
-
-func (h *Handler) createOptions(spec resource.Spec) (createOptions, error) {
+// settings decodes the spec's resource section (the handler's when the
+// spec has none) and checks what Create needs.
+func (h *Handler) settings(spec resource.Spec) (Settings, error) {
 	res := spec.Resource
 	if res == nil {
 		res = h.defaults
 	}
-	get := func(k string) any {
-		if v, ok := res[k]; ok {
-			return v
-		}
-		return h.defaults[k]
-	}
-	s := func(k string) string { v, _ := get(k).(string); return strings.TrimSpace(v) }
-	o := createOptions{
-		imageID:    s("image_id"),
-		flavorName: s("flavor_name"),
-		networkID:  s("network_id"),
-		keyName:    s("key_name"),
-		serverName: s("server_name"),
-		pool:       s("floating_ip_pool"),
-	}
-	if o.imageID == "" {
+	var o Settings
+	derr := descr.Decode("resource", res, &o)
+	if o.ImageID == "" {
 		return o, fmt.Errorf("nova: node %s: the resource section has no image_id", spec.NodeID)
 	}
-	if o.flavorName == "" {
+	if o.FlavorName == "" {
 		return o, fmt.Errorf("nova: node %s: the resource section has no flavor_name", spec.NodeID)
 	}
-	if o.serverName == "" {
-		o.serverName = defaultServerName(spec)
+	if derr != nil {
+		return o, fmt.Errorf("nova: node %s: %w", spec.NodeID, derr)
 	}
-	switch v := get("security_groups").(type) {
-	case nil:
-	case string:
-		if v != "" {
-			o.securityGroups = []string{v}
-		}
-	case []string:
-		o.securityGroups = v
-	case []any:
-		for _, x := range v {
-			if sg, ok := x.(string); ok && sg != "" {
-				o.securityGroups = append(o.securityGroups, sg)
-			} else {
-				return o, fmt.Errorf("nova: node %s: security_groups holds %v, want names", spec.NodeID, x)
-			}
-		}
-	default:
-		return o, fmt.Errorf("nova: node %s: security_groups is %T, want a list of names", spec.NodeID, v)
+	if o.VolumeSize < 0 {
+		return o, fmt.Errorf("nova: node %s: volume_size %d is not a size in GB", spec.NodeID, o.VolumeSize)
 	}
-	var err error
-	if o.floatingIP, err = boolOf(get("floating_ip")); err != nil {
-		return o, fmt.Errorf("nova: node %s: floating_ip: %v", spec.NodeID, err)
+	if o.ServerName == "" {
+		o.ServerName = defaultServerName(spec)
 	}
-	if o.volumePersist, err = boolOf(get("volume_persist")); err != nil {
-		return o, fmt.Errorf("nova: node %s: volume_persist: %v", spec.NodeID, err)
-	}
-	if o.volumeSize, err = intOf(get("volume_size")); err != nil || o.volumeSize < 0 {
-		return o, fmt.Errorf("nova: node %s: volume_size %v is not a size in GB", spec.NodeID, get("volume_size"))
-	}
+	o.SecurityGroups = slices.DeleteFunc(o.SecurityGroups, func(g string) bool { return g == "" })
 	return o, nil
 }
 
@@ -248,56 +218,6 @@ func defaultServerName(spec resource.Spec) string {
 	return name
 }
 
-func boolOf(v any) (bool, error) {
-	switch x := v.(type) {
-	case nil:
-		return false, nil
-	case bool:
-		return x, nil
-	case string:
-		switch strings.ToLower(strings.TrimSpace(x)) {
-		case "yes", "y", "true", "on", "1":
-			return true, nil
-		case "no", "n", "false", "off", "0", "":
-			return false, nil
-		}
-	case int:
-		return x != 0, nil
-	case int64:
-		return x != 0, nil
-	case float64:
-		return x != 0, nil
-	}
-	return false, fmt.Errorf("%v is not yes/no or true/false", v)
-}
-
-func intOf(v any) (int, error) {
-	switch x := v.(type) {
-	case nil:
-		return 0, nil
-	case int:
-		return x, nil
-	case int64:
-		return int(x), nil
-	case uint64:
-		return int(x), nil
-	case float64:
-		if x != float64(int(x)) {
-			return 0, fmt.Errorf("%v is not whole", x)
-		}
-		return int(x), nil
-	case string:
-		if strings.TrimSpace(x) == "" {
-			return 0, nil
-		}
-		return strconv.Atoi(strings.TrimSpace(x))
-	case json.Number:
-		n, err := x.Int64()
-		return int(n), err
-	}
-	return 0, fmt.Errorf("%v is not a number", v)
-}
-
 // Create starts a server for spec.NodeID, or returns the one that already
 // carries its metadata. With floating_ip it waits for ACTIVE and
 // associates a floating IP before returning.
@@ -305,7 +225,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	if spec.NodeID == "" || spec.InfraID == "" {
 		return resource.Handle{}, errors.New("nova: Create needs an infra id and a node id")
 	}
-	opts, err := h.createOptions(spec)
+	opts, err := h.settings(spec)
 	if err != nil {
 		return resource.Handle{}, err
 	}
@@ -327,7 +247,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		}
 	}
 	d := handleData{InfraID: spec.InfraID, NodeID: spec.NodeID}
-	if opts.floatingIP {
+	if opts.FloatingIP {
 		fip, err := h.attachFloatingIP(ctx, c, spec, srv.ID, opts)
 		if err != nil {
 			return resource.Handle{}, err
@@ -337,16 +257,16 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	return makeHandle(srv.ID, d), nil
 }
 
-func (h *Handler) createServer(ctx context.Context, c *clients, spec resource.Spec, o createOptions) (*servers.Server, error) {
-	flavorID, err := h.flavorID(ctx, c, spec.NodeID, o.flavorName)
+func (h *Handler) createServer(ctx context.Context, c *clients, spec resource.Spec, o Settings) (*servers.Server, error) {
+	flavorID, err := h.flavorID(ctx, c, spec.NodeID, o.FlavorName)
 	if err != nil {
 		return nil, err
 	}
 	co := servers.CreateOpts{
-		Name:           o.serverName,
-		ImageRef:       o.imageID,
+		Name:           o.ServerName,
+		ImageRef:       o.ImageID,
 		FlavorRef:      flavorID,
-		SecurityGroups: o.securityGroups,
+		SecurityGroups: o.SecurityGroups,
 		Metadata: map[string]string{
 			MetaInfraID:  spec.InfraID,
 			MetaNodeID:   spec.NodeID,
@@ -356,23 +276,23 @@ func (h *Handler) createServer(ctx context.Context, c *clients, spec resource.Sp
 	if spec.Context.UserData != "" {
 		co.UserData = []byte(spec.Context.UserData)
 	}
-	if o.networkID != "" {
-		co.Networks = []servers.Network{{UUID: o.networkID}}
+	if o.NetworkID != "" {
+		co.Networks = []servers.Network{{UUID: o.NetworkID}}
 	}
-	if o.volumeSize > 0 {
+	if o.VolumeSize > 0 {
 		co.ImageRef = ""
 		co.BlockDevice = []servers.BlockDevice{{
 			SourceType:          servers.SourceImage,
-			UUID:                o.imageID,
+			UUID:                o.ImageID,
 			DestinationType:     servers.DestinationVolume,
-			VolumeSize:          o.volumeSize,
+			VolumeSize:          o.VolumeSize,
 			BootIndex:           0,
-			DeleteOnTermination: !o.volumePersist,
+			DeleteOnTermination: !o.VolumePersist,
 		}}
 	}
 	var created *servers.Server
 	attempt := 0
-	err = h.do(ctx, "create server", spec.NodeID, func(ctx context.Context) error {
+	err = h.cloud.Do(ctx, "create server", spec.NodeID, func(ctx context.Context) error {
 		attempt++
 		if attempt > 1 {
 			// The previous try may have reached Nova and lost its answer.
@@ -386,8 +306,8 @@ func (h *Handler) createServer(ctx context.Context, c *clients, spec resource.Sp
 			}
 		}
 		var opts servers.CreateOptsBuilder = co
-		if o.keyName != "" {
-			opts = keyPairOpts{co, o.keyName}
+		if o.KeyName != "" {
+			opts = keyPairOpts{co, o.KeyName}
 		}
 		s, err := servers.Create(ctx, c.compute, opts, nil).Extract()
 		if err != nil {
@@ -399,7 +319,7 @@ func (h *Handler) createServer(ctx context.Context, c *clients, spec resource.Sp
 	if err != nil {
 		return nil, err
 	}
-	h.log.Info("server created", "node", spec.NodeID, "server", created.ID, "name", o.serverName)
+	h.log.Info("server created", "node", spec.NodeID, "server", created.ID, "name", o.ServerName)
 	return created, nil
 }
 
@@ -429,7 +349,7 @@ func (h *Handler) flavorID(ctx context.Context, c *clients, node, name string) (
 		return id, nil
 	}
 	var all []flavors.Flavor
-	err := h.do(ctx, "list flavors", node, func(ctx context.Context) error {
+	err := h.cloud.Do(ctx, "list flavors", node, func(ctx context.Context) error {
 		pages, err := flavors.ListDetail(c.compute, flavors.ListOpts{}).AllPages(ctx)
 		if err != nil {
 			return err
@@ -472,7 +392,7 @@ func (h *Handler) find(ctx context.Context, c *clients, infraID, nodeID string) 
 		s     *servers.Server
 		found bool
 	)
-	err := h.do(ctx, "find server", nodeID, func(ctx context.Context) error {
+	err := h.cloud.Do(ctx, "find server", nodeID, func(ctx context.Context) error {
 		var err error
 		s, found, err = h.findOnce(ctx, c, infraID, nodeID)
 		return err
@@ -551,7 +471,7 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 		return nil, err
 	}
 	var all []servers.Server
-	err = h.do(ctx, "list servers", "", func(ctx context.Context) error {
+	err = h.cloud.Do(ctx, "list servers", "", func(ctx context.Context) error {
 		var err error
 		all, err = h.listOnce(ctx, c)
 		return err
@@ -578,12 +498,12 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 // get fetches a server; a 404 is resource.ErrNotFound.
 func (h *Handler) get(ctx context.Context, c *clients, op, id string) (*servers.Server, error) {
 	var s *servers.Server
-	err := h.do(ctx, op, "", func(ctx context.Context) error {
+	err := h.cloud.Do(ctx, op, "", func(ctx context.Context) error {
 		var err error
 		s, err = servers.Get(ctx, c.compute, id).Extract()
 		return err
 	})
-	if IsNotFound(err) {
+	if cloudapi.IsNotFound(err) {
 		return nil, fmt.Errorf("%w: server %s at %s", resource.ErrNotFound, id, c.compute.Endpoint)
 	}
 	return s, err
@@ -715,10 +635,10 @@ func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
 	if err := h.releaseFloatingIPs(ctx, c, d); err != nil {
 		return err
 	}
-	err = h.do(ctx, "delete server "+hd.ID, d.NodeID, func(ctx context.Context) error {
+	err = h.cloud.Do(ctx, "delete server "+hd.ID, d.NodeID, func(ctx context.Context) error {
 		return servers.Delete(ctx, c.compute, hd.ID).ExtractErr()
 	})
-	if err != nil && !IsNotFound(err) {
+	if err != nil && !cloudapi.IsNotFound(err) {
 		return err
 	}
 	h.log.Info("server deleted", "node", d.NodeID, "server", hd.ID)
@@ -744,9 +664,9 @@ func (h *Handler) waitActive(ctx context.Context, c *clients, node, id string) (
 			if msg == "" {
 				msg = "no fault message"
 			}
-			return s, &Error{Op: "boot server " + id, Node: node, Endpoint: c.compute.Endpoint, Code: s.Fault.Code, Message: "status ERROR: " + h.scrub(msg)}
+			return s, h.cloud.NewError("boot server "+id, node, cloudapi.Class{Endpoint: c.compute.Endpoint, Code: s.Fault.Code, Message: "status ERROR: " + msg}, nil)
 		case resource.StateShutdown:
-			return s, &Error{Op: "boot server " + id, Node: node, Endpoint: c.compute.Endpoint, Message: "server is " + s.Status + " instead of ACTIVE"}
+			return s, h.cloud.NewError("boot server "+id, node, cloudapi.Class{Endpoint: c.compute.Endpoint, Message: "server is " + s.Status + " instead of ACTIVE"}, nil)
 		}
 		t := time.NewTimer(delay)
 		select {

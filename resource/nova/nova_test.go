@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,6 +60,8 @@ type testOpt func(*resource.Config)
 
 func withLogger(l *slog.Logger) testOpt { return func(c *resource.Config) { c.Logger = l } }
 
+func withLimiter(l resource.Limiter) testOpt { return func(c *resource.Config) { c.Limiter = l } }
+
 // newTest builds a handler against the fake with fast retries and polls.
 func newTest(t *testing.T, f *novafake.Server, res, auth map[string]any, opts ...testOpt) *Handler {
 	t.Helper()
@@ -75,8 +79,7 @@ func newTest(t *testing.T, f *novafake.Server, res, auth map[string]any, opts ..
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.policy = cloudapi.Policy{Base: time.Millisecond, Max: 4 * time.Millisecond}
-	h.limiters = cloudapi.NewLimiters(1e5, 1000)
+	h.cloud.Policy = cloudapi.Policy{Base: time.Millisecond, Max: 4 * time.Millisecond}
 	h.pollFirst, h.pollMax = time.Millisecond, 5*time.Millisecond
 	return h
 }
@@ -446,7 +449,7 @@ func TestContextEndsRetries(t *testing.T) {
 	f := newFake(t)
 	f.Inject(&novafake.Fault{Method: "GET", Path: "/flavors/detail", Status: 503, Times: 100})
 	h := newTest(t, f, nil, nil)
-	h.policy = cloudapi.Policy{Attempts: 100, Base: time.Hour}
+	h.cloud.Policy = cloudapi.Policy{Attempts: 100, Base: time.Hour}
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -459,8 +462,7 @@ func TestContextEndsRetries(t *testing.T) {
 	}
 
 	// The rate limit wait honours the context too.
-	h = newTest(t, f, nil, nil)
-	h.limiters = cloudapi.NewLimiters(0.0001, 1)
+	h = newTest(t, f, nil, nil, withLimiter(cloudapi.NewLimiters(0.0001, 1)))
 	ctx, cancel2 := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel2()
 	if _, err := h.List(ctx, "infra-1"); err == nil {
@@ -773,4 +775,64 @@ func newFake(t *testing.T, opts ...novafake.Options) *novafake.Server {
 	f := novafake.New(o)
 	t.Cleanup(f.Close)
 	return f
+}
+
+// Every HTTP request, the token requests included, waits in the
+// Config.Limiter, keyed by host; two handlers given one Limiter share it.
+func TestEveryRequestWaitsInTheLimiter(t *testing.T) {
+	f := newFake(t)
+	lim := &countingLimiter{}
+	res := with(baseResource(f), map[string]any{"floating_ip": "yes", "floating_ip_pool": "public"})
+	h1 := newTest(t, f, res, nil, withLimiter(lim))
+	h2 := newTest(t, f, res, appCredAuth(f), withLimiter(lim))
+	hd, err := h1.Create(t.Context(), newSpec(res, "n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h2.Destroy(t.Context(), hd); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Count("POST", "/v3/auth/tokens"); n != 2 {
+		t.Errorf("%d token requests, want one per handler", n)
+	}
+	if got, want := lim.waits(), map[string]int{f.BaseURL(): len(f.Requests())}; !reflect.DeepEqual(got, want) {
+		t.Errorf("waits per endpoint = %v, want %v (every request)", got, want)
+	}
+}
+
+// gophercloud retries nothing behind the Caller's back.
+func TestSDKDoesNotRetry(t *testing.T) {
+	f := newFake(t)
+	f.Inject(&novafake.Fault{Method: "POST", Path: "/servers", Status: 429, Times: 5, Body: `{"overLimit": {"message": "Rate limit", "code": 429}}`})
+	h := newTest(t, f, nil, nil)
+	h.cloud.Policy.Attempts = 1
+	_, err := h.Create(t.Context(), newSpec(baseResource(f), "n1"))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 429") {
+		t.Fatalf("err = %v, want the 429", err)
+	}
+	if n := f.Count("POST", "/servers"); n != 1 {
+		t.Errorf("%d create requests, want 1", n)
+	}
+}
+
+// countingLimiter counts the waits per endpoint; it never waits.
+type countingLimiter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *countingLimiter) Wait(ctx context.Context, endpoint string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[endpoint]++
+	return nil
+}
+
+func (c *countingLimiter) waits() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
 }

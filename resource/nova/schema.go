@@ -1,34 +1,90 @@
-// Package nova runs nodes on OpenStack Nova (`type: nova`).
 package nova
 
 import (
+	"fmt"
+	"strings"
+
+	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/resource"
 )
 
 func init() {
-	resource.Register(resource.Plugin{Type: "nova", New: New, Schema: &descr.Schema{Fields: []descr.Field{
-		{Key: "endpoint", Required: true, Type: descr.String},
-		{Key: "image_id", Required: true, Type: descr.String},
-		{Key: "flavor_name", Required: true, Type: descr.String},
-		{Key: "project_id", Type: descr.String},
-		{Key: "tenant_name", Type: descr.String}, // deprecated by Keystone v3: project_id
-		{Key: "user_domain_name", Type: descr.String},
-		{Key: "project_domain_name", Type: descr.String}, // domain of tenant_name's project (default user_domain_name)
-		{Key: "region_name", Type: descr.String},
-		{Key: "server_name", Type: descr.String},
-		{Key: "key_name", Type: descr.String},
-		{Key: "security_groups", Type: descr.ListOf(descr.String)},
-		{Key: "network_id", Type: descr.String},
-		{Key: "floating_ip", Type: descr.Scalar},
-		{Key: "floating_ip_pool", Type: descr.String},
-		{Key: "volume_size", Type: descr.Int},
-		{Key: "volume_persist", Type: descr.Bool},
-		{Key: "name", Type: descr.String},
-	}, Check: func(n *descr.Node, path string) []*descr.Error {
+	schema := descr.SchemaOf[Settings]()
+	schema.Check = func(n *descr.Node, path string) []*descr.Error {
 		if n.Get("project_id") == nil && n.Get("tenant_name") == nil {
 			return []*descr.Error{{Pos: n.Pos, Path: path, Msg: `missing required key "project_id" (or the deprecated "tenant_name")`}}
 		}
 		return nil
-	}}})
+	}
+	resource.Register(resource.Plugin{Type: "nova", Schema: schema, New: New})
+}
+
+// Settings are the keys of a nova resource section (see the package
+// documentation). New reads the connection (endpoint, project, domains,
+// region); Create reads the rest from each spec's rendered section.
+type Settings struct {
+	Endpoint   string `occopus:"endpoint,required"`
+	ImageID    string `occopus:"image_id,required"`
+	FlavorName string `occopus:"flavor_name,required"`
+	ProjectID  string `occopus:"project_id"`
+	// TenantName is the project's name (deprecated by Keystone v3:
+	// project_id).
+	TenantName     string `occopus:"tenant_name"`
+	UserDomainName string `occopus:"user_domain_name"`
+	// ProjectDomainName is the domain of tenant_name's project (default
+	// user_domain_name).
+	ProjectDomainName string   `occopus:"project_domain_name"`
+	RegionName        string   `occopus:"region_name"`
+	ServerName        string   `occopus:"server_name"`
+	KeyName           string   `occopus:"key_name"`
+	SecurityGroups    []string `occopus:"security_groups"`
+	NetworkID         string   `occopus:"network_id"`
+	FloatingIP        YesNo    `occopus:"floating_ip"`
+	FloatingIPPool    string   `occopus:"floating_ip_pool"`
+	VolumeSize        int      `occopus:"volume_size"`
+	VolumePersist     bool     `occopus:"volume_persist"`
+	// Name selects the auth_data entry.
+	Name string `occopus:"name"`
+}
+
+// Credentials are the keys of a nova auth_data entry: username and
+// password, or type application_credential with id and secret.
+type Credentials struct {
+	// Type is password (the default; also v3password) or
+	// application_credential (also v3applicationcredential).
+	Type     string      `occopus:"type"`
+	Username string      `occopus:"username"`
+	Password auth.Secret `occopus:"password"`
+	ID       string      `occopus:"id"`
+	Secret   auth.Secret `occopus:"secret"`
+	// ApplicationCredentialID and ApplicationCredentialSecret are the
+	// long names of ID and Secret.
+	ApplicationCredentialID     string      `occopus:"application_credential_id"`
+	ApplicationCredentialSecret auth.Secret `occopus:"application_credential_secret"`
+	// UserDomainName is the user's domain when the resource section
+	// gives none (default "Default").
+	UserDomainName string `occopus:"user_domain_name"`
+}
+
+// YesNo is a flag as Occopus's descriptions write it: yes/no,
+// true/false, on/off, 1/0; empty is no. Any single value passes
+// validation (a tutorial's placeholder too); Create refuses the others.
+type YesNo bool
+
+// SettingType implements descr.Setting: a single value.
+func (YesNo) SettingType() descr.Type { return descr.Scalar }
+
+// DecodeSetting implements descr.Setting.
+func (y *YesNo) DecodeSetting(path string, v any) error {
+	if s, ok := v.(string); ok && strings.TrimSpace(s) == "" {
+		*y = false
+		return nil
+	}
+	var b bool
+	if descr.DecodeValue(path, v, &b) != nil {
+		return &descr.Error{Path: path, Msg: fmt.Sprintf("%v is not yes/no or true/false", v)}
+	}
+	*y = YesNo(b)
+	return nil
 }
