@@ -30,8 +30,8 @@ type Class struct {
 }
 
 // Caller runs the calls of one handler to its cloud. Set the fields
-// before the first call and leave them; a Caller is then safe for
-// concurrent use.
+// before the first call and leave them (Secrets and Redacted are read
+// once); a Caller is then safe for concurrent use.
 type Caller struct {
 	// Provider prefixes every error ("ec2", "nova").
 	Provider string
@@ -202,7 +202,7 @@ type Error struct {
 	// Attempts is how many attempts were made (0: refused before any).
 	Attempts int
 	// Retryable: the last failure was worth another try, but the
-	// attempts ran out.
+	// attempts (or, with Stopped, the caller's time) ran out.
 	Retryable bool
 	// NotFound: the provider says the object does not exist.
 	NotFound bool
