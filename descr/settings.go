@@ -40,7 +40,10 @@ import (
 //	any         anything
 //	struct, *T  a mapping with its own settings / an optional value
 //
-// A type can take over both sides by implementing Setting.
+// A type can take over both sides by implementing Setting. An embedded
+// struct without a tag contributes its fields as if declared in place, so
+// a backend can decode the part it needs where it needs it (the
+// connection in New, the instance keys in Create) from one declaration.
 //
 // Tag options: `occopus:"key,required"`; `occopus:"-"` (or no tag) leaves
 // a field out. A field tagged `occopus:",rest"` of type map[string]any
@@ -63,7 +66,7 @@ type settingField struct {
 	key      string
 	required bool
 	rest     bool
-	index    int
+	index    []int // reflect.Value.FieldByIndex: embedded structs are flattened
 }
 
 var (
@@ -80,16 +83,39 @@ func settingFields(t reflect.Type) []settingField {
 	if fs, ok := fieldsCache[t]; ok {
 		return fs
 	}
-	var out []settingField
+	out := collectFields(t, nil)
 	seen := map[string]bool{}
+	for _, f := range out {
+		if f.rest {
+			continue
+		}
+		if seen[f.key] {
+			panic(fmt.Sprintf("descr: %s: key %q is declared twice", t, f.key))
+		}
+		seen[f.key] = true
+	}
+	fieldsCache[t] = out
+	return out
+}
+
+// collectFields reads the tagged fields of t, and those of its embedded
+// structs in place (a backend's Settings may embed the Connection part New
+// reads and the Instance part Create reads).
+func collectFields(t reflect.Type, at []int) []settingField {
+	var out []settingField
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
+		index := append(append([]int(nil), at...), i)
 		tag, ok := sf.Tag.Lookup("occopus")
+		if sf.Anonymous && !ok && sf.Type.Kind() == reflect.Struct {
+			out = append(out, collectFields(sf.Type, index)...)
+			continue
+		}
 		if !ok || tag == "-" || !sf.IsExported() {
 			continue
 		}
 		key, opts, _ := strings.Cut(tag, ",")
-		f := settingField{key: key, index: i}
+		f := settingField{key: key, index: index}
 		for _, o := range strings.Split(opts, ",") {
 			switch o {
 			case "":
@@ -106,13 +132,9 @@ func settingFields(t reflect.Type) []settingField {
 			panic(fmt.Sprintf("descr: %s.%s: a ,rest field has no key and is a map[string]any", t, sf.Name))
 		case !f.rest && key == "":
 			panic(fmt.Sprintf("descr: %s.%s: tag has no key", t, sf.Name))
-		case seen[key] && !f.rest:
-			panic(fmt.Sprintf("descr: %s: key %q is declared twice", t, key))
 		}
-		seen[key] = true
 		out = append(out, f)
 	}
-	fieldsCache[t] = out
 	return out
 }
 
@@ -133,7 +155,8 @@ func schemaOf(t reflect.Type) *Schema {
 			s.Open = true
 			continue
 		}
-		s.Fields = append(s.Fields, Field{Key: f.key, Required: f.required, Type: typeOf(t.Field(f.index).Type, t.String()+"."+t.Field(f.index).Name)})
+		sf := t.FieldByIndex(f.index)
+		s.Fields = append(s.Fields, Field{Key: f.key, Required: f.required, Type: typeOf(sf.Type, t.String()+"."+sf.Name)})
 	}
 	return s
 }
@@ -226,7 +249,7 @@ func decodeStruct(path string, m map[string]any, dst reflect.Value, errs *Errors
 			}
 			continue
 		}
-		decodeInto(join(path, f.key), v, dst.Field(f.index), errs)
+		decodeInto(join(path, f.key), v, dst.FieldByIndex(f.index), errs)
 	}
 	for _, f := range fields {
 		if !f.rest {
@@ -238,7 +261,7 @@ func decodeStruct(path string, m map[string]any, dst reflect.Value, errs *Errors
 				rest[k] = v
 			}
 		}
-		dst.Field(f.index).Set(reflect.ValueOf(rest))
+		dst.FieldByIndex(f.index).Set(reflect.ValueOf(rest))
 	}
 }
 
@@ -369,6 +392,9 @@ func decodeInto(path string, v any, dst reflect.Value, errs *Errors) {
 // scalarText writes a scalar as YAML shows it: what a string setting
 // gets when the user wrote a number or a boolean.
 func scalarText(v any) (string, bool) {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.String && rv.Type() != reflect.TypeFor[string]() {
+		return rv.String(), true // a named string type, such as a secret
+	}
 	switch v := v.(type) {
 	case string:
 		return v, true

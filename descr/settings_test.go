@@ -240,3 +240,62 @@ func TestSchemaOfPanicsOnBadDeclarations(t *testing.T) {
 		})
 	}
 }
+
+func TestEmbeddedSettings(t *testing.T) {
+	type Connection struct {
+		Endpoint string `occopus:"endpoint,required"`
+		Region   string `occopus:"region"`
+	}
+	type Instance struct {
+		Image string `occopus:"image,required"`
+	}
+	type Settings struct {
+		Connection
+		Instance
+		Name string `occopus:"name"`
+	}
+	var keys []string
+	for _, f := range SchemaOf[Settings]().Fields {
+		keys = append(keys, fmt.Sprintf("%s/%v", f.Key, f.Required))
+	}
+	if got := strings.Join(keys, ","); got != "endpoint/true,region/false,image/true,name/false" {
+		t.Fatalf("flattened keys %s", got)
+	}
+	section := map[string]any{"type": "x", "endpoint": "e", "image": "busybox", "name": "n"}
+	var conn Connection // New's part: the instance keys are not its business
+	if err := Decode("resource", section, &conn); err != nil || conn.Endpoint != "e" {
+		t.Fatalf("connection %+v, %v", conn, err)
+	}
+	var all Settings
+	if err := Decode("resource", section, &all); err != nil || all.Image != "busybox" || all.Endpoint != "e" || all.Name != "n" {
+		t.Fatalf("settings %+v, %v", all, err)
+	}
+	if err := Decode("resource", map[string]any{"endpoint": "e"}, &all); err == nil || err.Error() != `resource: missing required key "image"` {
+		t.Fatalf("missing embedded required key: %v", err)
+	}
+	type dup struct {
+		Connection
+		Endpoint string `occopus:"endpoint"`
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a key declared in an embedded struct and beside it did not panic")
+		}
+	}()
+	SchemaOf[dup]()
+}
+
+// TestDecodeNamedStrings: values of a named string type (a secret already
+// wrapped) decode like strings, byte for byte.
+func TestDecodeNamedStrings(t *testing.T) {
+	var c struct {
+		Key  secret `occopus:"secretkey"`
+		User string `occopus:"user"`
+	}
+	if err := Decode("auth_data", map[string]any{"secretkey": secret(" s3cr3t "), "user": secret(" u ")}, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Key != " s3cr3t " || c.User != "u" {
+		t.Fatalf("got %+v", c)
+	}
+}

@@ -30,7 +30,7 @@ type Class struct {
 }
 
 // Caller runs the calls of one handler to its cloud. Set the fields
-// before the first call and leave them (Secrets and Redacted are read
+// before the first call and leave them (Secrets are read
 // once); a Caller is then safe for concurrent use.
 type Caller struct {
 	// Provider prefixes every error ("ec2", "nova").
@@ -49,8 +49,6 @@ type Caller struct {
 	// Secrets are removed from every string of an Error, from the text of
 	// its cause and from the log, longest first.
 	Secrets []string
-	// Redacted replaces them (default "[REDACTED]").
-	Redacted string
 	// Log gets a debug line for each retried attempt; nil: no log.
 	Log *slog.Logger
 
@@ -141,7 +139,7 @@ func (c *Caller) Scrub(s string) string {
 			}
 		}
 		sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
-		mask := cmp.Or(c.Redacted, Redacted)
+		mask := Redacted
 		pairs := make([]string, 0, 2*len(secrets))
 		for _, x := range secrets {
 			pairs = append(pairs, x, mask)

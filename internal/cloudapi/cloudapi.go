@@ -22,7 +22,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -168,19 +167,4 @@ func Transient(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// PlainStrings returns section with each value of a named string type (a
-// redacting secret type such as auth.Secret) as a plain string, which is
-// what descr.Decode reads into string settings; other values are kept.
-// Handlers decode auth_data entries through it.
-func PlainStrings(section map[string]any) map[string]any {
-	out := make(map[string]any, len(section))
-	for k, v := range section {
-		if rv := reflect.ValueOf(v); v != nil && rv.Kind() == reflect.String {
-			v = rv.String()
-		}
-		out[k] = v
-	}
-	return out
 }

@@ -62,20 +62,31 @@ func init() {
 	resource.Register(resource.Plugin{Type: "docker", Schema: descr.SchemaOf[Settings](), New: New})
 }
 
-// Settings are the keys of a docker resource section.
+// Settings are the keys of a docker resource section: the connection New
+// reads, and the instance keys Create reads from each rendered section.
 type Settings struct {
-	// Endpoint is optional: without it the engine of DOCKER_HOST or the
-	// local socket is used. Occopus required it.
-	Endpoint string `occopus:"endpoint"`
-	Origin   string `occopus:"origin"`
-	Image    string `occopus:"image,required"`
-	Tag      string `occopus:"tag"`
-	Network  string `occopus:"network"`
-	// NetworkMode is docker-py's name for Network.
-	NetworkMode string `occopus:"network_mode"`
+	Connection
+	Instance
 	// Name selects auth_data entries; the container's name is derived
 	// from the ids (ContainerName).
 	Name string `occopus:"name"`
+}
+
+// Connection says which engine to talk to.
+type Connection struct {
+	// Endpoint is optional: without it the engine of DOCKER_HOST or the
+	// local socket is used. Occopus required it.
+	Endpoint string `occopus:"endpoint"`
+}
+
+// Instance says what to run.
+type Instance struct {
+	Origin  string `occopus:"origin"`
+	Image   string `occopus:"image,required"`
+	Tag     string `occopus:"tag"`
+	Network string `occopus:"network"`
+	// NetworkMode is docker-py's name for Network.
+	NetworkMode string `occopus:"network_mode"`
 }
 
 // Credentials are the optional registry credentials of an auth_data entry.
@@ -88,8 +99,8 @@ type Credentials struct {
 // Handler runs node instances as containers on one Docker endpoint.
 type Handler struct {
 	cli      *client.Client
-	endpoint string // as configured, for error messages
-	settings Settings
+	endpoint string         // as configured, for error messages
+	section  map[string]any // what the handler was made for: Create's default
 	log      *slog.Logger
 
 	locks keylock.Locks // per container name / image ref
@@ -125,11 +136,11 @@ var (
 // New builds a Handler from a resource section. It does not contact the
 // engine: a wrong endpoint shows at the first call.
 func New(cfg resource.Config) (resource.Handler, error) {
-	var set Settings
-	if err := descr.Decode("resource", cfg.Resource, &set); err != nil {
+	var conn Connection
+	if err := descr.Decode("resource", cfg.Resource, &conn); err != nil {
 		return nil, fmt.Errorf("docker: %w", err)
 	}
-	endpoint := set.Endpoint
+	endpoint := conn.Endpoint
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if endpoint != "" {
 		host, err := hostFromEndpoint(endpoint)
@@ -152,7 +163,7 @@ func New(cfg resource.Config) (resource.Handler, error) {
 	return &Handler{
 		cli:      cli,
 		endpoint: endpoint,
-		settings: set,
+		section:  cfg.Resource,
 		log:      log.With("backend", "docker", "endpoint", endpoint),
 	}, nil
 }
@@ -219,12 +230,12 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	if spec.InfraID == "" || spec.NodeID == "" {
 		return resource.Handle{}, errors.New("docker: create: spec needs an infra id and a node id")
 	}
-	set := h.settings
-	if spec.Resource != nil {
-		if err := descr.Decode("resource", spec.Resource, &set); err != nil {
-			return resource.Handle{}, fmt.Errorf("docker: create node %s: %w", spec.NodeID, err)
-		}
+	section := spec.Resource
+	if section == nil {
+		section = h.section
 	}
+	var set Instance
+	derr := descr.Decode("resource", section, &set)
 	img, tag, origin, netw := set.Image, set.Tag, set.Origin, cmp.Or(set.Network, set.NetworkMode, "bridge")
 	if i := strings.LastIndex(img, ":"); tag == "" && i > strings.LastIndex(img, "/") {
 		img, tag = img[:i], img[i+1:] // image: name:tag
@@ -236,8 +247,8 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	wrap := func(err error) error {
 		return fmt.Errorf("docker: create node %s (%s:%s) on %s: %w", spec.NodeID, img, tag, h.endpoint, err)
 	}
-	if img == "" {
-		return resource.Handle{}, wrap(errors.New("resource section has no image"))
+	if derr != nil {
+		return resource.Handle{}, wrap(derr)
 	}
 	defer h.locks.Lock("name:" + name)()
 

@@ -102,10 +102,9 @@ func New(cfg resource.Config) (resource.Handler, error) {
 // newHandler builds the handler; base sends its HTTP requests (nil: the
 // SDK's default transport).
 func newHandler(cfg resource.Config, base http.RoundTripper) (*Handler, error) {
-	// The instance keys are Create's to decode and check, per node; here
-	// only the connection counts.
-	var set Settings
-	_ = descr.Decode("resource", cfg.Resource, &set)
+	// The instance keys are Create's to decode and check, per node.
+	var set Connection
+	derr := descr.Decode("resource", cfg.Resource, &set)
 	endpoint := set.Endpoint
 	if err := checkEndpoint(endpoint); err != nil {
 		return nil, err
@@ -113,11 +112,14 @@ func newHandler(cfg resource.Config, base http.RoundTripper) (*Handler, error) {
 	if set.Region == "" {
 		return nil, fmt.Errorf("ec2: resource with endpoint %s: regionname is missing", endpoint)
 	}
+	if derr != nil {
+		return nil, fmt.Errorf("ec2: %w", derr)
+	}
 	if cfg.Auth == nil {
 		return nil, fmt.Errorf("ec2: no credentials for endpoint %s: no resource entry of type ec2 in auth_data matches it (it needs auth_data with accesskey and secretkey)", endpoint)
 	}
 	var cred Credentials
-	if err := descr.Decode("auth_data", cloudapi.PlainStrings(cfg.Auth), &cred); err != nil {
+	if err := descr.Decode("auth_data", cfg.Auth, &cred); err != nil {
 		return nil, fmt.Errorf("ec2: credentials for endpoint %s: %w", endpoint, err)
 	}
 	var missing []string
@@ -221,7 +223,7 @@ func (h *Handler) runInput(spec resource.Spec) (*ec2.RunInstancesInput, error) {
 	if res == nil {
 		res = h.defaults
 	}
-	var set Settings
+	var set Instance
 	derr := descr.Decode("resource", res, &set)
 	if spec.NodeID == "" || spec.InfraID == "" {
 		return nil, errors.New("spec has no infra id or node id")

@@ -13,19 +13,29 @@ func init() {
 }
 
 // Settings are the keys of an ec2 resource section (see the package
-// documentation). New reads the connection (endpoint, regionname); Create
-// reads the rest from each spec's rendered section.
+// documentation): the connection New reads, and the instance keys Create
+// reads from each spec's rendered section.
 type Settings struct {
-	Endpoint         string   `occopus:"endpoint,required"`
-	Region           string   `occopus:"regionname,required"`
+	Connection
+	Instance
+	// Name selects the auth_data entry.
+	Name string `occopus:"name"`
+}
+
+// Connection says which EC2 interface to talk to.
+type Connection struct {
+	Endpoint string `occopus:"endpoint,required"`
+	Region   string `occopus:"regionname,required"`
+}
+
+// Instance says what to run.
+type Instance struct {
 	ImageID          string   `occopus:"image_id,required"`
 	InstanceType     string   `occopus:"instance_type,required"`
 	KeyName          string   `occopus:"key_name"`
 	SecurityGroupIDs GroupIDs `occopus:"security_group_ids"`
 	SubnetID         string   `occopus:"subnet_id"`
 	Tags             Tags     `occopus:"tags"`
-	// Name selects the auth_data entry.
-	Name string `occopus:"name"`
 }
 
 // Credentials are the keys of an ec2 auth_data entry.

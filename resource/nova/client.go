@@ -36,7 +36,7 @@ func credentialsFrom(authData map[string]any, endpoint string) (credentials, err
 		return credentials{}, fmt.Errorf("nova: no credentials for endpoint %s: %s", endpoint, hint)
 	}
 	var a Credentials
-	if err := descr.Decode("auth_data", cloudapi.PlainStrings(authData), &a); err != nil {
+	if err := descr.Decode("auth_data", authData, &a); err != nil {
 		return credentials{}, fmt.Errorf("nova: credentials for endpoint %s: %w", endpoint, err)
 	}
 	switch a.Type {

@@ -27,7 +27,7 @@ func fipDescription(infraID, nodeID string) string {
 // reuses) the node's floating IP from the pool and associates it with the
 // server's port. On a permanent failure the server and the IP are removed,
 // so nothing is left behind for a node whose Create failed.
-func (h *Handler) attachFloatingIP(ctx context.Context, c *clients, spec resource.Spec, serverID string, o Settings) (*floatingips.FloatingIP, error) {
+func (h *Handler) attachFloatingIP(ctx context.Context, c *clients, spec resource.Spec, serverID string, o Instance) (*floatingips.FloatingIP, error) {
 	fip, err := h.associate(ctx, c, spec, serverID, o)
 	if err == nil {
 		return fip, nil
@@ -47,7 +47,7 @@ func (h *Handler) attachFloatingIP(ctx context.Context, c *clients, spec resourc
 	return nil, err
 }
 
-func (h *Handler) associate(ctx context.Context, c *clients, spec resource.Spec, serverID string, o Settings) (*floatingips.FloatingIP, error) {
+func (h *Handler) associate(ctx context.Context, c *clients, spec resource.Spec, serverID string, o Instance) (*floatingips.FloatingIP, error) {
 	if c.network == nil {
 		return nil, fmt.Errorf("nova: node %s wants a floating IP, but the service catalog of %s has no network endpoint", spec.NodeID, h.identity)
 	}

@@ -109,14 +109,15 @@ func New(cfg resource.Config) (resource.Handler, error) {
 }
 
 func newHandler(cfg resource.Config) (*Handler, error) {
-	// The instance keys are Create's to decode and check, per node; here
-	// only the connection counts.
-	var set Settings
-	_ = descr.Decode("resource", cfg.Resource, &set)
-	ep := set.Endpoint
-	if ep == "" {
-		return nil, errors.New("nova: the resource section has no endpoint (the Keystone URL)")
+	// The instance keys are Create's to decode and check, per node.
+	var set Connection
+	if err := descr.Decode("resource", cfg.Resource, &set); err != nil {
+		if set.Endpoint == "" {
+			return nil, errors.New("nova: the resource section has no endpoint (the Keystone URL)")
+		}
+		return nil, fmt.Errorf("nova: %w", err)
 	}
+	ep := set.Endpoint
 	identity, err := identityEndpoint(ep)
 	if err != nil {
 		return nil, err
@@ -148,9 +149,8 @@ func newHandler(cfg resource.Config) (*Handler, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h.log = log.With("backend", "nova", "endpoint", identity)
-	// "[redacted]": what nova's errors have always said (its tests ask for it).
 	h.cloud = &cloudapi.Caller{Provider: "nova", Endpoint: identity, Classify: classify,
-		Secrets: creds.secrets(), Redacted: "[redacted]", Log: h.log}
+		Secrets: creds.secrets(), Log: h.log}
 	return h, nil
 }
 
@@ -177,12 +177,12 @@ func makeHandle(id string, d handleData) resource.Handle {
 
 // settings decodes the spec's resource section (the handler's when the
 // spec has none) and checks what Create needs.
-func (h *Handler) settings(spec resource.Spec) (Settings, error) {
+func (h *Handler) settings(spec resource.Spec) (Instance, error) {
 	res := spec.Resource
 	if res == nil {
 		res = h.defaults
 	}
-	var o Settings
+	var o Instance
 	derr := descr.Decode("resource", res, &o)
 	if o.ImageID == "" {
 		return o, fmt.Errorf("nova: node %s: the resource section has no image_id", spec.NodeID)
@@ -257,7 +257,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	return makeHandle(srv.ID, d), nil
 }
 
-func (h *Handler) createServer(ctx context.Context, c *clients, spec resource.Spec, o Settings) (*servers.Server, error) {
+func (h *Handler) createServer(ctx context.Context, c *clients, spec resource.Spec, o Instance) (*servers.Server, error) {
 	flavorID, err := h.flavorID(ctx, c, spec.NodeID, o.FlavorName)
 	if err != nil {
 		return nil, err

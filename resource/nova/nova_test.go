@@ -669,7 +669,7 @@ func TestSecretsNeverShown(t *testing.T) {
 			if strings.Contains(err.Error(), tc.secret) || strings.Contains(fmt.Sprintf("%+v", err), tc.secret) {
 				t.Errorf("error shows the secret: %v", err)
 			}
-			if !strings.Contains(err.Error(), "HTTP 401") || !strings.Contains(err.Error(), "[redacted]") {
+			if !strings.Contains(err.Error(), "HTTP 401") || !strings.Contains(err.Error(), "[REDACTED]") {
 				t.Errorf("error %q should give the code and the (redacted) message", err)
 			}
 			if strings.Contains(logs.String(), tc.secret) {

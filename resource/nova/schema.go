@@ -21,31 +21,41 @@ func init() {
 }
 
 // Settings are the keys of a nova resource section (see the package
-// documentation). New reads the connection (endpoint, project, domains,
-// region); Create reads the rest from each spec's rendered section.
+// documentation): the connection New reads, and the instance keys Create
+// reads from each spec's rendered section.
 type Settings struct {
-	Endpoint   string `occopus:"endpoint,required"`
-	ImageID    string `occopus:"image_id,required"`
-	FlavorName string `occopus:"flavor_name,required"`
-	ProjectID  string `occopus:"project_id"`
+	Connection
+	Instance
+	// Name selects the auth_data entry.
+	Name string `occopus:"name"`
+}
+
+// Connection says where to log in and which project to work in.
+type Connection struct {
+	Endpoint  string `occopus:"endpoint,required"`
+	ProjectID string `occopus:"project_id"`
 	// TenantName is the project's name (deprecated by Keystone v3:
 	// project_id).
 	TenantName     string `occopus:"tenant_name"`
 	UserDomainName string `occopus:"user_domain_name"`
 	// ProjectDomainName is the domain of tenant_name's project (default
 	// user_domain_name).
-	ProjectDomainName string   `occopus:"project_domain_name"`
-	RegionName        string   `occopus:"region_name"`
-	ServerName        string   `occopus:"server_name"`
-	KeyName           string   `occopus:"key_name"`
-	SecurityGroups    []string `occopus:"security_groups"`
-	NetworkID         string   `occopus:"network_id"`
-	FloatingIP        YesNo    `occopus:"floating_ip"`
-	FloatingIPPool    string   `occopus:"floating_ip_pool"`
-	VolumeSize        int      `occopus:"volume_size"`
-	VolumePersist     bool     `occopus:"volume_persist"`
-	// Name selects the auth_data entry.
-	Name string `occopus:"name"`
+	ProjectDomainName string `occopus:"project_domain_name"`
+	RegionName        string `occopus:"region_name"`
+}
+
+// Instance says what server to make.
+type Instance struct {
+	ImageID        string   `occopus:"image_id,required"`
+	FlavorName     string   `occopus:"flavor_name,required"`
+	ServerName     string   `occopus:"server_name"`
+	KeyName        string   `occopus:"key_name"`
+	SecurityGroups []string `occopus:"security_groups"`
+	NetworkID      string   `occopus:"network_id"`
+	FloatingIP     YesNo    `occopus:"floating_ip"`
+	FloatingIPPool string   `occopus:"floating_ip_pool"`
+	VolumeSize     int      `occopus:"volume_size"`
+	VolumePersist  bool     `occopus:"volume_persist"`
 }
 
 // Credentials are the keys of a nova auth_data entry: username and

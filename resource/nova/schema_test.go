@@ -20,9 +20,9 @@ func TestSchema(t *testing.T) {
 	for _, f := range p.Schema.Fields {
 		got = append(got, f.Key+map[bool]string{true: "*"}[f.Required]+" "+f.Type.Name)
 	}
-	want := []string{"endpoint* a string", "image_id* a string", "flavor_name* a string", "project_id a string",
+	want := []string{"endpoint* a string", "project_id a string",
 		"tenant_name a string", "user_domain_name a string", "project_domain_name a string", "region_name a string",
-		"server_name a string", "key_name a string", "security_groups a list of string", "network_id a string",
+		"image_id* a string", "flavor_name* a string", "server_name a string", "key_name a string", "security_groups a list of string", "network_id a string",
 		"floating_ip a single value", "floating_ip_pool a string", "volume_size an integer", "volume_persist a boolean (true or false)",
 		"name a string"}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || p.Schema.Open {
