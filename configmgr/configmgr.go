@@ -5,8 +5,6 @@
 package configmgr
 
 import (
-	"errors"
-
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/plugin"
 )
@@ -37,15 +35,7 @@ func (p Plugin) PluginID() plugin.ID { return plugin.NewID(descr.SectionConfigMa
 
 // Check implements plugin.Plugin.
 func (p Plugin) Check() error {
-	switch {
-	case p.Type == "":
-		return errors.New("config_management plugin without a Type")
-	case p.Schema == nil:
-		return errors.New("config_management plugin without a Schema")
-	case p.New == nil:
-		return errors.New("config_management plugin without a constructor (New)")
-	}
-	return nil
+	return plugin.Whole(descr.SectionConfigManagement, p.Type, p.Schema != nil, p.New != nil)
 }
 
 // SectionSchema implements descr.SectionPlugin.

@@ -5,8 +5,6 @@
 package contextualise
 
 import (
-	"errors"
-
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/plugin"
 	"github.com/occopus-go/occopus/resource"
@@ -40,15 +38,7 @@ func (p Plugin) PluginID() plugin.ID { return plugin.NewID(descr.SectionContextu
 
 // Check implements plugin.Plugin.
 func (p Plugin) Check() error {
-	switch {
-	case p.Type == "":
-		return errors.New("contextualisation plugin without a Type")
-	case p.Schema == nil:
-		return errors.New("contextualisation plugin without a Schema")
-	case p.New == nil:
-		return errors.New("contextualisation plugin without a constructor (New)")
-	}
-	return nil
+	return plugin.Whole(descr.SectionContextualise, p.Type, p.Schema != nil, p.New != nil)
 }
 
 // SectionSchema implements descr.SectionPlugin.

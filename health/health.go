@@ -6,7 +6,6 @@ package health
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,15 +62,7 @@ func (p Plugin) PluginID() plugin.ID { return plugin.NewID(descr.SectionHealthCh
 
 // Check implements plugin.Plugin.
 func (p Plugin) Check() error {
-	switch {
-	case p.Type == "":
-		return errors.New("health_check plugin without a Type")
-	case p.Schema.IsZero():
-		return errors.New("health_check plugin without a Schema")
-	case p.New == nil:
-		return errors.New("health_check plugin without a constructor (New)")
-	}
-	return nil
+	return plugin.Whole(descr.SectionHealthCheck, p.Type, !p.Schema.IsZero(), p.New != nil)
 }
 
 // KeyType implements descr.KeyPlugin.

@@ -39,6 +39,20 @@ type Plugin interface {
 	Check() error
 }
 
+// Whole is the Check of a kind's plugin value: it reports the first part
+// missing of its name, its schema and its constructor.
+func Whole(kind, name string, hasSchema, hasNew bool) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s plugin without a Type", kind)
+	case !hasSchema:
+		return fmt.Errorf("%s plugin without a Schema", kind)
+	case !hasNew:
+		return fmt.Errorf("%s plugin without a constructor (New)", kind)
+	}
+	return nil
+}
+
 var (
 	mu  sync.RWMutex
 	reg = map[ID]Plugin{}

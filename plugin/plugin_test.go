@@ -96,3 +96,22 @@ func TestLookupGetNames(t *testing.T) {
 		t.Errorf("NewID/Kind/Name: %q %q %q", id, id.Kind(), id.Name())
 	}
 }
+
+func TestWhole(t *testing.T) {
+	cases := []struct {
+		name            string
+		schema, newFunc bool
+		want            string
+	}{
+		{"docker", true, true, ""},
+		{"", true, true, "resource plugin without a Type"},
+		{"azure_vm", false, false, "resource plugin without a Schema"},
+		{"azure_vm", true, false, "resource plugin without a constructor (New)"},
+	}
+	for _, tc := range cases {
+		err := Whole("resource", tc.name, tc.schema, tc.newFunc)
+		if (err == nil) != (tc.want == "") || err != nil && err.Error() != tc.want {
+			t.Errorf("Whole(%q, %v, %v) = %v, want %q", tc.name, tc.schema, tc.newFunc, err, tc.want)
+		}
+	}
+}

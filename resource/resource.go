@@ -153,15 +153,7 @@ func (p Plugin) PluginID() plugin.ID { return plugin.NewID(descr.SectionResource
 
 // Check implements plugin.Plugin.
 func (p Plugin) Check() error {
-	switch {
-	case p.Type == "":
-		return errors.New("resource plugin without a Type")
-	case p.Schema == nil:
-		return errors.New("resource plugin without a Schema")
-	case p.New == nil:
-		return errors.New("resource plugin without a constructor (New)")
-	}
-	return nil
+	return plugin.Whole(descr.SectionResource, p.Type, p.Schema != nil, p.New != nil)
 }
 
 // SectionSchema implements descr.SectionPlugin.
