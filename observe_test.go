@@ -13,9 +13,10 @@ import (
 func TestSubscribe(t *testing.T) {
 	dir := t.TempDir()
 	m := newManager(t, filepath.Join(dir, "db"), dir)
+	type counts struct{ events, passes, calls, probes int }
 	type seen struct {
-		mu                           sync.Mutex
-		events, passes, calls, probe int
+		mu sync.Mutex
+		counts
 	}
 	watch := func() (*seen, func()) {
 		s := &seen{}
@@ -23,7 +24,7 @@ func TestSubscribe(t *testing.T) {
 			Event:       func(Event) { s.mu.Lock(); s.events++; s.mu.Unlock() },
 			Pass:        func(string, time.Duration, *PassResult, error) { s.mu.Lock(); s.passes++; s.mu.Unlock() },
 			BackendCall: func(string, string, time.Duration, error) { s.mu.Lock(); s.calls++; s.mu.Unlock() },
-			Probe:       func(string, string, ProbeResult) { s.mu.Lock(); s.probe++; s.mu.Unlock() },
+			Probe:       func(string, string, ProbeResult) { s.mu.Lock(); s.probes++; s.mu.Unlock() },
 		})
 		return s, un
 	}
@@ -38,7 +39,7 @@ func TestSubscribe(t *testing.T) {
 	if a.events < 3 || a.passes != 1 || a.calls < 2 {
 		t.Errorf("observer saw %d events, %d passes, %d backend calls; want >= 3, 1, >= 2", a.events, a.passes, a.calls)
 	}
-	before := *a
+	before := a.counts
 	a.mu.Unlock()
 	unA()
 	unA() // twice is harmless
