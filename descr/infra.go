@@ -2,6 +2,8 @@ package descr
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/agnivade/levenshtein"
@@ -57,7 +59,7 @@ var (
 		{Key: "max", Type: Int},
 	}}
 	nodeSchema = &Schema{Fields: []Field{
-		{Key: "name", Required: true, Type: String},
+		{Key: "name", Required: true, Type: nameType("node")},
 		{Key: "type", Required: true, Type: String},
 		{Key: "filter", Type: AnyMap},
 		{Key: "scaling", Type: MapOf(scalingSchema)},
@@ -84,13 +86,36 @@ var (
 		{Key: "mappings", Type: ListOf(MapOf(mappingSchema))},
 	}}
 	infraSchema = &Schema{Fields: []Field{
-		{Key: "infra_name", Required: true, Type: String},
+		{Key: "infra_name", Required: true, Type: nameType("infrastructure")},
 		{Key: "user_id", Type: String},
 		{Key: "nodes", Required: true, Type: Type{Name: "a list of nodes", check: checkNodes}},
 		{Key: "dependencies", Type: ListOf(OneOf(connectionType, MapOf(dependencySchema)))},
 		{Key: "variables", Type: AnyMap},
 	}}
 )
+
+// MaxNameLen is the longest node or infrastructure name.
+const MaxNameLen = 63
+
+// validName is Occopus's rule for node and infrastructure names,
+// [a-z0-9-]{1,63} in any case, widened by "_": names become container,
+// VM and DNS names, file names and log fields, so they must not carry
+// control characters, spaces or megabytes.
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
+
+// nameType checks a node or infrastructure name.
+func nameType(what string) Type {
+	return Type{Name: "a " + what + " name", shape: ScalarNode, check: func(n *Node, path string, c *checker) {
+		switch {
+		case n.Kind != ScalarNode || n.Tag == "!!null":
+			c.add(n, path, "must be a string, not %s", n.TypeName())
+		case len(n.Value) > MaxNameLen:
+			c.add(n, path, "%s name is %d characters long; at most %d (letters, digits, - and _)", what, len(n.Value), MaxNameLen)
+		case !validName.MatchString(n.Value):
+			c.add(n, path, "%s name %s may hold only letters, digits, - and _ (at most %d)", what, strconv.QuoteToASCII(n.Value), MaxNameLen)
+		}
+	}}
+}
 
 func describeLen(n *Node) string {
 	if n.Kind == SeqNode {

@@ -2,6 +2,7 @@ package descr
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -138,8 +139,17 @@ var (
 	// (Occopus passes them on as text where a string is expected, e.g. an
 	// image tag 20.04).
 	String = scalar("a string", func(n *Node) bool { return n.Tag != "!!null" })
-	// Int accepts an integer.
-	Int = scalar("an integer", func(n *Node) bool { return n.Tag == "!!int" })
+	// Int accepts an integer that fits in 64 bits (larger ones are
+	// reported as out of range, not rounded).
+	Int = Type{Name: "an integer", shape: ScalarNode, check: func(n *Node, path string, c *checker) {
+		if n.Kind != ScalarNode || n.Tag != "!!int" {
+			c.add(n, path, "must be an integer, not %s", n.TypeName())
+			return
+		}
+		if _, err := parseInt(n.Value); err != nil {
+			c.add(n, path, "integer %s is out of range (%d to %d)", n.Value, math.MinInt64, math.MaxInt64)
+		}
+	}}
 	// Number accepts an integer or a decimal number.
 	Number = scalar("a number", func(n *Node) bool { return n.Tag == "!!int" || n.Tag == "!!float" })
 	// Bool accepts true/false (and YAML 1.1 yes/no/on/off).

@@ -47,7 +47,7 @@ func newImport(e *env) *cobra.Command {
 // and returns exit status 1.
 func (e *env) descrFailure(err error) error {
 	for _, de := range descr.AsErrors(err) {
-		fmt.Fprintln(e.stderr, de.Error())
+		fmt.Fprintln(e.stderr, cleanLine(de.Error()))
 	}
 	return &ExitError{Code: 1}
 }
@@ -73,7 +73,7 @@ MESSAGE; the exit status is 1 when any file has an error.`,
 				if err != nil {
 					failed = true
 					for _, de := range descr.AsErrors(err) {
-						fmt.Fprintln(e.stderr, de.Error())
+						fmt.Fprintln(e.stderr, cleanLine(de.Error()))
 					}
 					continue
 				}

@@ -201,11 +201,11 @@ func printTable(w interface{ Write([]byte) (int, error) }, rep occopus.Report) {
 		sort.Strings(ids)
 		sc := fmt.Sprintf("%d/%d (min %d, max %d)", nr.Scaling.Actual, nr.Scaling.Target, nr.Scaling.Min, nr.Scaling.Max)
 		if len(ids) == 0 {
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", n, sc)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t%s\n", cleanLine(n), sc)
 		}
 		for _, id := range ids {
 			in := nr.Instances[id]
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", n, id, in.State, orDash(in.ResourceAddress), sc)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cleanLine(n), cleanLine(id), cleanLine(in.State), cleanLine(orDash(in.ResourceAddress)), sc)
 		}
 	}
 	tw.Flush()
@@ -339,7 +339,7 @@ func (e *env) listInfras(ctx context.Context, s *session) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", inf.ID, inf.Name, len(ins), inf.CreatedAt.Local().Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", cleanLine(inf.ID), cleanLine(inf.Name), len(ins), inf.CreatedAt.Local().Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

@@ -53,11 +53,11 @@ func (t *liveTable) event(ev occopus.Event) {
 	}
 	r, ok := t.rows[ev.NodeID]
 	if !ok {
-		r = &row{node: ev.NodeName, id: ev.NodeID}
+		r = &row{node: cleanLine(ev.NodeName), id: cleanLine(ev.NodeID)}
 		t.rows[ev.NodeID] = r
 		t.order = append(t.order, ev.NodeID)
 	}
-	r.state, r.msg, r.at = ev.To, ev.Message, ev.Time
+	r.state, r.msg, r.at = cleanLine(ev.To), cleanLine(ev.Message), ev.Time
 	if r.state == occopus.StateReady {
 		r.msg = ""
 	}
@@ -106,13 +106,13 @@ func progressLine(ev occopus.Event) string {
 		}
 		msg := ""
 		if ev.Message != "" {
-			msg = " (" + ev.Message + ")"
+			msg = " (" + cleanLine(ev.Message) + ")"
 		}
-		return fmt.Sprintf("%s  %-16s %s  %s -> %s%s\n", at, ev.NodeName, id, orDash(ev.From), ev.To, msg)
+		return fmt.Sprintf("%s  %-16s %s  %s -> %s%s\n", at, cleanLine(ev.NodeName), cleanLine(id), cleanLine(orDash(ev.From)), cleanLine(ev.To), msg)
 	case "infra.created":
-		return fmt.Sprintf("%s  infrastructure %s: %s\n", at, ev.InfraID, ev.Message)
+		return fmt.Sprintf("%s  infrastructure %s: %s\n", at, cleanLine(ev.InfraID), cleanLine(ev.Message))
 	case "scale.clamped", "orphan.removed":
-		return fmt.Sprintf("%s  %s\n", at, ev.Message)
+		return fmt.Sprintf("%s  %s\n", at, cleanLine(ev.Message))
 	}
 	return ""
 }

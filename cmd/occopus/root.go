@@ -92,11 +92,11 @@ func Run(ctx context.Context, argv0 string, args []string, stdin io.Reader, stdo
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintln(stderr, "occopus:", ee.Err)
+			fmt.Fprintln(stderr, "occopus:", cleanText(ee.Err.Error()))
 		}
 		return ee.Code
 	}
-	fmt.Fprintln(stderr, "occopus:", err)
+	fmt.Fprintln(stderr, "occopus:", cleanText(err.Error()))
 	return 1
 }
 
