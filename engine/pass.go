@@ -165,6 +165,7 @@ func (e *Engine) prepare(ctx context.Context, id string, override *compile.Stati
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	reqs, _ = Deferred(reqs, insts) // the others stay stored for a later pass
 	targets := Targets(st, inf.Targets, reqs)
 	for name, s := range targets {
 		if s.Clamped != "" && apply {

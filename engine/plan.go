@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/occopus-go/occopus/compile"
@@ -64,7 +65,7 @@ func Targets(st *compile.Static, stored map[string]int, reqs []store.ScaleReques
 			if r.Set != nil {
 				t = *r.Set
 			}
-			t += r.Delta
+			t = addSaturating(t, r.Delta)
 			if r.Victim != "" {
 				s.Victims = append(s.Victims, r.Victim)
 			}
@@ -81,6 +82,20 @@ func Targets(st *compile.Static, stored map[string]int, reqs []store.ScaleReques
 		out[n.Name] = s
 	}
 	return out
+}
+
+// addSaturating is a+b held at the ends of int's range: a scale request
+// of 2^63-1 on a node at 3 is "as many as allowed", never a wrap-around
+// to a negative count.
+func addSaturating(a, b int) int {
+	c := a + b
+	switch {
+	case b > 0 && c < a:
+		return math.MaxInt
+	case b < 0 && c > a:
+		return math.MinInt
+	}
+	return c
 }
 
 // Plan is the delta of a reconcile pass, in the order it is carried out:
@@ -115,7 +130,7 @@ func Plan(st *compile.Static, targets map[string]Scaling, actual []store.Instanc
 			dropped := map[string]bool{}
 			for _, v := range s.Victims {
 				for _, in := range ins {
-					if excess > 0 && !dropped[in.NodeID] && (in.NodeID == v || (v != "" && (in.Address == v || in.PrivAddress == v))) {
+					if excess > 0 && !dropped[in.NodeID] && in.State != store.StateCreating && namedBy(in, v) {
 						dropped[in.NodeID] = true
 						excess--
 						drops = append(drops, Action{Op: OpDrop, Node: n.Name, NodeID: in.NodeID, Level: n.Level, Reason: "scale down (requested)"})
@@ -138,6 +153,34 @@ func Plan(st *compile.Static, targets map[string]Scaling, actual []store.Instanc
 	}
 	sort.SliceStable(creates, func(i, j int) bool { return creates[i].Level < creates[j].Level })
 	return append(drops, creates...)
+}
+
+// namedBy reports whether a scale-down request's victim (node id or
+// address) names the instance.
+func namedBy(in store.Instance, victim string) bool {
+	return victim != "" && (in.NodeID == victim || in.Address == victim || in.PrivAddress == victim)
+}
+
+// Deferred splits scale requests into those a pass applies now and those
+// that must wait: a scale-down naming an instance still being created
+// waits until it exists (dropping it half-made, or dropping another
+// instance in its place, would not be what was asked).
+func Deferred(reqs []store.ScaleRequest, actual []store.Instance) (now, later []store.ScaleRequest) {
+	for _, r := range reqs {
+		wait := false
+		for _, in := range actual {
+			if in.NodeName == r.NodeName && in.State == store.StateCreating && namedBy(in, r.Victim) {
+				wait = true
+				break
+			}
+		}
+		if wait {
+			later = append(later, r)
+		} else {
+			now = append(now, r)
+		}
+	}
+	return now, later
 }
 
 func level(n *compile.Node) int {

@@ -16,7 +16,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// TestPlanGolden runs Targets and Plan on each case of testdata/plan:
+// TestPlanGolden runs Deferred, Targets and Plan on each case of testdata/plan:
 // infra.yaml (the description), actual.json (stored targets, pending scale
 // requests, refreshed instances in creation order) and plan.golden.
 func TestPlanGolden(t *testing.T) {
@@ -49,8 +49,12 @@ func TestPlanGolden(t *testing.T) {
 			for i := range actual.Instances {
 				actual.Instances[i].CreatedAt = time.Unix(int64(i), 0)
 			}
-			targets := Targets(st, actual.Targets, actual.Requests)
+			reqs, later := Deferred(actual.Requests, actual.Instances)
+			targets := Targets(st, actual.Targets, reqs)
 			var b strings.Builder
+			for _, r := range later {
+				b.WriteString("deferred: scale request of " + r.NodeName + " naming " + r.Victim + "\n")
+			}
 			for _, n := range st.Nodes {
 				s := targets[n.Name]
 				b.WriteString("target " + n.Name + " = " + itoa(s.Target))
