@@ -29,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,6 +61,24 @@ const (
 	EnvNodeName = "OCCOPUS_NODE_NAME"
 	EnvIP       = "OCCOPUS_IP"
 )
+
+// InheritedEnv are the variables of the orchestrator's own environment an
+// instance gets (with LC_*): what a program needs to run, never the
+// service's secrets (OCCOPUS_TOKEN, AWS_SECRET_ACCESS_KEY, ...). Anything
+// else an instance needs comes from its contextualisation's env.
+var InheritedEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
+
+// inherited is the allowed part of this process's environment.
+func inherited() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(InheritedEnv, k) || strings.HasPrefix(k, "LC_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
 
 // DefaultStopTimeout is the grace between SIGTERM and SIGKILL.
 const DefaultStopTimeout = 5 * time.Second
@@ -290,7 +309,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	if cmd.Dir == "" {
 		cmd.Dir = dir
 	}
-	cmd.Env = append(append(os.Environ(), spec.Context.Env...),
+	cmd.Env = append(append(inherited(), spec.Context.Env...),
 		EnvInfraID+"="+spec.InfraID,
 		EnvNodeID+"="+spec.NodeID,
 		EnvNodeName+"="+spec.NodeName,

@@ -218,6 +218,37 @@ func TestLogEnvWorkdir(t *testing.T) {
 	}
 }
 
+// TestEnvironmentAllowList: an instance gets PATH, HOME and the like, and
+// its own env, never the orchestrator's secrets.
+func TestEnvironmentAllowList(t *testing.T) {
+	t.Setenv("OCCOPUS_TOKEN", "tok-should-not-leak")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-should-not-leak")
+	t.Setenv("LC_TIME", "C")
+	home := t.TempDir()
+	h := newHandler(t, home, nil)
+	s := spec(`env; echo done; exec sleep 3600`)
+	s.Context.Env = []string{"MINE=yes"}
+	hd := create(t, h, s)
+	t.Cleanup(func() { h.Destroy(context.Background(), hd) })
+	logPath := filepath.Join(home, "local", s.InfraID, s.NodeID+".log")
+	var env string
+	waitFor(t, "the env dump", func() bool {
+		b, _ := os.ReadFile(logPath)
+		env = string(b)
+		return strings.Contains(env, "done")
+	})
+	for _, want := range []string{"PATH=", "HOME=", "LC_TIME=C", "MINE=yes", "OCCOPUS_NODE_ID=" + s.NodeID} {
+		if !strings.Contains(env, want) {
+			t.Errorf("instance env lacks %s:\n%s", want, env)
+		}
+	}
+	for _, leak := range []string{"tok-should-not-leak", "aws-should-not-leak", "OCCOPUS_TOKEN", "AWS_SECRET_ACCESS_KEY"} {
+		if strings.Contains(env, leak) {
+			t.Errorf("instance env has %s:\n%s", leak, env)
+		}
+	}
+}
+
 func TestAddresses(t *testing.T) {
 	h := newHandler(t, t.TempDir(), nil)
 	seen := map[string]bool{}
