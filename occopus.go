@@ -59,6 +59,7 @@ type (
 	DestroyReport = engine.DestroyReport
 	ProbeResult   = health.Result
 	AuthSelector  = engine.AuthSelector
+	Limits        = engine.Limits
 )
 
 // Instance states (store.State*).
@@ -98,6 +99,13 @@ type Options struct {
 	// LeaseTTL is how long this Manager's lease on an infrastructure lasts
 	// without renewal (default 30 s); it is renewed every third of that.
 	LeaseTTL time.Duration
+	// MaxDescriptionBytes bounds the files Validate reads, every alias
+	// expanded (default descr.DefaultMaxBytes).
+	MaxDescriptionBytes int
+	// Limits cap the instances of a node, of an infrastructure and of the
+	// Manager's store (default engine.DefaultLimits: 100, 500, 2000);
+	// Validate, Submit, Build and Scale refuse what exceeds them.
+	Limits Limits
 
 	// Engine tunables; zero values take the engine's defaults.
 
@@ -154,7 +162,7 @@ func New(opt Options) (*Manager, error) {
 		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel,
 		OnEvent: m.obs.event, OnBackendCall: m.obs.backendCall, OnProbe: m.obs.probe,
 		CreateTimeout: opt.CreateTimeout, PollFirst: opt.PollFirst, PollMax: opt.PollMax,
-		RateLimit: opt.RateLimit, RateBurst: opt.RateBurst, HandlerIdle: opt.HandlerIdle, Now: opt.Now})
+		RateLimit: opt.RateLimit, RateBurst: opt.RateBurst, HandlerIdle: opt.HandlerIdle, Now: opt.Now, Limits: opt.Limits})
 	return m, nil
 }
 
@@ -583,7 +591,11 @@ func (m *Manager) Scale(ctx context.Context, r ScaleRequest) (engine.Scaling, er
 	if err != nil {
 		return engine.Scaling{}, err
 	}
-	after := engine.Targets(st, inf.Targets, append(reqs, req))[r.Node]
+	targets := engine.Targets(st, inf.Targets, append(reqs, req))
+	if err := m.eng.CheckScale(ctx, inf, st, targets); err != nil {
+		return engine.Scaling{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	after := targets[r.Node]
 	if _, err := m.opt.Store.AddScaleRequest(ctx, req); err != nil {
 		return engine.Scaling{}, err
 	}

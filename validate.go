@@ -8,6 +8,7 @@ import (
 	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/engine"
 )
 
 // Validated says what a checked file is and what it holds.
@@ -25,7 +26,7 @@ type Validated struct {
 // as descr.Errors naming file, line, column and key path. It touches
 // neither the store nor any backend.
 func (m *Manager) Validate(ctx context.Context, path string) (*Validated, error) {
-	root, err := descr.ParseFile(path, descr.LoadOptions{})
+	root, err := descr.ParseFile(path, descr.LoadOptions{MaxBytes: m.opt.MaxDescriptionBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +38,9 @@ func (m *Manager) Validate(ctx context.Context, path string) (*Validated, error)
 		}
 		st, err := compile.Compile(in)
 		if err != nil {
+			return nil, err
+		}
+		if err := engine.CheckLimits(st, m.opt.Limits); err != nil {
 			return nil, err
 		}
 		return &Validated{Kind: "infrastructure", Summary: fmt.Sprintf("infrastructure %q: %d node(s) in %d level(s)", st.Name, len(st.Nodes), len(st.Levels))}, nil

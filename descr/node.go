@@ -272,6 +272,20 @@ type LoadOptions struct {
 	// NoImports refuses !yaml_import and !text_import (descriptions from
 	// the network must not read the server's files unless allowed).
 	NoImports bool
+	// MaxBytes bounds the document with every alias expanded and every
+	// import read (default DefaultMaxBytes): a few kilobytes of nested
+	// aliases can stand for gigabytes once expanded and stored.
+	MaxBytes int
+}
+
+// DefaultMaxBytes is LoadOptions.MaxBytes's default.
+const DefaultMaxBytes = 4 << 20
+
+func (o LoadOptions) maxBytes() int {
+	if o.MaxBytes > 0 {
+		return o.MaxBytes
+	}
+	return DefaultMaxBytes
 }
 
 // Parse reads YAML source. name is used in positions and as the base of
@@ -313,8 +327,16 @@ func (l *loader) parse(src []byte) *Node {
 		return &Node{Kind: ScalarNode, Tag: "!!null", Pos: Pos{File: l.file, Line: 1, Col: 1}}
 	}
 	n := l.convert(&doc, 0)
-	if n != nil && expandedSize(n, map[*Node]int{}) > maxExpandedNodes {
+	if n == nil {
+		return nil
+	}
+	size := expandedSize(n, map[*Node]expanded{})
+	switch {
+	case size.nodes > maxExpandedNodes:
 		l.errs = append(l.errs, &Error{Pos: n.Pos, Msg: fmt.Sprintf("document expands to more than %d values through aliases", maxExpandedNodes)})
+		return nil
+	case size.bytes > l.opts.maxBytes():
+		l.errs = append(l.errs, &Error{Pos: n.Pos, Msg: fmt.Sprintf("document expands to more than %d bytes through aliases and imports (%d bytes as written); the limit is max_description_bytes in occopus_config.yaml", l.opts.maxBytes(), len(src))})
 		return nil
 	}
 	return n
@@ -324,15 +346,21 @@ func (l *loader) parse(src []byte) *Node {
 // a "billion laughs" file is refused instead of exhausting memory.
 const maxExpandedNodes = 1_000_000
 
-func expandedSize(n *Node, memo map[*Node]int) int {
+// expanded is the size of a tree with every alias expanded: values, and
+// bytes as stored (the text of scalars and keys, plus a little per value).
+type expanded struct{ nodes, bytes int }
+
+func expandedSize(n *Node, memo map[*Node]expanded) expanded {
 	if v, ok := memo[n]; ok {
 		return v
 	}
-	size := 1
+	size := expanded{nodes: 1, bytes: len(n.Value) + 4}
 	for _, c := range n.Content {
-		size += expandedSize(c, memo)
-		if size > maxExpandedNodes {
-			break
+		cs := expandedSize(c, memo)
+		size.nodes += cs.nodes
+		size.bytes += cs.bytes
+		if size.nodes > maxExpandedNodes || size.bytes > 1<<40 {
+			break // large enough to refuse; stop before overflowing
 		}
 	}
 	memo[n] = size

@@ -84,6 +84,9 @@ type Options struct {
 	// HandlerIdle is how long an unused backend handler stays cached
 	// (default DefaultHandlerIdle); dropped handlers are closed.
 	HandlerIdle time.Duration
+	// Limits cap instance counts per node, infrastructure and engine
+	// (default DefaultLimits).
+	Limits Limits
 }
 
 // Engine runs reconcile passes against a store.
@@ -148,6 +151,12 @@ func (e *Engine) Submit(ctx context.Context, in *descr.Infra, id string) (string
 	if err := e.checkTypes(ctx, st); err != nil {
 		return "", err
 	}
+	if err := CheckLimits(st, e.opt.Limits); err != nil {
+		return "", err
+	}
+	if err := e.checkTotal(ctx, st, id); err != nil {
+		return "", err
+	}
 	if id == "" {
 		id = uuid.NewString()
 	} else if _, err := uuid.Parse(id); err != nil {
@@ -158,7 +167,13 @@ func (e *Engine) Submit(ctx context.Context, in *descr.Infra, id string) (string
 		return "", fmt.Errorf("encode description: %w", err)
 	}
 	now := e.opt.Now()
-	if err := e.store.CreateInfra(ctx, store.Infra{ID: id, Name: st.Name, Description: raw, Targets: map[string]int{}, CreatedAt: now, UpdatedAt: now}); err != nil {
+	// Targets start at the minimums, so that the service-wide limit counts
+	// an infrastructure before its first pass.
+	targets := make(map[string]int, len(st.Nodes))
+	for _, n := range st.Nodes {
+		targets[n.Name] = n.Min
+	}
+	if err := e.store.CreateInfra(ctx, store.Infra{ID: id, Name: st.Name, Description: raw, Targets: targets, CreatedAt: now, UpdatedAt: now}); err != nil {
 		return "", fmt.Errorf("store infrastructure %s: %w", id, err)
 	}
 	e.event(ctx, store.Event{InfraID: id, Kind: "infra.created", Message: fmt.Sprintf("infrastructure %q submitted with %d node(s)", st.Name, len(st.Nodes))})
@@ -178,6 +193,12 @@ func (e *Engine) Update(ctx context.Context, id string, in *descr.Infra) error {
 		return err
 	}
 	if err := e.checkTypes(ctx, st); err != nil {
+		return err
+	}
+	if err := CheckLimits(st, e.opt.Limits); err != nil {
+		return err
+	}
+	if err := e.checkTotal(ctx, st, id); err != nil {
 		return err
 	}
 	raw, err := json.Marshal(in.Root.Interface())

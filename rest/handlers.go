@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -115,7 +114,7 @@ func (s *Server) createInfra(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, badRequest("empty body: POST an infrastructure description (YAML)"))
 		return
 	}
-	in, err := descr.ParseInfra(requestFile, body, descr.LoadOptions{NoImports: !s.cfg.AllowFileImports})
+	in, err := descr.ParseInfra(requestFile, body, descr.LoadOptions{NoImports: !s.cfg.AllowFileImports, MaxBytes: s.cfg.MaxDescriptionBytes})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -260,7 +259,7 @@ func (s *Server) detach(w http.ResponseWriter, r *http.Request) {
 // receives every node state change of the infrastructure.
 func (s *Server) notify(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	body, err := io.ReadAll(r.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxNotifyBytes))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -276,7 +275,7 @@ func (s *Server) notify(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, badRequest("webhook: want a URL string"))
 			return
 		}
-		if err := checkWebhook(u); err != nil {
+		if err := s.egress.checkURL(u); err != nil {
 			s.fail(w, r, err)
 			return
 		}
@@ -295,14 +294,6 @@ func (s *Server) notify(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, InfraID{InfraID: id})
 }
 
-func checkWebhook(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return badRequest("webhook %q: want an http or https URL", raw)
-	}
-	return nil
-}
-
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")
 	w.Write(openAPI)
@@ -312,7 +303,7 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
 // to this origin: the page needs nothing else.
 func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Write(dashboardPage)
 }

@@ -39,7 +39,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxBodyBytes = 1 << 20
+	// maxNotifyBytes bounds notify's properties: they are kept in the
+	// event log.
+	maxNotifyBytes        = 64 << 10
 	DefaultWebhookTimeout = 5 * time.Second
 	// teardownTimeout bounds DELETE: the response waits for the tear-down
 	// as Occopus's does, and the write deadline is extended to match.
@@ -83,13 +86,21 @@ type Config struct {
 	// AllowFileImports lets submitted descriptions use !yaml_import and
 	// !text_import of this host's files.
 	AllowFileImports bool
+	// MaxDescriptionBytes bounds a submitted description with every alias
+	// expanded (default descr.DefaultMaxBytes); more is refused with 400.
+	MaxDescriptionBytes int
 	// Secrets are scrubbed from every response (auth.Data.Secrets()).
 	Secrets []string
 	// MaxBodyBytes limits request bodies (default 1 MiB).
 	MaxBodyBytes int64
 	// WebhookTimeout bounds one webhook delivery (default 5 s).
 	WebhookTimeout time.Duration
-	Log            *slog.Logger
+	// WebhookAllow, when set, lists where webhooks may go (CIDRs,
+	// addresses, host names, ".domain" suffixes): occopus_config.yaml's
+	// webhook_allow. Link-local and metadata addresses and URLs with
+	// credentials are refused whatever it says.
+	WebhookAllow []string
+	Log          *slog.Logger
 }
 
 // Server is the REST service over a Manager, which stays the caller's:
@@ -104,6 +115,7 @@ type Server struct {
 	hooks     *webhooks
 	tokenHash [32]byte
 	unsub     func()
+	egress    *egressPolicy
 }
 
 // New builds a Server over m. The Manager's AllowCmd should be the
@@ -132,8 +144,13 @@ func New(m *occopus.Manager, cfg Config) (*Server, error) {
 	if cfg.Token != "" {
 		s.tokenHash = sha256.Sum256([]byte(cfg.Token))
 	}
+	egress, err := newEgressPolicy(cfg.WebhookAllow)
+	if err != nil {
+		return nil, fmt.Errorf("rest: %w", err)
+	}
+	s.egress = egress
 	s.metrics = newMetrics()
-	s.hooks = newWebhooks(s.log, cfg.WebhookTimeout, s.redact, s.metrics)
+	s.hooks = newWebhooks(s.log, egress.client(cfg.WebhookTimeout), s.redact, s.metrics)
 	s.hooks.store = m.Store()
 	s.unsub = m.Subscribe(occopus.Observer{
 		Event: func(ev occopus.Event) {
@@ -214,6 +231,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.observeRequest(route, sw.code(), time.Since(start))
 	}()
+	// No page of another site may frame or drive this service.
+	sw.Header().Set("Content-Security-Policy", "frame-ancestors 'none'")
+	sw.Header().Set("X-Frame-Options", "DENY")
+	if code, why := s.crossSite(r); code != 0 {
+		s.writeError(sw, code, why)
+		return
+	}
 	// The liveness check and the dashboard page (static; it asks for the
 	// token and sends it with its API calls) need no token.
 	if r.URL.Path != "/healthz" && r.URL.Path != "/" && !s.authorized(r) {

@@ -54,12 +54,9 @@ type webhooks struct {
 	done  chan struct{}
 }
 
-func newWebhooks(log *slog.Logger, timeout time.Duration, redact func(string) string, m *metrics) *webhooks {
+func newWebhooks(log *slog.Logger, client *http.Client, redact func(string) string, m *metrics) *webhooks {
 	h := &webhooks{
-		log: log, redact: redact, metrics: m,
-		client: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
+		log: log, redact: redact, metrics: m, client: client,
 		props: map[string]map[string]any{},
 		queue: make(chan store.Event, webhookQueue),
 		sem:   make(chan struct{}, webhookConcurrency),

@@ -16,7 +16,7 @@ func newImport(e *env) *cobra.Command {
 		Short: "Store the node definitions of a file, replacing those of the same types",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			defs, err := descr.LoadNodeDefs(args[0], descr.LoadOptions{})
+			defs, err := descr.LoadNodeDefs(args[0], e.loadOptions())
 			if err != nil {
 				return e.descrFailure(err)
 			}
@@ -62,7 +62,7 @@ MESSAGE; the exit status is 1 when any file has an error.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// No store: validating touches nothing but the files.
-			m, err := occopus.New(occopus.Options{Log: e.log})
+			m, err := occopus.New(occopus.Options{Log: e.log, MaxDescriptionBytes: e.loadOptions().MaxBytes})
 			if err != nil {
 				return err
 			}

@@ -63,7 +63,7 @@ func (e *env) session(ctx context.Context, parallelize bool, onEvent func(occopu
 // place the CLI turns occopus_config.yaml into library options.
 func (e *env) managerOptions(cfg *config.Config, ad *auth.Data) occopus.Options {
 	opt := occopus.Options{Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallel: cfg.Parallel,
-		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst}
+		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, MaxDescriptionBytes: cfg.MaxDescriptionBytes}
 	if ad != nil {
 		opt.Auth = ad
 	}
@@ -122,7 +122,7 @@ On any error, or on Ctrl-C, everything this command created is destroyed
 (creations in flight too) and the exit status is non-zero.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in, err := descr.LoadInfra(args[0], descr.LoadOptions{})
+			in, err := descr.LoadInfra(args[0], e.loadOptions())
 			if err != nil {
 				return e.descrFailure(err)
 			}

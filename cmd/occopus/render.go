@@ -66,7 +66,7 @@ func (e *env) render(cmd *cobra.Command, o *renderOpts, file string) (*occopus.R
 	if err != nil {
 		return nil, err
 	}
-	in, err := descr.LoadInfra(file, descr.LoadOptions{})
+	in, err := descr.LoadInfra(file, e.loadOptions())
 	if err != nil {
 		return nil, e.descrFailure(err)
 	}
@@ -100,7 +100,7 @@ func (e *env) render(cmd *cobra.Command, o *renderOpts, file string) (*occopus.R
 	}
 	var errs descr.Errors
 	for _, f := range o.nodes {
-		defs, err := descr.LoadNodeDefs(f, descr.LoadOptions{})
+		defs, err := descr.LoadNodeDefs(f, e.loadOptions())
 		if err != nil {
 			errs = append(errs, descr.AsErrors(err)...)
 			continue

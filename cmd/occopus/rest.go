@@ -83,7 +83,8 @@ Host and port default to components: rest: of occopus_config.yaml.`,
 			}
 			defer m.Close()
 			srv, err := rest.New(m, rest.Config{Host: host, Port: port, Token: token, Insecure: insecure,
-				CertFile: certFile, KeyFile: keyFile, AllowFileImports: cfg.AllowFileImports, Secrets: secrets, Log: log})
+				CertFile: certFile, KeyFile: keyFile, AllowFileImports: cfg.AllowFileImports, Secrets: secrets, Log: log,
+				MaxDescriptionBytes: cfg.MaxDescriptionBytes, WebhookAllow: cfg.WebhookAllow})
 			if err != nil {
 				return err
 			}

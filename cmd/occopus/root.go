@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/occopus-go/occopus"
+	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/config"
 	"github.com/occopus-go/occopus/store/redis"
 	"github.com/occopus-go/occopus/store/sqlite"
@@ -49,6 +50,17 @@ type env struct {
 
 func (e *env) config() (*config.Config, error) {
 	return config.Load(e.cfgPath, e.authPath)
+}
+
+// loadOptions are the options of reading the user's files: the size
+// bound of the configuration (a configuration error shows when the
+// command opens its session).
+func (e *env) loadOptions() descr.LoadOptions {
+	cfg, err := e.config()
+	if err != nil {
+		return descr.LoadOptions{}
+	}
+	return descr.LoadOptions{MaxBytes: cfg.MaxDescriptionBytes}
 }
 
 // openStore opens the configured store.

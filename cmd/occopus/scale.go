@@ -98,7 +98,7 @@ func newPlan(e *env) *cobra.Command {
 			var in *descr.Infra
 			if len(args) == 1 {
 				var err error
-				if in, err = descr.LoadInfra(args[0], descr.LoadOptions{}); err != nil {
+				if in, err = descr.LoadInfra(args[0], e.loadOptions()); err != nil {
 					return e.descrFailure(err)
 				}
 			}

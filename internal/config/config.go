@@ -40,10 +40,34 @@ type Config struct {
 	// (0: the cloud handlers' default, 10/s with a burst of 20).
 	RateLimit float64 `yaml:"rate_limit"`
 	RateBurst int     `yaml:"rate_burst"`
+	// WebhookAllow, when set, lists where webhooks may go: CIDRs,
+	// addresses, host names, ".domain" suffixes.
+	WebhookAllow []string `yaml:"webhook_allow"`
+	// MaxDescriptionBytes bounds a description with every alias expanded
+	// (default DefaultMaxDescriptionBytes).
+	MaxDescriptionBytes int `yaml:"max_description_bytes"`
+	// Limits cap the instances a node, an infrastructure and the whole
+	// service may have.
+	Limits Limits `yaml:"limits"`
 
 	Store Store `yaml:"-"`
 	REST  REST  `yaml:"-"`
 }
+
+// DefaultMaxDescriptionBytes is max_description_bytes's default: far above
+// any real description, far below what exhausts a laptop.
+const DefaultMaxDescriptionBytes = 4 << 20
+
+// Limits are the caps on instance counts (occopus_config.yaml `limits:`).
+type Limits struct {
+	PerNode  int `yaml:"instances_per_node"`
+	PerInfra int `yaml:"instances_per_infrastructure"`
+	Total    int `yaml:"instances"`
+}
+
+// Default caps: enough for real work on one machine, refusing the typo
+// (min: 100000) that would start processes until the host gives up.
+var DefaultLimits = Limits{PerNode: 100, PerInfra: 500, Total: 2000}
 
 // Store selects the store. Occopus names it `components: uds:`.
 type Store struct {
@@ -78,7 +102,7 @@ func DefaultHome() string {
 // Home/occopus_config.yaml when present, else defaults. authPath likewise
 // for auth_data.yaml.
 func Load(cfgPath, authPath string) (*Config, error) {
-	c := &Config{Home: DefaultHome(), Parallel: 32}
+	c := &Config{Home: DefaultHome(), Parallel: 32, MaxDescriptionBytes: DefaultMaxDescriptionBytes, Limits: DefaultLimits}
 	c.REST = REST{Host: "127.0.0.1", Port: 5000}
 	c.Store = Store{Protocol: "sqlite"}
 	path := cfgPath
@@ -127,12 +151,15 @@ func (c *Config) read(path string) error {
 	}
 	stripTags(&root)
 	var raw struct {
-		AllowCmd         bool    `yaml:"allow_cmd"`
-		AllowFileImports bool    `yaml:"allow_file_imports"`
-		AllowNetworkCmd  bool    `yaml:"allow_network_cmd"`
-		Parallel         int     `yaml:"parallel"`
-		RateLimit        float64 `yaml:"rate_limit"`
-		RateBurst        int     `yaml:"rate_burst"`
+		AllowCmd         bool     `yaml:"allow_cmd"`
+		AllowFileImports bool     `yaml:"allow_file_imports"`
+		AllowNetworkCmd  bool     `yaml:"allow_network_cmd"`
+		Parallel         int      `yaml:"parallel"`
+		RateLimit        float64  `yaml:"rate_limit"`
+		RateBurst        int      `yaml:"rate_burst"`
+		WebhookAllow     []string `yaml:"webhook_allow"`
+		MaxDescription   int      `yaml:"max_description_bytes"`
+		Limits           *Limits  `yaml:"limits"`
 		Components       struct {
 			REST struct {
 				Host string `yaml:"host"`
@@ -163,6 +190,27 @@ func (c *Config) read(path string) error {
 		return fmt.Errorf("configuration file %s: rate_limit and rate_burst must not be negative", path)
 	}
 	c.RateLimit, c.RateBurst = raw.RateLimit, raw.RateBurst
+	c.WebhookAllow = raw.WebhookAllow
+	switch {
+	case raw.MaxDescription < 0:
+		return fmt.Errorf("configuration file %s: max_description_bytes: must be positive, not %d", path, raw.MaxDescription)
+	case raw.MaxDescription > 0:
+		c.MaxDescriptionBytes = raw.MaxDescription
+	}
+	if l := raw.Limits; l != nil {
+		for _, v := range []struct {
+			key string
+			n   int
+			dst *int
+		}{{"instances_per_node", l.PerNode, &c.Limits.PerNode}, {"instances_per_infrastructure", l.PerInfra, &c.Limits.PerInfra}, {"instances", l.Total, &c.Limits.Total}} {
+			if v.n < 0 {
+				return fmt.Errorf("configuration file %s: limits.%s: must be at least 1, not %d", path, v.key, v.n)
+			}
+			if v.n > 0 {
+				*v.dst = v.n
+			}
+		}
+	}
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = max(1, int(c.RateLimit*2))
 	}

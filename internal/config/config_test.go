@@ -35,6 +35,18 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "negative rate", file: "rate_limit: -1\n", wantErr: "must not be negative"},
+		{name: "hardening defaults", check: func(t *testing.T, c *Config) {
+			if c.Limits != DefaultLimits || c.MaxDescriptionBytes != DefaultMaxDescriptionBytes || c.WebhookAllow != nil {
+				t.Errorf("limits %+v, max description %d, webhook_allow %v", c.Limits, c.MaxDescriptionBytes, c.WebhookAllow)
+			}
+		}},
+		{name: "hardening keys", file: "limits: {instances_per_node: 7, instances: 70}\nmax_description_bytes: 1000\nwebhook_allow: [10.0.0.0/8, hooks.example.org]\n", check: func(t *testing.T, c *Config) {
+			if c.Limits != (Limits{PerNode: 7, PerInfra: DefaultLimits.PerInfra, Total: 70}) || c.MaxDescriptionBytes != 1000 || len(c.WebhookAllow) != 2 {
+				t.Errorf("limits %+v, max description %d, webhook_allow %v", c.Limits, c.MaxDescriptionBytes, c.WebhookAllow)
+			}
+		}},
+		{name: "negative limit", file: "limits: {instances_per_infrastructure: -1}\n", wantErr: "limits.instances_per_infrastructure: must be at least 1, not -1"},
+		{name: "negative description size", file: "max_description_bytes: -5\n", wantErr: "max_description_bytes: must be positive"},
 		{name: "unknown store", file: "components:\n  uds: {protocol: mongodb}\n", wantErr: `components.uds.protocol: unknown store "mongodb"`},
 		{name: "bad yaml", file: "components: [\n", wantErr: "invalid YAML"},
 	}
