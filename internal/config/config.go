@@ -58,16 +58,14 @@ type Config struct {
 // any real description, far below what exhausts a laptop.
 const DefaultMaxDescriptionBytes = 4 << 20
 
-// Limits are the caps on instance counts (occopus_config.yaml `limits:`).
+// Limits are the caps on instance counts (occopus_config.yaml `limits:`);
+// zero fields take the engine's defaults (100 per node, 500 per
+// infrastructure, 2000 in all).
 type Limits struct {
 	PerNode  int `yaml:"instances_per_node"`
 	PerInfra int `yaml:"instances_per_infrastructure"`
 	Total    int `yaml:"instances"`
 }
-
-// Default caps: enough for real work on one machine, refusing the typo
-// (min: 100000) that would start processes until the host gives up.
-var DefaultLimits = Limits{PerNode: 100, PerInfra: 500, Total: 2000}
 
 // Store selects the store. Occopus names it `components: uds:`.
 type Store struct {
@@ -102,7 +100,7 @@ func DefaultHome() string {
 // Home/occopus_config.yaml when present, else defaults. authPath likewise
 // for auth_data.yaml.
 func Load(cfgPath, authPath string) (*Config, error) {
-	c := &Config{Home: DefaultHome(), Parallel: 32, MaxDescriptionBytes: DefaultMaxDescriptionBytes, Limits: DefaultLimits}
+	c := &Config{Home: DefaultHome(), Parallel: 32, MaxDescriptionBytes: DefaultMaxDescriptionBytes}
 	c.REST = REST{Host: "127.0.0.1", Port: 5000}
 	c.Store = Store{Protocol: "sqlite"}
 	path := cfgPath

@@ -36,12 +36,12 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "negative rate", file: "rate_limit: -1\n", wantErr: "must not be negative"},
 		{name: "hardening defaults", check: func(t *testing.T, c *Config) {
-			if c.Limits != DefaultLimits || c.MaxDescriptionBytes != DefaultMaxDescriptionBytes || c.WebhookAllow != nil {
+			if c.Limits != (Limits{}) || c.MaxDescriptionBytes != DefaultMaxDescriptionBytes || c.WebhookAllow != nil {
 				t.Errorf("limits %+v, max description %d, webhook_allow %v", c.Limits, c.MaxDescriptionBytes, c.WebhookAllow)
 			}
 		}},
 		{name: "hardening keys", file: "limits: {instances_per_node: 7, instances: 70}\nmax_description_bytes: 1000\nwebhook_allow: [10.0.0.0/8, hooks.example.org]\n", check: func(t *testing.T, c *Config) {
-			if c.Limits != (Limits{PerNode: 7, PerInfra: DefaultLimits.PerInfra, Total: 70}) || c.MaxDescriptionBytes != 1000 || len(c.WebhookAllow) != 2 {
+			if c.Limits != (Limits{PerNode: 7, Total: 70}) || c.MaxDescriptionBytes != 1000 || len(c.WebhookAllow) != 2 {
 				t.Errorf("limits %+v, max description %d, webhook_allow %v", c.Limits, c.MaxDescriptionBytes, c.WebhookAllow)
 			}
 		}},
