@@ -44,7 +44,8 @@ type Config struct {
 	// addresses, host names, ".domain" suffixes.
 	WebhookAllow []string `yaml:"webhook_allow"`
 	// MaxDescriptionBytes bounds a description with every alias expanded
-	// (default DefaultMaxDescriptionBytes).
+	// (0: descr.DefaultMaxBytes, 4 MiB: far above any real description,
+	// far below what exhausts a laptop).
 	MaxDescriptionBytes int `yaml:"max_description_bytes"`
 	// Limits cap the instances a node, an infrastructure and the whole
 	// service may have.
@@ -53,10 +54,6 @@ type Config struct {
 	Store Store `yaml:"-"`
 	REST  REST  `yaml:"-"`
 }
-
-// DefaultMaxDescriptionBytes is max_description_bytes's default: far above
-// any real description, far below what exhausts a laptop.
-const DefaultMaxDescriptionBytes = 4 << 20
 
 // Limits are the caps on instance counts (occopus_config.yaml `limits:`);
 // zero fields take the engine's defaults (100 per node, 500 per
@@ -100,7 +97,7 @@ func DefaultHome() string {
 // Home/occopus_config.yaml when present, else defaults. authPath likewise
 // for auth_data.yaml.
 func Load(cfgPath, authPath string) (*Config, error) {
-	c := &Config{Home: DefaultHome(), Parallel: 32, MaxDescriptionBytes: DefaultMaxDescriptionBytes}
+	c := &Config{Home: DefaultHome(), Parallel: 32}
 	c.REST = REST{Host: "127.0.0.1", Port: 5000}
 	c.Store = Store{Protocol: "sqlite"}
 	path := cfgPath

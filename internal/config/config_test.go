@@ -36,7 +36,7 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "negative rate", file: "rate_limit: -1\n", wantErr: "must not be negative"},
 		{name: "hardening defaults", check: func(t *testing.T, c *Config) {
-			if c.Limits != (Limits{}) || c.MaxDescriptionBytes != DefaultMaxDescriptionBytes || c.WebhookAllow != nil {
+			if c.Limits != (Limits{}) || c.MaxDescriptionBytes != 0 || c.WebhookAllow != nil {
 				t.Errorf("limits %+v, max description %d, webhook_allow %v", c.Limits, c.MaxDescriptionBytes, c.WebhookAllow)
 			}
 		}},
