@@ -1,6 +1,7 @@
 package tmpl
 
 import (
+	"math/big"
 	"reflect"
 	"strconv"
 	"strings"
@@ -31,7 +32,21 @@ func (rw *rewriter) compile(n nodes.Node) evalFn {
 		b := n.Val
 		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(b) }
 	case *nodes.Name:
+		if i, ok := placeholderIndex(n); ok && i < len(rw.placeholders) {
+			return rw.compile(rw.placeholders[i])
+		}
 		return compileName(n)
+	case *condExpr:
+		return rw.compileCondExpr(n)
+	case *compareExpr:
+		return rw.compileCompare(n)
+	case *sliceExpr:
+		return rw.compileSlice(n)
+	case *unpackIter:
+		return rw.compileUnpack(n)
+	case *bigLit:
+		v := n.v
+		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(new(big.Int).Set(v)) }
 	case *nodes.GetAttribute:
 		return rw.compileGetAttr(n)
 	case *nodes.GetItem:
@@ -78,8 +93,7 @@ func (rw *rewriter) compile(n nodes.Node) evalFn {
 		}
 		return delegate(n)
 	case *nodes.UnaryExpression:
-		n.Term = rw.slot(n.Term, modeStrict)
-		return delegate(n)
+		return rw.compileUnary(n)
 	}
 	return delegate(n)
 }
@@ -107,9 +121,6 @@ func delegate(n nodes.Node) evalFn {
 func compileName(n *nodes.Name) evalFn {
 	name := n.Name.Val
 	line, col := tokPos(n.Name)
-	if name == "none" { // a literal in Jinja2, like None
-		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(nil) }
-	}
 	return func(e *exec.Evaluator) *exec.Value {
 		v, ok := e.Environment.Context.Get(name)
 		if !ok {
@@ -197,6 +208,14 @@ func (rw *rewriter) compileGetAttr(n *nodes.GetAttribute) evalFn {
 		o := receiver(e, obj)
 		if o.IsError() {
 			return o
+		}
+		if s, ok := key.(string); ok {
+			if v, ok := loopItem(o, s); ok {
+				if u := asUndefined(v); u != nil {
+					u.line, u.col = line, col
+				}
+				return v
+			}
 		}
 		if v, ok := attrLookup(o, key, false); ok {
 			return v
@@ -314,14 +333,23 @@ func (rw *rewriter) checkFilter(fc *nodes.FilterCall) {
 	}
 }
 
-func (rw *rewriter) compileArgs(args []nodes.Expression, kwargs map[string]nodes.Expression, where string) ([]evalFn, map[string]evalFn) {
+// compileArgs compiles the arguments of a filter or test; an undefined
+// argument is an error unless lenient (default's fallback may be
+// undefined: it only matters when it is used).
+func (rw *rewriter) compileArgs(args []nodes.Expression, kwargs map[string]nodes.Expression, where string, lenient bool) ([]evalFn, map[string]evalFn) {
+	wrap := func(fn evalFn) evalFn {
+		if lenient {
+			return fn
+		}
+		return strictFn(fn, where)
+	}
 	var a []evalFn
 	for _, x := range args {
-		a = append(a, strictFn(rw.compile(x), where))
+		a = append(a, wrap(rw.compile(x)))
 	}
 	k := map[string]evalFn{}
 	for name, x := range kwargs {
-		k[name] = strictFn(rw.compile(x), where)
+		k[name] = wrap(rw.compile(x))
 	}
 	return a, k
 }
@@ -350,7 +378,7 @@ func (rw *rewriter) compileFiltered(n *nodes.FilteredExpression) evalFn {
 	var filters []compiledFilter
 	for _, fc := range n.Filters {
 		rw.checkFilter(fc)
-		a, k := rw.compileArgs(fc.Args, fc.Kwargs, "in filter "+fc.Name)
+		a, k := rw.compileArgs(fc.Args, fc.Kwargs, "in filter "+fc.Name, fc.Name == "default" || fc.Name == "d")
 		filters = append(filters, compiledFilter{name: fc.Name, pos: fc.Token, args: a, kwargs: k})
 	}
 	return func(e *exec.Evaluator) *exec.Value {
@@ -358,7 +386,10 @@ func (rw *rewriter) compileFiltered(n *nodes.FilteredExpression) evalFn {
 		for _, f := range filters {
 			isDefault := f.name == "default" || f.name == "d"
 			if u := asUndefined(v); u != nil && !isDefault {
-				return exec.AsValue(stateOf(e).failUndef(u, ""))
+				if !u.lenient {
+					return exec.AsValue(stateOf(e).failUndef(u, ""))
+				}
+				v = exec.AsValue("") // what Jinja2's filters make of Undefined
 			}
 			if v.IsError() && asUndefined(v) == nil {
 				return v
@@ -431,7 +462,7 @@ func (rw *rewriter) compileTest(n *nodes.TestExpression) evalFn {
 		l, c := tokPos(tc.Token)
 		rw.err = &SyntaxError{Line: l, Col: c, Msg: "no test named " + strconv.Quote(tc.Name)}
 	}
-	args, kwargs := rw.compileArgs(tc.Args, tc.Kwargs, "in test "+tc.Name)
+	args, kwargs := rw.compileArgs(tc.Args, tc.Kwargs, "in test "+tc.Name, false)
 	name := tc.Name
 	return func(e *exec.Evaluator) *exec.Value {
 		v := in(e)
@@ -481,6 +512,27 @@ func (rw *rewriter) compileBinary(n *nodes.BinaryExpression) evalFn {
 				return l
 			}
 			return right(e)
+		}
+	case tokens.Tilde:
+		// str() of each side; a lenient undefined is "".
+		return func(e *exec.Evaluator) *exec.Value {
+			l := operand(e, left)
+			if isLenient(l) {
+				l = exec.AsValue("")
+			} else if l.IsError() {
+				return l
+			}
+			r := operand(e, right)
+			if isLenient(r) {
+				r = exec.AsValue("")
+			} else if r.IsError() {
+				return r
+			}
+			res, err := binop(op, l, r)
+			if err != nil {
+				return exec.AsValue(stateOf(e).fail(line, col, "%s", err))
+			}
+			return exec.AsValue(res)
 		}
 	}
 	left, right = strictFn(left, ""), strictFn(right, "")
@@ -560,6 +612,8 @@ func exprStart(n nodes.Node) *tokens.Token {
 			n = x.Node
 		case *nodes.GetSlice:
 			n = x.Node
+		case *sliceExpr:
+			n = x.node
 		case *nodes.Call:
 			n = x.Func
 		default:
@@ -608,6 +662,22 @@ func exprString(n nodes.Node) string {
 			s += "|" + f.Name
 		}
 		return s
+	case *bigLit:
+		return n.v.String()
+	case *nodes.UnaryExpression:
+		return n.Operator.Val + exprString(n.Term)
+	case *sliceExpr:
+		part := func(x nodes.Expression) string {
+			if x == nil {
+				return ""
+			}
+			return exprString(x)
+		}
+		s := exprString(n.node) + "[" + part(n.start) + ":" + part(n.stop)
+		if n.step != nil {
+			s += ":" + part(n.step)
+		}
+		return s + "]"
 	}
 	return "…"
 }

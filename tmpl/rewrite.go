@@ -32,9 +32,10 @@ type evalFn func(e *exec.Evaluator) *exec.Value
 // hidden function (named with a NUL byte so templates cannot refer to it)
 // that runs the compiled closure.
 type rewriter struct {
-	env *exec.Context
-	n   int
-	err error
+	env          *exec.Context
+	placeholders []nodes.Expression // what the placeholder names of parse.go stand for
+	n            int
+	err          error
 }
 
 type slotMode int
@@ -108,9 +109,25 @@ func (rw *rewriter) macro(m *nodes.Macro, seen map[any]bool) {
 		return
 	}
 	for _, p := range m.Kwargs {
-		if p != nil && p.Value != nil {
-			p.Value = rw.slot(p.Value, modeValue)
+		if p == nil || p.Value == nil {
+			continue
 		}
+		if _, ok := p.Value.(*nodes.None); ok {
+			// gonja's stand-in for a parameter without default (ours
+			// are placeholders): Jinja2 makes it undefined when the
+			// call omits it.
+			name := ""
+			if k, ok := p.Key.(*nodes.String); ok {
+				name = k.Val
+			}
+			line, col := tokPos(p.Value.Position())
+			msg := fmt.Sprintf("parameter %s was not provided", pyQuote(name))
+			p.Value = rw.register(func(*exec.Evaluator) *exec.Value {
+				return exec.AsValue(&undefinedBox{&undefined{name: name, msg: msg, line: line, col: col}})
+			}, p.Value.Position())
+			continue
+		}
+		p.Value = rw.slot(p.Value, modeValue)
 	}
 	rw.wrapper(m.Wrapper, seen)
 }
@@ -240,16 +257,32 @@ func (rw *rewriter) slot(n nodes.Node, mode slotMode) nodes.Expression {
 	case modeStrict:
 		fn = strictFn(fn, "")
 	case modeIter:
-		inner := strictFn(fn, "")
+		inner := fn
+		line, col := tokPos(pos)
 		fn = func(e *exec.Evaluator) *exec.Value {
 			v := inner(e)
-			if st := stateOf(e); st != nil && !v.IsError() && (v.IsList() || v.IsDict() || v.IsString()) {
-				st.steps += v.Len()
+			if u := asUndefined(v); u != nil {
+				if u.lenient {
+					return exec.AsValue([]any{})
+				}
+				return exec.AsValue(stateOf(e).failUndef(u, ""))
+			}
+			if v.IsError() {
+				return v
+			}
+			// gonja iterates with its own rules (a dict as key/value
+			// pairs, an int as nothing); hand it Python's items.
+			items, err := pyIter(v)
+			if err != nil {
+				return exec.AsValue(stateOf(e).fail(line, col, "%s", err))
+			}
+			if st := stateOf(e); st != nil {
+				st.steps += len(items)
 				if st.steps > maxSteps {
 					return exec.AsValue(st.fail(0, 0, "template evaluation exceeded %d steps", maxSteps))
 				}
 			}
-			return v
+			return exec.AsValue(items)
 		}
 	case modeBool:
 		inner := fn
@@ -268,6 +301,9 @@ func (rw *rewriter) slot(n nodes.Node, mode slotMode) nodes.Expression {
 		fn = func(e *exec.Evaluator) *exec.Value {
 			v := inner(e)
 			if u := asUndefined(v); u != nil {
+				if u.lenient {
+					return exec.AsValue("")
+				}
 				return exec.AsValue(stateOf(e).failUndef(u, ""))
 			}
 			if v.IsError() {
@@ -339,6 +375,10 @@ type undefined struct {
 	name      string
 	msg       string // replaces the default message when set
 	line, col int
+	// lenient is Jinja2's plain Undefined, which an inline if without
+	// else yields even under a strict undefined class: it prints as "",
+	// iterates as empty and fails only in arithmetic and access.
+	lenient bool
 }
 
 // undefinedBox carries an undefined value through gonja statements that
@@ -504,7 +544,9 @@ var gonjaShape = []shapeType{
 		{"Macro", tMacro, useWalk}, // embedded
 	}},
 	{Type: typeOf[controlStructures.RawControlStructure](), Statement: "raw", Sample: "{% raw %}x{% endraw %}" /* an empty raw body panics gonja */, Fields: []shapeField{
-		{"data", typeOf[*nodes.Data](), useKeep}, // literal text
+		// Our lexer (lex.go) turns raw blocks into template data, as
+		// Jinja2's does, so gonja's raw statement is never parsed.
+		{"data", typeOf[*nodes.Data](), useUnreached},
 	}},
 	{Type: typeOf[controlStructures.BreakControlStructure](), Statement: "break", Sample: "{% break %}"},
 	{Type: typeOf[controlStructures.ContinueControlStructure](), Statement: "continue", Sample: "{% continue %}"},
@@ -710,7 +752,8 @@ func checkShape(table []shapeType) []*shapeError {
 			}
 		}
 		if enabled[name] {
-			if _, err := parse(st.Sample); err != nil {
+			// Inside a loop, so that break and continue are valid.
+			if _, err := parse("{% for _ in [] %}" + st.Sample + "{% endfor %}"); err != nil {
 				bad(st.Type, "", name, "the rewriter rejects sample %q: %s", st.Sample, err)
 			}
 		}

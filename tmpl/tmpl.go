@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -289,7 +288,9 @@ var (
 	// enabledStatements are the gonja statements allowed in Occopus
 	// templates: include/import/extends would read files from this host.
 	// The rewriter (rewrite.go) has a rule for each.
-	enabledStatements = []string{"if", "for", "set", "raw", "macro", "with", "filter", "break", "continue"}
+	// raw is not among them: like Jinja2, our lexer turns a raw block
+	// into template data.
+	enabledStatements = []string{"if", "for", "set", "macro", "with", "filter", "break", "continue"}
 
 	controlSet = func() *exec.ControlStructureSet {
 		set := exec.NewControlStructureSet(map[string]parser.ControlStructureParser{})
@@ -352,8 +353,9 @@ func parse(src string) (t *Template, err error) {
 		}
 	}()
 	src = normalizeNewlines(src)
-	if e := preLex(src); e != nil {
-		return nil, e
+	pr, err := parseJinja(src)
+	if err != nil {
+		return nil, err
 	}
 	globals := exec.EmptyContext().Update(builtins.GlobalFunctions).Update(builtins.GlobalVariables)
 	globals.Set("lipsum", nil) // random text generator, useless here and unbounded
@@ -367,35 +369,34 @@ func parse(src string) (t *Template, err error) {
 		ControlStructures: controlSet,
 		Methods:           methodSet,
 	}
-	gt, err := exec.NewTemplate(rootName, baseConfig, sourceLoader{src}, env)
+	root, err := parser.NewParser(rootName, tokens.NewStream(pr.stream), baseConfig, sourceLoader{src}, controlSet).Parse()
 	if err != nil {
-		return nil, toSyntaxError(err, src)
+		// parse.go checked the template against Jinja2's grammar, so
+		// gonja refusing the canonical stream is our bug.
+		return nil, internalSyntaxError(err)
 	}
-	rw := &rewriter{env: globals}
+	// gonja builds an executable template only from source text, which it
+	// would lex itself; build one from an empty source and give it the
+	// tree parsed from our stream (Root returns the template's own node).
+	gt, err := exec.NewTemplate(rootName, baseConfig, sourceLoader{""}, env)
+	if err != nil {
+		return nil, internalSyntaxError(err)
+	}
+	*gt.Root() = *root
+	rw := &rewriter{env: globals, placeholders: pr.exprs}
 	if err := rw.template(gt.Root()); err != nil {
 		return nil, err
 	}
 	return &Template{src: src, gt: gt}, nil
 }
 
-func toSyntaxError(err error, src string) error {
+func internalSyntaxError(err error) error {
+	line, col := 1, 1
 	var se *parser.SyntaxError
-	if errors.As(err, &se) {
-		line, col := se.Line, se.Column
-		if line <= 0 {
-			line, col = 1, 1
-		}
-		msg := se.Message
-		if strings.HasPrefix(msg, "ControlStructure '") && strings.Contains(msg, "not found") {
-			name := strings.SplitN(msg, "'", 3)[1]
-			msg = fmt.Sprintf("unknown tag %q (include, import, extends, block and call are not supported)", name)
-		}
-		return &SyntaxError{Line: line, Col: col, Msg: msg}
+	if errors.As(err, &se) && se.Line > 0 {
+		line, col = se.Line, max(se.Column, 1)
 	}
-	msg := err.Error()
-	// gonja wraps as: failed to parse template '<src>': <cause>
-	msg = strings.TrimPrefix(msg, "failed to parse template '"+src+"': ")
-	return &SyntaxError{Line: 1, Col: 1, Msg: msg}
+	return &SyntaxError{Line: line, Col: col, Msg: "internal error: gonja refused the parsed template: " + err.Error()}
 }
 
 // --- cache ---------------------------------------------------------------
@@ -442,28 +443,4 @@ func (c *lru) put(src string, t *Template, err error) {
 		c.ll.Remove(last)
 		delete(c.items, last.Value.(*cacheEntry).src)
 	}
-}
-
-// preLex reports lexer errors with their position: gonja's parser treats an
-// error token like the end of input, which can silently truncate a template.
-func preLex(src string) error {
-	s := tokens.LexAll(src, baseConfig)
-	for !s.End() {
-		s.Next()
-	}
-	if !s.IsError() {
-		return nil
-	}
-	tok := s.Current()
-	pos := min(max(tok.Pos, 0), len(src))
-	line, col := tokens.ReadablePosition(pos, src)
-	msg := tok.Val
-	known := false
-	for _, p := range []string{"Unexpected", "Unbalanced", "Unable", "unclosed", "invalid", "two dots"} {
-		known = known || strings.HasPrefix(msg, p)
-	}
-	if !known { // gonja reports an unterminated string by its text only
-		msg = "unterminated string literal near " + strconv.Quote(msg)
-	}
-	return &SyntaxError{Line: line, Col: col, Msg: msg}
 }

@@ -77,10 +77,19 @@ func TestSyntaxErrors(t *testing.T) {
 		{"{{ x is nosuchtest }}", 1, 9, `no test named "nosuchtest"`},
 		{"{% include 'x' %}", 1, 4, `unknown tag "include"`},
 		{"{% extends 'x' %}", 1, 4, `unknown tag "extends"`},
-		{"{# abc", 1, 3, "unclosed comment"},
+		{"{# abc", 1, 1, "Missing end of comment tag"},
 		{"x\n{% raw %}abc", 2, 10, "raw"},
-		{"line1\n  {{ (1 }}", 2, 6, "parenthesis"},
-		{"{{ 'abc }}", 1, 11, "unterminated string"},
+		{"line1\n  {{ (1 }}", 2, 9, "unexpected '}', expected ')' (to close the '(' at line 2, column 6)"},
+		{"{{ 'abc }}", 1, 4, "unterminated string"},
+		{"{{ x.in. }}", 1, 10, "expected name or number"},
+		{"{{ x is }}", 1, 9, "expected token 'name', got 'end of print statement'"},
+		{"a\n{% for x in y %}\n{% endif %}", 3, 4, "Encountered unknown tag 'endif'. Jinja was looking for the following tags: 'endfor' or 'else'. The innermost block that needs to be closed is 'for'."},
+		{"{% if x %}a", 1, 12, "Unexpected end of template. Jinja was looking for the following tags: 'elif' or 'else' or 'endif'. The innermost block that needs to be closed is 'if'."},
+		{"{% break %}", 1, 4, `"break" outside loop`},
+		{"{{ a if }}", 1, 9, "unexpected 'end of print statement'"},
+		{"{{ 'a' 1 }}", 1, 8, "expected token 'end of print statement', got 'integer'"},
+		{"{{ 'a\\x4' }}", 1, 4, `truncated \xXX escape`},
+		{"{% set true = 1 %}", 1, 8, "can't assign to 'const'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {
