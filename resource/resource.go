@@ -183,3 +183,20 @@ func New(cfg Config) (Handler, error) {
 
 // Types lists the registered backend names, sorted.
 func Types() []string { return plugin.Names(descr.SectionResource) }
+
+// Cost is what an instance has cost so far, as its backend tells it.
+type Cost struct {
+	// Total is the amount charged so far, in Currency.
+	Total float64
+	// Currency is "" when the backend does not say.
+	Currency string
+}
+
+// Coster is implemented by handlers whose backend tells what an instance
+// has cost (CloudBroker). Backends that cannot tell do not implement it:
+// their instances have no cost, which is not a zero cost.
+type Coster interface {
+	// Cost reports what the instance has cost so far; ok is false when
+	// the backend has no figure for it. ErrNotFound when it is gone.
+	Cost(ctx context.Context, h Handle) (c Cost, ok bool, err error)
+}
