@@ -25,7 +25,7 @@ import (
 	"github.com/occopus-go/occopus/store/storetest"
 )
 
-var updateTestdata = flag.Bool("update-testdata", false, "rewrite testdata/v1.db")
+var updateTestdata = flag.Bool("update-testdata", false, "rewrite testdata/v1.db and testdata/v4.db")
 
 func openTemp(t testing.TB) *Store {
 	t.Helper()
@@ -358,6 +358,70 @@ func TestMigrateFromV1(t *testing.T) {
 	if err := s.r.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode %q %v, want wal", mode, err)
 	}
+}
+
+// writeV4 makes testdata/v4.db: schema version 4 (the last before the
+// origin column, the identity marker and incremental auto-vacuum), in WAL
+// mode with auto_vacuum NONE as the code of that version left it, closed
+// cleanly so that everything is in the main file.
+func writeV4(t *testing.T, path string) {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		os.Remove(p)
+	}
+	db, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if err := migrate(t.Context(), db, 4); err != nil {
+		t.Fatal(err)
+	}
+	qs := []string{
+		`INSERT INTO node_defs VALUES ('web', '[{"type":"docker","image":"nginx"}]'), ('db', '[{"type":"ec2"}]')`,
+		`INSERT INTO infras VALUES ('v4-kept', 'Kept infra', '{"nodes":[{"name":"web","type":"web"}]}',
+			'{"web":2}', 1, '2025-06-01T10:00:00.000000001Z', '2025-06-01T10:00:01.000000000Z')`,
+		`INSERT INTO infras VALUES ('v4-other', 'Other infra', '{"nodes":[{"name":"db","type":"db"}]}',
+			NULL, 0, '2025-06-02T10:00:00.000000000Z', '2025-06-02T10:00:00.000000000Z')`,
+		`INSERT INTO instances VALUES ('v4-kept', 'w1', 'web', 'ready', 'docker', 0, '{"type":"docker"}',
+			'{"id":"c1"}', '172.17.0.2', '172.17.0.2', NULL, '', '2025-06-01T10:01:00.000000000Z',
+			'2025-06-01T10:02:00.000000000Z', '')`,
+		`INSERT INTO instances VALUES ('v4-kept', 'w2', 'web', 'creating', 'docker', 0, '{"type":"docker"}',
+			NULL, '', '', NULL, '', '2025-06-01T10:03:00.000000000Z',
+			'2025-06-01T10:03:00.000000000Z', 'host/42/1700000000')`,
+		`INSERT INTO scale_requests(infra_id, node_name, delta, set_to, victim, created_at)
+			VALUES ('v4-kept', 'web', 1, NULL, '', '2025-06-01T10:04:00.000000000Z'),
+			('v4-other', 'db', 0, 3, '', '2025-06-02T10:04:00.000000000Z')`,
+		`INSERT INTO leases VALUES ('infra:v4-kept', 'host/42/1700000000/x', 1)`,
+	}
+	// 30 events of each infrastructure, a minute apart, each with 1 KiB of
+	// data, so that pruning them frees whole pages.
+	pad := strings.Repeat("x", 1024)
+	for i := range 30 {
+		for _, id := range []string{"v4-kept", "v4-other"} {
+			qs = append(qs, fmt.Sprintf(`INSERT INTO events(time, infra_id, node_name, node_id, kind, from_state, to_state, message, data)
+				VALUES ('2025-06-01T11:%02d:00.000000000Z', '%s', 'web', 'w1', 'instance.state', 'pending', 'ready', '%d', '{"pad":"%s"}')`,
+				i, id, i, pad))
+		}
+	}
+	for _, q := range qs {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-wal"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s-wal left after close: %v", path, err)
+	}
+}
+
+func TestWriteV4(t *testing.T) {
+	if !*updateTestdata {
+		t.Skip("only with -update-testdata")
+	}
+	writeV4(t, filepath.Join("testdata", "v4.db"))
 }
 
 // Helper processes. The parent re-executes its own test binary with
