@@ -85,7 +85,7 @@ const (
 
 // Defaults of the waits (clone, start, stop).
 const (
-	defaultPollFirst = 2 * time.Second
+	defaultPollFirst = time.Second
 	defaultPollMax   = 15 * time.Second
 	// defaultWaitLimit bounds each wait: the engine's default create
 	// timeout, which the handler is not told.
@@ -474,18 +474,28 @@ func (h *Handler) waitUnmounted(ctx context.Context, node, id string) error {
 }
 
 // poll calls check with a growing delay until it is done or fails, for
-// at most the handler's wait limit.
+// at most the handler's wait limit. A call cut by the limit is reported
+// as the wait that ran out.
 func (h *Handler) poll(ctx context.Context, what, node string, check func(ctx context.Context) (done bool, status string, err error)) error {
-	ctx, cancel := context.WithTimeout(ctx, h.waitLimit)
+	wctx, cancel := context.WithTimeout(ctx, h.waitLimit)
 	defer cancel()
 	delay := h.pollFirst
+	last := ""
 	for {
-		done, status, err := check(ctx)
-		if err != nil || done {
-			return err
+		done, status, err := check(wctx)
+		if status != "" {
+			last = status
 		}
-		if err := h.sleep(ctx, delay); err != nil {
-			return fmt.Errorf("cloudsigma: node %s: waiting for %s at %s (last status %q): %w", node, what, h.endpoint, status, err)
+		if err == nil && !done {
+			err = h.sleep(wctx, delay)
+		}
+		switch {
+		case done:
+			return nil
+		case err != nil && wctx.Err() != nil && ctx.Err() == nil:
+			return fmt.Errorf("cloudsigma: node %s: waiting for %s at %s: not done within %s (last status %q): %w", node, what, h.endpoint, h.waitLimit, last, err)
+		case err != nil:
+			return err
 		}
 		delay = min(delay*3/2+1, h.pollMax)
 	}
@@ -580,14 +590,18 @@ func (h *Handler) start(ctx context.Context, node, id string) error {
 				return false, s.Status, h.cloud.NewError("start server "+id, node, cloudapi.Class{Message: fmt.Sprintf("the server stays stopped after %d start actions", starts)}, nil)
 			}
 			starts++
-			if err := h.action(ctx, node, id, "start", "starting", "running"); err != nil {
-				// Refused because it is starting already? Then it is done.
-				if s2, gerr := h.getServer(ctx, node, id); gerr == nil && (s2.Status == "starting" || s2.Status == "running") {
-					return true, s2.Status, nil
-				}
-				return false, s.Status, err
+			aerr := h.action(ctx, node, id, "start", "starting", "running")
+			// Look at once: the action usually takes effect before it is
+			// answered; and if it was refused because the server is
+			// starting already, it is done too.
+			s2, gerr := h.getServer(ctx, node, id)
+			if gerr == nil && (s2.Status == "starting" || s2.Status == "running") {
+				return true, s2.Status, nil
 			}
-			return false, s.Status, nil
+			if aerr != nil {
+				return false, s.Status, aerr
+			}
+			return false, s.Status, gerr
 		case "unavailable":
 			return false, s.Status, h.cloud.NewError("start server "+id, node, cloudapi.Class{Message: "the server is unavailable"}, nil)
 		}
@@ -615,14 +629,17 @@ func (h *Handler) stop(ctx context.Context, node, id string) (server, error) {
 			return false, s.Status, h.cloud.NewError("stop server "+id, node, cloudapi.Class{Message: fmt.Sprintf("the server is %s after %d stop actions", s.Status, stops)}, nil)
 		}
 		stops++
-		if err := h.action(ctx, node, id, "stop", "stopping", "stopped"); err != nil {
-			if s2, gerr := h.getServer(ctx, node, id); gerr == nil && (s2.Status == "stopping" || s2.Status == "stopped") {
-				last = s2
-				return s2.Status == "stopped", s2.Status, nil
-			}
-			return false, s.Status, err
+		aerr := h.action(ctx, node, id, "stop", "stopping", "stopped")
+		// Look at once (see start).
+		s2, gerr := h.getServer(ctx, node, id)
+		if gerr == nil && (s2.Status == "stopping" || s2.Status == "stopped") {
+			last = s2
+			return s2.Status == "stopped", s2.Status, nil
 		}
-		return false, s.Status, nil
+		if aerr != nil {
+			return false, s.Status, aerr
+		}
+		return false, s.Status, gerr
 	})
 	return last, err
 }
