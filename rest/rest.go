@@ -203,6 +203,7 @@ func (s *Server) routes() []route {
 		{"GET /infrastructures/{$}", s.listInfras},
 		{"GET /infrastructures", s.listInfras},
 		{"GET /infrastructures/{id}", s.getInfra},
+		{"GET /infrastructures/{id}/cost", s.getCost},
 		{"DELETE /infrastructures/{id}", s.deleteInfra},
 		{"POST /infrastructures/{id}/scaleup/{node}", s.scaleUp},
 		{"POST /infrastructures/{id}/scaleup/{node}/{count}", s.scaleUp},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -212,6 +213,60 @@ func printTable(w interface{ Write([]byte) (int, error) }, rep occopus.Report) {
 	tw.Flush()
 }
 
+// printCost writes, after the report table, what the instances have cost
+// where their backends tell it (CloudBroker); nothing when none does.
+// Backends that could not be asked are named on stderr.
+func (e *env) printCost(ctx context.Context, s *session, id, filter string) {
+	c, err := s.m.Cost(ctx, id)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "cost: %s\n", cleanLine(err.Error()))
+		return
+	}
+	type row struct{ node, id, cost string }
+	var rows []row
+	for name, nc := range c.Nodes {
+		if filter != "" && name != filter {
+			continue
+		}
+		for nid, ic := range nc.Instances {
+			switch {
+			case ic.Error != "":
+				fmt.Fprintf(e.stderr, "cost of %s %s: %s\n", cleanLine(name), cleanLine(nid), cleanLine(ic.Error))
+			case ic.TotalCost != nil:
+				rows = append(rows, row{name, nid, money(*ic.TotalCost, ic.Currency)})
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].node+rows[i].id < rows[j].node+rows[j].id })
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tINSTANCE\tCOST")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", cleanLine(r.node), cleanLine(r.id), cleanLine(r.cost))
+	}
+	total := c.TotalCost
+	cur := c.Currency
+	if filter != "" {
+		total, cur = c.Nodes[filter].TotalCost, c.Nodes[filter].Currency
+	}
+	if total != nil {
+		fmt.Fprintf(tw, "total\t\t%s\n", cleanLine(money(*total, cur)))
+	} else {
+		fmt.Fprintf(tw, "total\t\t- (in different currencies)\n")
+	}
+	tw.Flush()
+}
+
+func money(v float64, currency string) string {
+	s := strconv.FormatFloat(v, 'f', -1, 64)
+	if currency != "" {
+		s += " " + currency
+	}
+	return s
+}
+
 func newDestroy(e *env) *cobra.Command {
 	var infraID string
 	cmd := &cobra.Command{
@@ -363,6 +418,7 @@ func (e *env) afterPass(ctx context.Context, s *session, id string, report bool,
 			}
 		} else {
 			printTable(e.stdout, rep)
+			e.printCost(ctx, s, id, filter)
 		}
 	}
 	if output != "" {
