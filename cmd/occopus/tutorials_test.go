@@ -37,15 +37,16 @@ func tutorials(t *testing.T) []string {
 // REST refuse them, saying so. A backend that lands removes its entries
 // (and TestTutorialsRender then compares them with the Jinja2 goldens).
 var notInThisBuild = map[string]string{
-	"azure-aci-helloworld":   "azure_aci",
-	"azure-aci-nginx":        "azure_aci",
-	"azure-helloworld":       "azure_vm",
-	"azure-ping":             "azure_vm",
-	"cloudbroker-helloworld": "cloudbroker",
-	"cloudbroker-ping":       "cloudbroker",
-	"cloudsigma-helloworld":  "cloudsigma",
-	"cloudsigma-ping":        "cloudsigma",
-	"docker-swarm":           "cloudsigma",
+	"azure-aci-helloworld": "azure_aci",
+	"azure-aci-nginx":      "azure_aci",
+	"azure-helloworld":     "azure_vm",
+	"azure-ping":           "azure_vm",
+}
+
+// supportedResources lists the resource types of this build as the
+// refusals name them.
+func supportedResources() string {
+	return strings.Join(descr.SectionTypes(descr.SectionResource), ", ")
 }
 
 // refusedTypes checks that stderr holds only "not supported by this
@@ -54,7 +55,7 @@ var notInThisBuild = map[string]string{
 func refusedTypes(t *testing.T, dir, typ, stderr string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	want := fmt.Sprintf("resource.type: resource type %s is not supported by this build (supported: docker, ec2, local, nova)", typ)
+	want := fmt.Sprintf("resource.type: resource type %s is not supported by this build (supported: %s)", typ, supportedResources())
 	prefix := filepath.Join(dir, "nodes", "node_definitions.yaml") + ":"
 	for _, l := range lines {
 		if !strings.HasPrefix(l, prefix) || !strings.HasSuffix(l, want) {
@@ -257,7 +258,7 @@ func TestTutorialsNotInThisBuildBuild(t *testing.T) {
 	st.Close()
 	infras, _ := filepath.Glob(filepath.Join(dir, "infra-*.yaml"))
 	stdout, stderr, code := run(t, "build", infras[0])
-	if code != 1 || !strings.Contains(stderr, "resource type azure_vm is not supported by this build (supported: docker, ec2, local, nova)") {
+	if code != 1 || !strings.Contains(stderr, "resource type azure_vm is not supported by this build (supported: "+supportedResources()+")") {
 		t.Fatalf("build: exit %d, want 1 saying azure_vm is not supported\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 	if !strings.Contains(stderr, "infra-azure-ping.yaml:") {
