@@ -224,6 +224,8 @@ func (h *Handler) request(spec resource.Spec) (*createRequest, error) {
 	}
 	for k, v := range d.Rest {
 		switch {
+		case v == nil:
+			continue // a key written without a value: nothing to send
 		case k == "name":
 			return nil, fmt.Errorf("cloudbroker: node %s: description.name: the backend names instances after the node (%s) so that a retried creation finds its instance; remove the key", spec.NodeID, instanceName(spec.InfraID, spec.NodeID, spec.NodeName))
 		case !xmlName.MatchString(k):

@@ -119,6 +119,15 @@ func TestCreateRequest(t *testing.T) {
 			},
 			`<instance><deployment_id>dep-1</deployment_id><disable_autostop>true</disable_autostop><instance_type_id>it-1</instance_type_id>` +
 				`<isolated>false</isolated><opened_port>22,80,8080</opened_port><region_id>r-7</region_id>` + tail + `<start-in-vpc>true</start-in-vpc></instance>`},
+		{"a key without a value is not sent", func(f *cbfake.Server) map[string]any {
+			d := tutorialDescription()
+			d["region_id"] = nil // as YAML reads `region_id:`
+			delete(d, "key_pair_id")
+			delete(d, "opened_port")
+			return with(baseResource(f), map[string]any{"description": d})
+		},
+			`<instance><deployment_id>dep-1</deployment_id><disable_autostop>true</disable_autostop><instance_type_id>it-1</instance_type_id>` +
+				`<isolated>true</isolated>` + tail + `</instance>`},
 		{"text is escaped", func(f *cbfake.Server) map[string]any {
 			return with(baseResource(f), map[string]any{"description": with(tutorialDescription(), map[string]any{"instance_type_id": "a<b&c"})})
 		},
