@@ -71,3 +71,33 @@ func newManager(t testing.TB, authData string, o managerOptions) *occopus.Manage
 	})
 	return m
 }
+
+// newManagerWith is newManager with the caller's Options (Store, Home
+// and Auth are set here).
+func newManagerWith(t testing.TB, authData string, opt occopus.Options) *occopus.Manager {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "auth_data.yaml")
+	if err := os.WriteFile(path, []byte(authData), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ad, err := auth.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "occopus.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Store, opt.Home, opt.Auth = st, dir, ad
+	m, err := occopus.New(opt)
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.Close()
+		st.Close()
+	})
+	return m
+}

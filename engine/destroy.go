@@ -24,6 +24,13 @@ func (e *Engine) drop(ctx context.Context, in *store.Instance, reason string) er
 		_ = e.store.PutInstance(context.WithoutCancel(ctx), *in)
 		return fmt.Errorf("node %s instance %s: destroy: %w", in.NodeName, in.NodeID, err)
 	}
+	// Then its node at the config manager: while the VM ran, its
+	// chef-client could have saved the node again.
+	if err := e.dropAtConfigManager(ctx, *in); err != nil {
+		in.Error = err.Error()
+		_ = e.store.PutInstance(context.WithoutCancel(ctx), *in)
+		return fmt.Errorf("node %s instance %s: drop at its config manager: %w", in.NodeName, in.NodeID, err)
+	}
 	if err := e.store.DeleteInstance(ctx, in.InfraID, in.NodeID); err != nil {
 		return err
 	}
@@ -163,6 +170,9 @@ func (e *Engine) destroyAll(ctx context.Context, inf store.Infra) (*DestroyRepor
 		rep.Orphans = append(rep.Orphans, orphans...)
 		errs = append(errs, err)
 	}
+	// Last, what the infrastructure has at its config managers (found by
+	// name: what a crash left unrecorded too).
+	errs = append(errs, e.dropInfraAtConfigManagers(ctx, inf))
 	return rep, errors.Join(errs...)
 }
 

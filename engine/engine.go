@@ -98,6 +98,7 @@ type Engine struct {
 
 	handlers *handlerCache
 	limiter  *cloudapi.Limiters
+	cms      cmCache // config managers (configmgr.go)
 
 	eventMu sync.Mutex // serialises Options.OnEvent
 }

@@ -35,6 +35,9 @@ type view struct {
 	inf  store.Infra
 	st   *compile.Static
 	defs map[string][]*descr.Impl
+	// prepared: the config managers that prepared the infrastructure
+	// in this pass (configmgr.go).
+	prepared prepared
 }
 
 // Reconcile runs one maintenance pass on an infrastructure: refresh every
@@ -205,7 +208,11 @@ func (e *Engine) refresh(ctx context.Context, v *view, in *store.Instance, apply
 	}
 	to, msg := in.State, in.Error
 	in.State = before.State
-	return e.setState(ctx, in, to, msg)
+	if err := e.setState(ctx, in, to, msg); err != nil {
+		return err
+	}
+	e.waitingEvent(ctx, before, *in)
+	return nil
 }
 
 func instanceEqual(a, b store.Instance) bool {
@@ -262,7 +269,10 @@ func (e *Engine) observe(ctx context.Context, v *view, in *store.Instance) error
 		if in.State == store.StateUnknown {
 			in.State = store.StatePending
 		}
-		return e.checkCreateTimeout(v, in, "the backend still reports it starting")
+		var w waits
+		w.add("the backend", "the backend still reports it starting")
+		in.Error = w.pending()
+		return e.checkCreateTimeout(v, in, w.reason())
 	}
 	if addrs, err := h.Addresses(ctx, hd); err == nil {
 		in.Address, in.PrivAddress = addrs.Public, addrs.Private
@@ -296,21 +306,32 @@ func (e *Engine) checkHealth(ctx context.Context, v *view, in *store.Instance) e
 			e.opt.OnProbe(in.InfraID, in.NodeName, r)
 		}
 	}
-	if health.Healthy(results) {
+	// Ready = resource running (above), health checks passing and, with
+	// a config manager that can tell, the node converged.
+	var w waits
+	if !health.Healthy(results) {
+		w.add("the health checks", "health checks failing: "+failures(results))
+	}
+	if ok, why := e.converged(ctx, v, in); !ok {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		w.add("the config manager", why)
+	}
+	if w.empty() {
 		in.State, in.FailingSince, in.Error = store.StateReady, time.Time{}, ""
 		return nil
 	}
-	why := failures(results)
 	if in.State != store.StateReady {
-		in.State = store.StatePending
-		return e.checkCreateTimeout(v, in, "health checks failing: "+why)
+		in.State, in.Error = store.StatePending, w.pending()
+		return e.checkCreateTimeout(v, in, w.reason())
 	}
 	now := e.opt.Now()
 	if in.FailingSince.IsZero() {
 		in.FailingSince = now
 	}
 	if now.Sub(in.FailingSince) >= check.Timeout {
-		in.State, in.Error = store.StateFailed, fmt.Sprintf("health checks failing for %s: %s", check.Timeout, why)
+		in.State, in.Error = store.StateFailed, fmt.Sprintf("failing for %s: %s", check.Timeout, w.reason())
 	}
 	return nil
 }
@@ -472,7 +493,13 @@ func (e *Engine) create(ctx context.Context, v *view, n *compile.Node) (store.In
 			release()
 			return store.Instance{}, err
 		}
-		hd, err := h.Create(ctx, resource.Spec{InfraID: v.inf.ID, NodeID: nodeID, NodeName: n.Name, Resource: r.Resource, Context: r.Context, Auth: authData})
+		// The config manager knows the node before its VM boots (the
+		// VM's chef-client finds its run list waiting).
+		var hd resource.Handle
+		err = e.registerNode(ctx, v, n, r, nodeID, addrs)
+		if err == nil {
+			hd, err = h.Create(ctx, resource.Spec{InfraID: v.inf.ID, NodeID: nodeID, NodeName: n.Name, Resource: r.Resource, Context: r.Context, Auth: authData})
+		}
 		release()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	configmgr.Register(configmgr.Plugin{Type: "puppet_solo", New: func() configmgr.Manager { return Manager{} },
+	configmgr.Register(configmgr.Plugin{Type: "puppet_solo", Resolve: Resolve, New: New,
 		Schema: &descr.Schema{Fields: []descr.Field{
 			{Key: "manifests", Required: true, Type: descr.ListOf(descr.String)},
 			{Key: "modules", Type: descr.ListOf(descr.String)},
@@ -22,14 +22,19 @@ func init() {
 		}}})
 }
 
-// Manager implements configmgr.Manager.
-type Manager struct{}
+// New returns the live side of puppet_solo: nothing. There is no server;
+// the VM runs `puppet apply` from its cloud-init, so a node is ready when
+// its resource and health checks are (as in Occopus, whose puppet_solo
+// state is always ready).
+func New(configmgr.Config) (configmgr.Manager, error) {
+	return configmgr.Nothing{Type: "puppet_solo"}, nil
+}
 
 // Resolve renders the section and offers the `puppet` names. Each is the
 // items joined by spaces, each item written as Python's str() writes it
 // (attribute entries become {'key': 'value'}), exactly as Occopus does:
 // the tutorials' cloud-init turns that text back into hiera YAML with sed.
-func (Manager) Resolve(path string, section map[string]any, r configmgr.Renderer) (map[string]any, map[string]any, error) {
+func Resolve(path string, section map[string]any, r configmgr.Renderer) (map[string]any, map[string]any, error) {
 	out, err := configmgr.RenderSection(path, section, r)
 	if err != nil {
 		return nil, nil, err
@@ -58,4 +63,4 @@ func join(v any) string {
 	return strings.Join(parts, " ")
 }
 
-var _ configmgr.Manager = Manager{}
+var _ configmgr.ResolveFunc = Resolve

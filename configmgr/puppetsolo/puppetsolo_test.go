@@ -15,7 +15,7 @@ func TestResolveOffersPuppetNames(t *testing.T) {
 		"manifests":  []any{"https://example.com/a.pp"},
 		"attributes": []any{map[string]any{"dbuser": "wp"}, map[string]any{"port": 3306, "ssl": true}},
 	}
-	_, data, err := Manager{}.Resolve("config_management", sec, identity{})
+	_, data, err := Resolve("config_management", sec, identity{})
 	if err != nil {
 		t.Fatal(err)
 	}
