@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -18,7 +19,30 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrNoIdentity: the database holds no store schema, or its identity
+	// marker is missing or not the one seen when it was opened. It is
+	// refused rather than used as an empty store, because the
+	// infrastructures recorded in what was lost may still be running.
+	ErrNoIdentity = errors.New("no store schema or identity marker")
 )
+
+// Origins of a description (Infra.Origin).
+const (
+	// OriginLocal: read from this host's files (the CLI). "" means the same.
+	OriginLocal = "local"
+	// OriginNetwork: received over the REST service.
+	OriginNetwork = "network"
+)
+
+// CheckOrigin validates an Infra.Origin; the stores refuse other values,
+// so that a typo cannot pass for a local description.
+func CheckOrigin(origin string) error {
+	switch origin {
+	case "", OriginLocal, OriginNetwork:
+		return nil
+	}
+	return fmt.Errorf("origin %q: want %q, %q or none", origin, OriginLocal, OriginNetwork)
+}
 
 // Instance states (DESIGN.md).
 const (
@@ -42,7 +66,15 @@ type Infra struct {
 	Targets map[string]int `json:"targets,omitempty"`
 	// Attached is true while the infrastructure should be maintained
 	// continuously (REST attach/detach).
-	Attached  bool      `json:"attached"`
+	Attached bool `json:"attached"`
+	// Origin says where Description came from, so that the policy for it
+	// follows it to whichever process runs a pass: "" or OriginLocal for a
+	// description read from this host's files, OriginNetwork for one
+	// received over the REST service. CreateInfra stores it and UpdateInfra
+	// replaces it like the description it belongs to (a read-modify-write
+	// keeps it); records written before it existed read as "". Other
+	// values are refused (CheckOrigin).
+	Origin    string    `json:"origin,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -121,8 +153,8 @@ type Store interface {
 
 	// CreateInfra stores a new infrastructure; ErrExists if the id is taken.
 	CreateInfra(ctx context.Context, in Infra) error
-	// UpdateInfra replaces name, description, targets and attached of an
-	// existing infrastructure; ErrNotFound if missing.
+	// UpdateInfra replaces name, description, origin, targets and attached
+	// of an existing infrastructure; ErrNotFound if missing.
 	UpdateInfra(ctx context.Context, in Infra) error
 	// Infra returns one infrastructure or ErrNotFound.
 	Infra(ctx context.Context, id string) (Infra, error)
@@ -132,9 +164,11 @@ type Store interface {
 	// removes the scale requests they consumed, in one transaction (so a
 	// request is never applied twice); ErrNotFound if the infra is missing.
 	UpdateTargets(ctx context.Context, infraID string, targets map[string]int, consumed []int64) error
-	// DeleteInfra removes the infrastructure, its instances and its pending
-	// scaling requests in one transaction (events are kept); ErrNotFound if
-	// missing.
+	// DeleteInfra removes everything of the infrastructure in one
+	// transaction: its record, instances, pending scaling requests and
+	// events (from the log of all events too); ErrNotFound if missing, and
+	// then nothing is removed. Events appended for the id afterwards (say,
+	// "infra.destroyed") are new and kept, subject to PruneEvents.
 	DeleteInfra(ctx context.Context, id string) error
 
 	// PutInstance inserts or replaces an instance record. The infrastructure
@@ -159,6 +193,32 @@ type Store interface {
 	// Events returns events of an infrastructure (all when infraID is "")
 	// with Seq > after, oldest first, at most limit (0 = no limit).
 	Events(ctx context.Context, infraID string, after int64, limit int) ([]Event, error)
+	// PruneEvents removes the events whose Time is before olderThan (zero:
+	// no age bound) and, per InfraID, all but the newest (highest Seq)
+	// keepPerInfra (0: no count bound). Events are grouped by InfraID
+	// whether or not the store holds that infrastructure: those without
+	// one, and those appended after a DeleteInfra, are groups too. Every
+	// kind of event goes alike, so nothing may rely on an old event staying.
+	// It returns how many it removed. Work is done in batches, each one
+	// transaction on one group's events, so a call never holds the store
+	// for long; a reader sees each event either there or gone, in the
+	// per-infrastructure and the all-events view alike. An error (or the
+	// end of ctx) stops it, with the batches done so far kept and counted.
+	// keepPerInfra < 0 is an error. Stores that keep freed space (sqlite)
+	// give it back to the file system here, also what DeleteInfra freed.
+	PruneEvents(ctx context.Context, olderThan time.Time, keepPerInfra int) (removed int, err error)
 
 	Close() error
+}
+
+// Checker is implemented by stores that can verify that they are whole
+// and still the store they were when opened (sqlite: PRAGMA quick_check
+// and the identity marker; redis: the identity marker). The service calls
+// it at start, before maintaining anything:
+//
+//	if c, ok := s.(store.Checker); ok { err = c.Check(ctx) }
+//
+// A lost marker is reported wrapping ErrNoIdentity.
+type Checker interface {
+	Check(ctx context.Context) error
 }

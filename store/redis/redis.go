@@ -5,16 +5,24 @@
 //
 // Keys, all under Options.Prefix (default "occopus:"):
 //
+//	meta              hash   the identity marker: id (a UUID), created_at;
+//	                         made by the first Open, checked by Check; and
+//	                         version, the layout (absent: before eventinfras)
 //	nodedefs          hash   node type -> definition (JSON list)
-//	infra:<id>        hash   one infrastructure (fields below)
+//	infra:<id>        hash   one infrastructure (fields below; origin
+//	                         absent in records older than it: "")
 //	infras            zset   all infra ids, score 0, members ordered by
 //	                         creation time then insertion (see orderMember)
 //	instances:<id>    hash   node id -> instance JSON (instRec)
 //	instorder:<id>    zset   node id, score = first-insert sequence
 //	scale:<id>        hash   request id -> request JSON (scaleRec)
 //	events            stream all events, entry id <seq>-0, field e = JSON
-//	events:<id>       stream the events of one infra (same ids), kept when
-//	                         the infra is deleted
+//	events:<id>       stream the events of one infra (same ids, the same
+//	                         entries as in events); removed with the infra,
+//	                         its entries in events too (DeleteInfra), and
+//	                         removed by PruneEvents once empty
+//	eventinfras       set    the ids <id> that have an events:<id> stream
+//	                         (built by Open from events for older stores)
 //	seq:infra, seq:instance, seq:scale, seq:event   INCR counters
 //	lease:<key>       string lease owner, with PX expiry
 //
@@ -35,6 +43,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/occopus-go/occopus/store"
@@ -56,18 +65,38 @@ type Options struct {
 	Prefix string
 }
 
-// Store is a store.Store and store.Leaser on one Redis database.
+// Store is a store.Store, store.Leaser and store.Checker on one Redis
+// database.
 type Store struct {
 	c      *goredis.Client
 	prefix string
+	// where names the database in messages: address, number, prefix.
+	where string
+	// id is the identity marker read (or made) by Open.
+	id string
 }
 
 var (
-	_ store.Store  = (*Store)(nil)
-	_ store.Leaser = (*Store)(nil)
+	_ store.Store   = (*Store)(nil)
+	_ store.Leaser  = (*Store)(nil)
+	_ store.Checker = (*Store)(nil)
 )
 
-// Open connects to Redis and checks the connection with PING.
+// markerScript: KEYS meta; ARGV a new id, the time now. Makes the marker
+// unless there is one and returns the id in it.
+var markerScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	redis.call('HSET', KEYS[1], 'id', ARGV[1], 'created_at', ARGV[2])
+end
+return redis.call('HGET', KEYS[1], 'id')
+`)
+
+// Open connects to Redis, checks the connection with PING and reads the
+// store's identity marker, making it when there is none: on first use, and
+// for a store written before markers existed. Redis has no schema that can
+// be lost in part; a store whose keys are all gone (FLUSHDB, a restart
+// without persistence) looks new to Open, so the marker is what Check
+// compares, while a process that opened the store runs.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:6379"
@@ -88,7 +117,103 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		c.Close()
 		return nil, fmt.Errorf("redis: open %s db %d: %w", opts.Addr, opts.DB, err)
 	}
-	return &Store{c: c, prefix: opts.Prefix}, nil
+	s := &Store{c: c, prefix: opts.Prefix, where: fmt.Sprintf("%s db %d prefix %q", opts.Addr, opts.DB, opts.Prefix)}
+	id, err := markerScript.Run(ctx, c, []string{s.kMeta()}, uuid.NewString(), formatTime(time.Now())).Text()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis: open %s: identity marker: %w", s.where, err)
+	}
+	s.id = id
+	if err := s.indexEvents(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis: open %s: %w", s.where, err)
+	}
+	return s, nil
+}
+
+// layoutVersion is meta's version field once eventinfras is kept.
+const layoutVersion = 1
+
+// indexEvents builds eventinfras for a store written before it was kept:
+// the infra id of every entry of events, read in pages of 100, then the
+// version in meta, so this is done once. Stores written since keep it up
+// to date with each AppendEvent; running this again (after a crash, or by
+// two processes at once) only adds ids already there.
+func (s *Store) indexEvents(ctx context.Context) error {
+	v, err := s.c.HGet(ctx, s.kMeta(), "version").Int()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return fmt.Errorf("layout version: %w", err)
+	}
+	if v >= layoutVersion {
+		return nil
+	}
+	for start := "-"; ; {
+		msgs, err := s.c.XRangeN(ctx, s.kEvents(), start, "+", 100).Result()
+		if err != nil {
+			return fmt.Errorf("index events: %w", err)
+		}
+		ids := map[string]bool{}
+		for _, m := range msgs {
+			data, _ := m.Values["e"].(string)
+			var r eventRec
+			if err := json.Unmarshal([]byte(data), &r); err != nil {
+				return fmt.Errorf("index events: %s: %w", m.ID, err)
+			}
+			ids[r.InfraID] = true
+		}
+		if len(ids) > 0 {
+			members := make([]any, 0, len(ids))
+			for id := range ids {
+				members = append(members, id)
+			}
+			if err := s.c.SAdd(ctx, s.kEventInfras(), members...).Err(); err != nil {
+				return fmt.Errorf("index events: %w", err)
+			}
+		}
+		if len(msgs) < 100 {
+			break
+		}
+		if start, err = nextID(msgs[len(msgs)-1].ID); err != nil {
+			return fmt.Errorf("index events: %w", err)
+		}
+	}
+	if err := s.c.HSet(ctx, s.kMeta(), "version", layoutVersion).Err(); err != nil {
+		return fmt.Errorf("layout version: %w", err)
+	}
+	return nil
+}
+
+// nextID is the stream entry id right after id (ms-seq).
+func nextID(id string) (string, error) {
+	ms, sq, ok := strings.Cut(id, "-")
+	n, err := strconv.ParseUint(sq, 10, 64)
+	if !ok || err != nil {
+		return "", fmt.Errorf("bad entry id %q", id)
+	}
+	return ms + "-" + strconv.FormatUint(n+1, 10), nil
+}
+
+// Check implements store.Checker: the identity marker must be there and be
+// the one Open read; otherwise the data of the store was lost (FLUSHDB,
+// FLUSHALL, a restart without persistence, eviction) and perhaps begun
+// anew by another process.
+func (s *Store) Check(ctx context.Context) error {
+	id, err := s.c.HGet(ctx, s.kMeta(), "id").Result()
+	if errors.Is(err, goredis.Nil) {
+		return fmt.Errorf("redis: check %s: %w: the identity marker %s is gone, so the data of this store was lost "+
+			"(FLUSHDB, a restart without persistence, eviction?); the infrastructures recorded in it are unknown now and may "+
+			"still be running. Restore the data from a backup; restarting starts with an empty store",
+			s.where, store.ErrNoIdentity, s.kMeta())
+	}
+	if err != nil {
+		return fmt.Errorf("redis: check %s: %w", s.where, err)
+	}
+	if id != s.id {
+		return fmt.Errorf("redis: check %s: %w: it is store %s, not store %s that this process opened: its data was "+
+			"replaced while in use; restore the data from a backup, or restart to use the new store",
+			s.where, store.ErrNoIdentity, id, s.id)
+	}
+	return nil
 }
 
 // Close closes the connections.
@@ -98,6 +223,7 @@ func (s *Store) Close() error { return s.c.Close() }
 func (s *Store) Client() *goredis.Client { return s.c }
 
 // Key names.
+func (s *Store) kMeta() string                 { return s.prefix + "meta" }
 func (s *Store) kNodeDefs() string             { return s.prefix + "nodedefs" }
 func (s *Store) kInfra(id string) string       { return s.prefix + "infra:" + id }
 func (s *Store) kInfras() string               { return s.prefix + "infras" }
@@ -106,6 +232,7 @@ func (s *Store) kInstOrder(id string) string   { return s.prefix + "instorder:" 
 func (s *Store) kScale(id string) string       { return s.prefix + "scale:" + id }
 func (s *Store) kEvents() string               { return s.prefix + "events" }
 func (s *Store) kInfraEvents(id string) string { return s.prefix + "events:" + id }
+func (s *Store) kEventInfras() string          { return s.prefix + "eventinfras" }
 func (s *Store) kSeq(what string) string       { return s.prefix + "seq:" + what }
 func (s *Store) kLease(key string) string      { return s.prefix + "lease:" + key }
 
@@ -164,6 +291,7 @@ const (
 	fAttached = "attached"
 	fCreated  = "created_at"
 	fUpdated  = "updated_at"
+	fOrigin   = "origin"
 	fOrder    = "order" // the member in the infras zset
 )
 
@@ -196,13 +324,37 @@ end
 return 1
 `)
 
-// deleteInfraScript: KEYS infra hash, infras zset, then the keys to delete
-// with it. Returns 0 when the infra is missing, else 1.
-var deleteInfraScript = goredis.NewScript(`
+// luaNextID is a Lua function: the stream entry id right after id, the
+// start of the next page of an XRANGE (exclusive ranges need Redis 6.2).
+const luaNextID = `
+local function nextID(id)
+	local ms, sq = string.match(id, '^(%d+)%-(%d+)$')
+	return ms .. '-' .. string.format('%d', tonumber(sq) + 1)
+end
+`
+
+// deleteInfraScript: KEYS infra hash, infras zset, infra events stream,
+// events stream, eventinfras, then the other keys to delete with it; ARGV
+// the infra id. Returns 0 when the infra is missing, else 1. The infra's entries in the events stream have
+// the ids of its own stream, read in pages of 100 (XRANGE returns whole
+// entries, so a page's memory is bounded too); the script runs
+// (atomically, blocking the server) for a time proportional to the
+// infra's number of events, which PruneEvents bounds.
+var deleteInfraScript = goredis.NewScript(luaNextID + `
 local member = redis.call('HGET', KEYS[1], 'order')
 if not member then return 0 end
 redis.call('ZREM', KEYS[2], member)
-redis.call('DEL', KEYS[1], unpack(KEYS, 3))
+local start = '-'
+while true do
+	local page = redis.call('XRANGE', KEYS[3], start, '+', 'COUNT', 100)
+	local ids = {}
+	for i, e in ipairs(page) do ids[i] = e[1] end
+	if #ids > 0 then redis.call('XDEL', KEYS[4], unpack(ids)) end
+	if #page < 100 then break end
+	start = nextID(ids[#ids])
+end
+redis.call('SREM', KEYS[5], ARGV[1])
+redis.call('DEL', KEYS[1], KEYS[3], unpack(KEYS, 6))
 return 1
 `)
 
@@ -233,6 +385,9 @@ func infraFields(in store.Infra, withCreated bool) (set []any, del []any, err er
 	if len(in.Description) != 0 && !json.Valid(in.Description) {
 		return nil, nil, errors.New("description: invalid JSON")
 	}
+	if err := store.CheckOrigin(in.Origin); err != nil {
+		return nil, nil, err
+	}
 	attached := "0"
 	if in.Attached {
 		attached = "1"
@@ -246,6 +401,7 @@ func infraFields(in store.Infra, withCreated bool) (set []any, del []any, err er
 		}
 	}
 	opt(fDesc, string(in.Description))
+	opt(fOrigin, in.Origin)
 	var targets string
 	if len(in.Targets) != 0 {
 		b, err := json.Marshal(in.Targets)
@@ -267,6 +423,7 @@ func parseInfra(m map[string]string) (store.Infra, error) {
 		ID:       m[fID],
 		Name:     m[fName],
 		Attached: m[fAttached] == "1",
+		Origin:   m[fOrigin],
 	}
 	if d, ok := m[fDesc]; ok {
 		in.Description = json.RawMessage(d)
@@ -406,11 +563,13 @@ func (s *Store) Infras(ctx context.Context) ([]store.Infra, error) {
 	return out, nil
 }
 
-// DeleteInfra implements store.Store: the infra, its instances and its
-// scaling requests go in one script; its events stay.
+// DeleteInfra implements store.Store: the infra, its instances, its
+// scaling requests and its events (its stream, and its entries in the
+// stream of all events) go in one script.
 func (s *Store) DeleteInfra(ctx context.Context, id string) error {
-	keys := []string{s.kInfra(id), s.kInfras(), s.kInstances(id), s.kInstOrder(id), s.kScale(id)}
-	ok, err := deleteInfraScript.Run(ctx, s.c, keys).Int()
+	keys := []string{s.kInfra(id), s.kInfras(), s.kInfraEvents(id), s.kEvents(), s.kEventInfras(),
+		s.kInstances(id), s.kInstOrder(id), s.kScale(id)}
+	ok, err := deleteInfraScript.Run(ctx, s.c, keys, id).Int()
 	if err != nil {
 		return fmt.Errorf("redis: delete infra %s: %w", id, err)
 	}
@@ -673,12 +832,13 @@ type eventRec struct {
 	Data     string `json:"data,omitempty"`
 }
 
-// appendEventScript: KEYS events stream, infra events stream, seq:event;
-// ARGV record. Both streams get entry id <seq>-0.
+// appendEventScript: KEYS events stream, infra events stream, seq:event,
+// eventinfras; ARGV record, infra id. Both streams get entry id <seq>-0.
 var appendEventScript = goredis.NewScript(`
 local id = string.format('%d-0', redis.call('INCR', KEYS[3]))
 redis.call('XADD', KEYS[1], id, 'e', ARGV[1])
 redis.call('XADD', KEYS[2], id, 'e', ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[2])
 return id
 `)
 
@@ -695,8 +855,8 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 	if err != nil {
 		return fmt.Errorf("redis: append event %s: %w", e.Kind, err)
 	}
-	keys := []string{s.kEvents(), s.kInfraEvents(e.InfraID), s.kSeq("event")}
-	if err := appendEventScript.Run(ctx, s.c, keys, string(b)).Err(); err != nil {
+	keys := []string{s.kEvents(), s.kInfraEvents(e.InfraID), s.kSeq("event"), s.kEventInfras()}
+	if err := appendEventScript.Run(ctx, s.c, keys, string(b), e.InfraID).Err(); err != nil {
 		return fmt.Errorf("redis: append event %s: %w", e.Kind, err)
 	}
 	return nil
@@ -742,6 +902,142 @@ func (s *Store) Events(ctx context.Context, infraID string, after int64, limit i
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// pruneBatch bounds the entries one script of PruneEvents removes or
+// examines, so that the server is never blocked long and the script's
+// memory (XRANGE returns whole entries) stays small. A variable for tests.
+var pruneBatch = 100
+
+// pruneCountScript: KEYS infra events stream, events stream, eventinfras;
+// ARGV keep, batch, infra id. Removes the oldest entries beyond keep, at
+// most batch, from both streams; returns how many. An id whose stream is
+// gone leaves eventinfras.
+var pruneCountScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	redis.call('SREM', KEYS[3], ARGV[3])
+	return 0
+end
+local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+if excess <= 0 then return 0 end
+local page = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.min(excess, tonumber(ARGV[2])))
+local ids = {}
+for i, e in ipairs(page) do ids[i] = e[1] end
+redis.call('XDEL', KEYS[2], unpack(ids))
+redis.call('XDEL', KEYS[1], unpack(ids))
+return #ids
+`)
+
+// pruneAgeScript: KEYS infra events stream, events stream, eventinfras;
+// ARGV cutoff (see ageKey), batch, first entry id, infra id. Examines at
+// most batch entries from the first id on and removes from both streams
+// those whose time is before the cutoff; deletes the infra stream once
+// empty, and its id from eventinfras. Returns how many it removed and the
+// id to go on from ("" at the end). The time is read from the start of the
+// JSON record, where eventRec puts it, and brought to the fixed width of
+// ageKey; a record without one (none are written) is kept.
+var pruneAgeScript = goredis.NewScript(luaNextID + `
+local batch = tonumber(ARGV[2])
+local page = redis.call('XRANGE', KEYS[1], ARGV[3], '+', 'COUNT', batch)
+local ids = {}
+for _, e in ipairs(page) do
+	local f = e[2]
+	for i = 1, #f, 2 do
+		if f[i] == 'e' then
+			local base, frac = string.match(f[i + 1], '^{"time":"(%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d)%.?(%d*)Z"')
+			if base and #frac <= 9 and base .. '.' .. frac .. string.rep('0', 9 - #frac) < ARGV[1] then
+				ids[#ids + 1] = e[1]
+			end
+		end
+	end
+end
+if #ids > 0 then
+	redis.call('XDEL', KEYS[2], unpack(ids))
+	redis.call('XDEL', KEYS[1], unpack(ids))
+end
+if redis.call('XLEN', KEYS[1]) == 0 then
+	redis.call('DEL', KEYS[1])
+	redis.call('SREM', KEYS[3], ARGV[4])
+end
+local next = ''
+if #page == batch then next = nextID(page[#page][1]) end
+return {#ids, next}
+`)
+
+// ageKey is the form of a time the age script compares: UTC, fixed width
+// (years 0000-9999), so that text order is time order.
+func ageKey(t time.Time) string {
+	switch {
+	case t.Year() < 0:
+		t = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	case t.Year() > 9999:
+		t = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000000")
+}
+
+// PruneEvents implements store.Store. The infrastructures with events are
+// the members of eventinfras (read with SSCAN); each one's stream is cut,
+// first to keepPerInfra entries, then by age, by scripts of at most
+// pruneBatch entries that remove each entry from both streams together.
+// The age pass reads every remaining entry of the stream (on the server,
+// the start of each record only), so its cost follows the number of
+// events kept.
+func (s *Store) PruneEvents(ctx context.Context, olderThan time.Time, keepPerInfra int) (int, error) {
+	if keepPerInfra < 0 {
+		return 0, fmt.Errorf("redis: prune events: keepPerInfra %d < 0", keepPerInfra)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("redis: prune events: %w", err)
+	}
+	if olderThan.IsZero() && keepPerInfra == 0 {
+		return 0, nil
+	}
+	var ids []string
+	it := s.c.SScan(ctx, s.kEventInfras(), 0, "", 1000).Iterator()
+	for it.Next(ctx) {
+		ids = append(ids, it.Val())
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("redis: prune events: %w", err)
+	}
+	// SSCAN may return a member twice.
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	removed := 0
+	for _, id := range ids {
+		keys := []string{s.kInfraEvents(id), s.kEvents(), s.kEventInfras()}
+		for keepPerInfra > 0 {
+			n, err := pruneCountScript.Run(ctx, s.c, keys, keepPerInfra, pruneBatch, id).Int()
+			if err != nil {
+				return removed, fmt.Errorf("redis: prune events %s: %w", id, err)
+			}
+			removed += n
+			if n < pruneBatch {
+				break
+			}
+		}
+		if olderThan.IsZero() {
+			continue
+		}
+		for start := "-"; start != ""; {
+			res, err := pruneAgeScript.Run(ctx, s.c, keys, ageKey(olderThan), pruneBatch, start, id).Slice()
+			if err != nil {
+				return removed, fmt.Errorf("redis: prune events %s: %w", id, err)
+			}
+			if len(res) != 2 {
+				return removed, fmt.Errorf("redis: prune events %s: unexpected reply %v", id, res)
+			}
+			n, ok1 := res[0].(int64)
+			next, ok2 := res[1].(string)
+			if !ok1 || !ok2 {
+				return removed, fmt.Errorf("redis: prune events %s: unexpected reply %v", id, res)
+			}
+			removed += int(n)
+			start = next
+		}
+	}
+	return removed, nil
 }
 
 func cmpInt(a, b int64) int {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -202,9 +203,9 @@ func TestPrefixIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]bool{
-		"nodedefs": true, "infra:x": true, "infras": true, "instances:x": true, "instorder:x": true,
-		"scale:x": true, "events": true, "events:x": true, "seq:infra": true, "seq:instance": true,
-		"seq:scale": true, "seq:event": true, "lease:lease": true,
+		"meta": true, "nodedefs": true, "infra:x": true, "infras": true, "instances:x": true, "instorder:x": true,
+		"scale:x": true, "events": true, "events:x": true, "eventinfras": true, "seq:infra": true,
+		"seq:instance": true, "seq:scale": true, "seq:event": true, "lease:lease": true,
 	}
 	got := map[string]bool{}
 	for _, k := range keys {
@@ -221,7 +222,7 @@ func TestPrefixIsolation(t *testing.T) {
 		}
 	}
 
-	// DeleteInfra leaves only the shared keys and the events.
+	// DeleteInfra leaves only the shared keys, none of x's events.
 	if err := a.DeleteInfra(ctx, "x"); err != nil {
 		t.Fatal(err)
 	}
@@ -231,12 +232,18 @@ func TestPrefixIsolation(t *testing.T) {
 	}
 	for _, k := range keys {
 		switch strings.TrimPrefix(k, opts.Prefix) {
-		case "infra:x", "instances:x", "instorder:x", "scale:x":
+		case "infra:x", "instances:x", "instorder:x", "scale:x", "events:x":
 			t.Errorf("key %s survives DeleteInfra", k)
 		}
 	}
 	if n := a.c.ZCard(ctx, a.kInfras()).Val(); n != 0 {
 		t.Errorf("infras index has %d members after delete", n)
+	}
+	if n := a.c.XLen(ctx, a.kEvents()).Val(); n != 0 {
+		t.Errorf("events stream has %d entries after x's delete", n)
+	}
+	if m := a.c.SMembers(ctx, a.kEventInfras()).Val(); len(m) != 0 {
+		t.Errorf("eventinfras after delete: %v", m)
 	}
 }
 
@@ -426,5 +433,178 @@ func TestUpdateTargetsManyConsumed(t *testing.T) {
 	}
 	if len(left) != 1 || left[0].ID != keep {
 		t.Fatalf("%d requests left, want only %d", len(left), keep)
+	}
+}
+
+// The conformance suite's PruneEvents part with tiny batches, so that
+// every loop runs many times.
+func TestPruneSmallBatches(t *testing.T) {
+	testOptions(t)
+	old := pruneBatch
+	pruneBatch = 2
+	t.Cleanup(func() { pruneBatch = old })
+	storetest.RunPrune(t, func(t *testing.T) store.Store { return openTest(t) })
+}
+
+// DeleteInfra removes an infra's entries from the stream of all events
+// across pages (of 100), leaving the others' entries.
+func TestDeleteInfraManyEvents(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	for _, id := range []string{"x", "y"} {
+		if err := s.CreateInfra(ctx, store.Infra{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 250 {
+		if err := s.AppendEvent(ctx, store.Event{InfraID: "x", Kind: "k"}); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			if err := s.AppendEvent(ctx, store.Event{InfraID: "y", Kind: "k", Message: strconv.Itoa(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.DeleteInfra(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Events(ctx, "", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range all {
+		got = append(got, e.InfraID+"/"+e.Message)
+	}
+	if strings.Join(got, ",") != "y/0,y/50,y/100,y/150,y/200" {
+		t.Fatalf("events left: %v", got)
+	}
+	if n := s.c.Exists(ctx, s.kInfraEvents("x")).Val(); n != 0 {
+		t.Error("events:x survives")
+	}
+}
+
+// Origin is the hash field origin, absent when "" (as in records written
+// before it existed, which read as "").
+func TestOriginField(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	if err := s.CreateInfra(ctx, store.Infra{ID: "x", Origin: store.OriginNetwork}); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.c.HGet(ctx, s.kInfra("x"), "origin").Val(); v != "network" {
+		t.Fatalf("origin field %q", v)
+	}
+	if err := s.UpdateInfra(ctx, store.Infra{ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.c.HExists(ctx, s.kInfra("x"), "origin").Val() {
+		t.Fatal("origin field kept after update to \"\"")
+	}
+	// An old record: the fields of the layout before origin.
+	if err := s.c.HSet(ctx, s.kInfra("old"), "id", "old", "name", "n", "attached", "1", "order", "o").Err(); err != nil {
+		t.Fatal(err)
+	}
+	in, err := s.Infra(ctx, "old")
+	if err != nil || in.Origin != "" || !in.Attached {
+		t.Fatalf("old record: %+v %v", in, err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	opts := testOptions(t)
+	s := openWith(t, opts)
+	ctx := t.Context()
+	if err := s.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A second process sees the same marker.
+	other := openWith(t, opts)
+	if other.id != s.id {
+		t.Fatalf("second Open: id %s, first %s", other.id, s.id)
+	}
+	fill(t, s, "x")
+
+	// The store's data is flushed: Check says so, with the key.
+	if err := flush(ctx, s.c, opts.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Check(ctx)
+	if !errors.Is(err, store.ErrNoIdentity) || !strings.Contains(err.Error(), opts.Prefix+"meta is gone") {
+		t.Fatalf("Check after flush: %v", err)
+	}
+	t.Log(err)
+	// Another process starts anew there: a different store.
+	fresh := openWith(t, opts)
+	if fresh.id == s.id {
+		t.Fatal("a new store got the old id")
+	}
+	err = s.Check(ctx)
+	if !errors.Is(err, store.ErrNoIdentity) || !strings.Contains(err.Error(), "not store "+s.id) {
+		t.Fatalf("Check after a new start: %v", err)
+	}
+	t.Log(err)
+	if err := fresh.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A store written before the marker and eventinfras (and origin): Open
+// gives it a marker and indexes its events, so PruneEvents finds them,
+// also those of infrastructures deleted back then (whose events stayed).
+func TestOldLayout(t *testing.T) {
+	opts := testOptions(t)
+	s := openWith(t, opts)
+	ctx := t.Context()
+	fill(t, s, "x")
+	for i := range 230 { // more than a page of the index build
+		id := "gone"
+		if i%2 == 0 {
+			id = ""
+		}
+		if err := s.AppendEvent(ctx, store.Event{InfraID: id, Kind: "k", Time: time.Date(2020, 1, 1, 0, 0, i, 0, time.UTC)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What the older code did not write.
+	if err := s.c.Del(ctx, s.kMeta(), s.kEventInfras()).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	old := openWith(t, opts)
+	if old.id == "" || old.id == s.id {
+		t.Fatalf("marker of the upgraded store: %q (before: %q)", old.id, s.id)
+	}
+	if err := old.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := old.c.HGet(ctx, old.kMeta(), "version").Val(); v != "1" {
+		t.Errorf("layout version %q", v)
+	}
+	members := old.c.SMembers(ctx, old.kEventInfras()).Val()
+	slices.Sort(members)
+	if strings.Join(members, ",") != ",gone,x" {
+		t.Fatalf("eventinfras %q", members)
+	}
+	if in, err := old.Infra(ctx, "x"); err != nil || in.Origin != "" {
+		t.Fatalf("old infra: %+v %v", in, err)
+	}
+	// Everything from 2020 goes; the emptied streams and their ids too.
+	n, err := old.PruneEvents(ctx, time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC), 0)
+	if err != nil || n != 230 {
+		t.Fatalf("PruneEvents: %d %v, want 230", n, err)
+	}
+	for _, id := range []string{"gone", ""} {
+		if old.c.Exists(ctx, old.kInfraEvents(id)).Val() != 0 {
+			t.Errorf("events:%s survives being emptied", id)
+		}
+	}
+	members = old.c.SMembers(ctx, old.kEventInfras()).Val()
+	if strings.Join(members, ",") != "x" {
+		t.Errorf("eventinfras after pruning: %q", members)
+	}
+	if evs, err := old.Events(ctx, "", 0, 0); err != nil || len(evs) != 1 || evs[0].InfraID != "x" {
+		t.Errorf("events left: %+v %v", evs, err)
 	}
 }

@@ -10,15 +10,20 @@ package sqlite
 
 import (
 	"context"
+	crand "crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -38,14 +43,29 @@ type Store struct {
 	w *sql.DB
 	// r serves reads concurrently (WAL readers do not block the writer).
 	r *sql.DB
+	// path is the database file (absolute), for messages.
+	path string
+	// id is the identity marker read at Open; Check compares it with the
+	// one in the file.
+	id string
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Checker = (*Store)(nil)
+)
 
-// Open opens (creating if needed) the database at path and migrates its
-// schema to the current version. The parent directory is created with mode
-// 0700 and a new database file with 0600 (SQLite gives the -wal and -shm
-// files the same mode).
+// Open opens the database at path, creating it if there is no file there,
+// and migrates its schema to the current version. The parent directory is
+// created with mode 0700 and a new database file with 0600 (SQLite gives
+// the -wal and -shm files the same mode).
+//
+// A new database appears at path complete or not at all (see create), so a
+// file that is there but holds no schema (say, truncated to 0 bytes) or
+// has lost its identity marker is not a half-made store: it is refused
+// with an error wrapping store.ErrNoIdentity that names the file and what
+// to do, rather than silently used as an empty store while the
+// infrastructures recorded in what was lost keep running.
 func Open(ctx context.Context, path string) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -54,45 +74,75 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	// Create the file ourselves: SQLite would make it 0644.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	// Three rounds at most: creating takes one, and what another process
+	// created first vanishing at once another (as does a dangling
+	// symbolic link at abs, which Link sees as taken and Stat as missing).
+	for range 3 {
+		fi, err := os.Stat(abs)
+		if err == nil {
+			s, err := openExisting(ctx, abs, fi)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+			}
+			return s, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("sqlite: open %s: %w", abs, err)
+		}
+		if err := create(ctx, abs); err != nil {
+			return nil, fmt.Errorf("sqlite: create %s: %w", abs, err)
+		}
 	}
-	f.Close()
+	return nil, fmt.Errorf("sqlite: open %s: not there right after it was created (a dangling symbolic link?)", abs)
+}
 
+// openExisting opens the database file abs, refuses it unless it is a
+// store (or an older store to migrate), migrates it and reads its marker.
+func openExisting(ctx context.Context, abs string, fi fs.FileInfo) (*Store, error) {
+	// Not even opened: SQLite would write a header into an empty file,
+	// and delete a -wal file beside it, and the file is evidence.
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	if fi.Size() == 0 {
+		return nil, refuse(abs, "the file is empty (0 bytes)")
+	}
+	if err := checkHeader(abs); err != nil {
+		return nil, err
+	}
 	w, err := sql.Open("sqlite", dsn(abs, true))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, err
 	}
 	w.SetMaxOpenConns(1)
 	r, err := sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
 		w.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, err
 	}
 	// Keep readers open: each new connection re-runs the pragmas.
 	nr := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(nr)
 	r.SetMaxIdleConns(nr)
-	s := &Store{w: w, r: r}
-	if err := initDB(ctx, w); err != nil {
+	s := &Store{w: w, r: r, path: abs}
+	if err := s.init(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		return nil, err
 	}
 	return s, nil
 }
 
-// initDB migrates the schema, retrying while the database is busy. While a
-// fresh file is still in rollback-journal mode, processes opening it at once
-// can deadlock on lock upgrades; SQLite then fails one of them at once with
-// SQLITE_BUSY instead of waiting, so the wait is ours. Once the file is in
-// WAL mode (persistent) this does not happen.
-func initDB(ctx context.Context, db *sql.DB) error {
+// init checks that the database is a store, migrates it and reads its
+// marker, retrying while the database is busy. While a file is still in
+// rollback-journal mode (one written by an old version), processes opening
+// it at once can deadlock on lock upgrades; SQLite then fails one of them
+// at once with SQLITE_BUSY instead of waiting, so the wait is ours. Once
+// the file is in WAL mode (persistent) this does not happen.
+func (s *Store) init(ctx context.Context) error {
 	deadline := time.Now().Add(busyTimeout)
 	wait := time.Millisecond
 	for {
-		err := migrate(ctx, db, schemaVersion())
+		err := s.initOnce(ctx)
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
 			return err
 		}
@@ -105,13 +155,266 @@ func initDB(ctx context.Context, db *sql.DB) error {
 	}
 }
 
+func (s *Store) initOnce(ctx context.Context) error {
+	if err := checkIdentity(ctx, s.w, s.path); err != nil {
+		return err
+	}
+	if err := migrate(ctx, s.w, schemaVersion()); err != nil {
+		return err
+	}
+	id, found, err := readMarker(ctx, s.w)
+	if err != nil {
+		return err
+	}
+	if !found { // migrate made it; only a concurrent deletion gets here
+		return refuse(s.path, "its identity marker (table meta) is missing")
+	}
+	s.id = id
+	return nil
+}
+
+// sqliteMagic starts every SQLite database file.
+const sqliteMagic = "SQLite format 3\x00"
+
+// checkHeader refuses, before SQLite touches the file (it would switch a
+// rollback-journal file to WAL, writing its header), a file that is not a
+// SQLite database, and one whose header says schema version 0 while no
+// write-ahead log is beside it: without a log the header is the whole
+// truth, and version 0 means no store schema. With a log, the newest
+// header may be in the log (a database in WAL mode killed before its first
+// checkpoint has version 0 in the file and everything in the log), so
+// checkIdentity asks SQLite.
+func checkHeader(abs string) error {
+	f, err := os.Open(abs)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var h [100]byte
+	if n, err := io.ReadFull(f, h[:]); err != nil {
+		if n >= len(sqliteMagic) && string(h[:len(sqliteMagic)]) == sqliteMagic {
+			return refuse(abs, fmt.Sprintf("it is cut short (%d bytes, not even a database header)", n))
+		}
+		return refuse(abs, fmt.Sprintf("it is not a SQLite database (%d bytes)", n))
+	}
+	if string(h[:len(sqliteMagic)]) != sqliteMagic {
+		return refuse(abs, "it is not a SQLite database (no SQLite header)")
+	}
+	if fi, err := os.Stat(abs + "-wal"); err == nil && fi.Size() > 0 {
+		return nil
+	}
+	if binary.BigEndian.Uint32(h[60:64]) == 0 { // PRAGMA user_version
+		return refuse(abs, "its schema version is 0: it holds no store schema")
+	}
+	return nil
+}
+
+// checkIdentity refuses a database that is not a store: one without schema
+// version and tables (an empty database: never made by create, so what it
+// held is lost), one with tables but no version (not ours), and one of a
+// version that has the identity marker but lacks it.
+func checkIdentity(ctx context.Context, db *sql.DB, abs string) error {
+	v, err := userVersion(ctx, db)
+	if isNotADB(err) {
+		return refuse(abs, fmt.Sprintf("it is not a SQLite database (%v)", err))
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case v > schemaVersion():
+		return fmt.Errorf("schema version %d > %d: %w", v, schemaVersion(), ErrSchemaTooNew)
+	case v == 0:
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&n); err != nil {
+			return fmt.Errorf("read schema: %w", err)
+		}
+		if n == 0 {
+			return refuse(abs, "it holds no schema (no tables, version 0)")
+		}
+		return refuse(abs, fmt.Sprintf("it has %d schema objects but no schema version, so it is not an occopus store", n))
+	case v >= metaVersion:
+		if _, found, err := readMarker(ctx, db); err != nil {
+			return err
+		} else if !found {
+			return refuse(abs, fmt.Sprintf("its identity marker (table meta) is missing although its schema version is %d", v))
+		}
+	}
+	return nil
+}
+
+// readMarker reads the store id from the meta table; found is false when
+// the table or its row is missing.
+func readMarker(ctx context.Context, db *sql.DB) (id string, found bool, err error) {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'meta'`).Scan(&n); err != nil {
+		return "", false, fmt.Errorf("read identity marker: %w", err)
+	}
+	if n == 0 {
+		return "", false, nil
+	}
+	err = db.QueryRowContext(ctx, `SELECT id FROM meta WHERE one = 1`).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read identity marker: %w", err)
+	}
+	return id, true, nil
+}
+
+// refuse is the error for a database file that is not (any more) a store.
+func refuse(abs, why string) error {
+	return fmt.Errorf("%w: %s. The infrastructures recorded in it are unknown now and may still be running. "+
+		"Restore %s from a backup, or move it away (with any -wal and -shm file beside it) to start with an empty store",
+		store.ErrNoIdentity, why, abs)
+}
+
+// tempInfix marks the temporary files create builds new databases in:
+// <name>.new-<random>, next to the target.
+const tempInfix = ".new-"
+
+// staleTemp is how old a temporary file of create must be before another
+// Open removes it as left by a process killed while creating: far longer
+// than a creation takes.
+const staleTemp = time.Hour
+
+// beforeLink, when set (by tests), is called with the finished temporary
+// database just before it is linked into place.
+var beforeLink func(tmp string)
+
+// create makes a new database at abs without a moment in which another
+// process could see it half made: the database is built and migrated
+// under a temporary name in the same directory, closed (which checkpoints
+// and removes its -wal file, checked), and hard-linked to abs, which fails
+// if abs exists, so that of processes creating at once the first one wins
+// and the others open its database. A process killed half-way leaves at
+// worst its temporary file, removed by a later create once stale, never a
+// database without schema at abs. create returns nil also when another
+// process won.
+func create(ctx context.Context, abs string) error {
+	// Side files without their database: the database was removed (or
+	// moved) and they may hold its last transactions, or still be in use
+	// by a process that has it open; SQLite would apply them to a new
+	// file at the same name.
+	for _, side := range []string{abs + "-wal", abs + "-journal", abs + "-shm"} {
+		if _, err := os.Lstat(side); err != nil {
+			continue
+		}
+		if _, err := os.Lstat(abs); err == nil {
+			return nil // created by another process meanwhile
+		}
+		return fmt.Errorf("%w: %s is there without its database. Restore %s from a backup, "+
+			"or, if no process uses the database any more, move the side files away to start with an empty store",
+			store.ErrNoIdentity, side, abs)
+	}
+	removeStaleTemps(abs, time.Now().Add(-staleTemp))
+	tmp := abs + tempInfix + crand.Text()
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	// After the link tmp is a second name of the database: removing it
+	// then is right too.
+	defer removeDB(tmp)
+	if err := build(ctx, tmp); err != nil {
+		return fmt.Errorf("build %s: %w", tmp, err)
+	}
+	for _, side := range []string{tmp + "-wal", tmp + "-journal"} {
+		if fi, err := os.Stat(side); err == nil && fi.Size() > 0 {
+			return fmt.Errorf("build %s: %s left with %d bytes after close", tmp, side, fi.Size())
+		}
+	}
+	if beforeLink != nil {
+		beforeLink(tmp)
+	}
+	if err := os.Link(tmp, abs); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // another process's database won
+		}
+		return err
+	}
+	// Make the new name durable before anything is written through it.
+	if d, err := os.Open(filepath.Dir(abs)); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", filepath.Dir(abs), err)
+		}
+	}
+	return nil
+}
+
+// build makes a complete database at tmp: incremental auto-vacuum, set
+// before the first page is written (later it would take a VACUUM), every
+// migration, and WAL mode. Nobody else knows tmp and a crash makes it
+// garbage anyway, so it is built without a journal on disk and without
+// syncs (several times faster), then synced once as a whole.
+func build(ctx context.Context, tmp string) error {
+	q := url.Values{}
+	q.Add("_pragma", "auto_vacuum(INCREMENTAL)")
+	q.Add("_pragma", "journal_mode(MEMORY)")
+	q.Add("_pragma", "synchronous(OFF)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", (&url.URL{Scheme: "file", OmitHost: true, Path: tmp, RawQuery: q.Encode()}).String())
+	if err != nil {
+		return err
+	}
+	db.SetMaxOpenConns(1)
+	err = migrate(ctx, db, schemaVersion())
+	if err == nil {
+		// Persistent: written into the header (the log itself is empty
+		// and goes at Close).
+		_, err = db.ExecContext(ctx, "PRAGMA journal_mode = WAL")
+	}
+	if err := errors.Join(err, db.Close()); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
+}
+
+// removeDB removes a database file and its side files, ignoring errors
+// (the files may not exist).
+func removeDB(path string) {
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		os.Remove(p)
+	}
+}
+
+// removeStaleTemps removes temporary files of create for abs (with their
+// side files) last modified before cutoff.
+func removeStaleTemps(abs string, cutoff time.Time) {
+	dir, base := filepath.Split(abs)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), base+tempInfix) || !e.Type().IsRegular() {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
 // dsn builds the connection string. The pragmas go in the DSN because the
 // driver then runs them on every new connection of the pool, not just the
 // first. Writers begin IMMEDIATE so a transaction never has to upgrade a
 // read lock to a write lock, which can fail with SQLITE_BUSY regardless of
-// busy_timeout.
-func dsn(abs string, writer bool) string {
+// busy_timeout. The pragmas in first run before all others.
+func dsn(abs string, writer bool, first ...string) string {
 	q := url.Values{}
+	for _, p := range first {
+		q.Add("_pragma", p)
+	}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
@@ -211,9 +514,12 @@ func (s *Store) CreateInfra(ctx context.Context, in store.Infra) error {
 	if err := checkJSON("description", in.Description); err != nil {
 		return fmt.Errorf("sqlite: create infra %s: %w", in.ID, err)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO infras(id, name, description, targets, attached, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
-		in.ID, in.Name, rawValue(in.Description), targets, in.Attached, timeValue(in.CreatedAt), timeValue(in.UpdatedAt))
+	if err := store.CheckOrigin(in.Origin); err != nil {
+		return fmt.Errorf("sqlite: create infra %s: %w", in.ID, err)
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO infras(id, name, description, targets, attached, created_at, updated_at, origin)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
+		in.ID, in.Name, rawValue(in.Description), targets, in.Attached, timeValue(in.CreatedAt), timeValue(in.UpdatedAt), in.Origin)
 	if err != nil {
 		return fmt.Errorf("sqlite: create infra %s: %w", in.ID, err)
 	}
@@ -235,13 +541,16 @@ func (s *Store) UpdateInfra(ctx context.Context, in store.Infra) error {
 	if err := checkJSON("description", in.Description); err != nil {
 		return fmt.Errorf("sqlite: update infra %s: %w", in.ID, err)
 	}
+	if err := store.CheckOrigin(in.Origin); err != nil {
+		return fmt.Errorf("sqlite: update infra %s: %w", in.ID, err)
+	}
 	updated := in.UpdatedAt
 	if updated.IsZero() {
 		updated = time.Now()
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE infras SET name = ?, description = ?, targets = ?, attached = ?, updated_at = ?
-		WHERE id = ?`,
-		in.Name, rawValue(in.Description), targets, in.Attached, timeValue(updated), in.ID)
+	res, err := s.w.ExecContext(ctx, `UPDATE infras SET name = ?, description = ?, targets = ?, attached = ?, updated_at = ?,
+		origin = ? WHERE id = ?`,
+		in.Name, rawValue(in.Description), targets, in.Attached, timeValue(updated), in.Origin, in.ID)
 	if err != nil {
 		return fmt.Errorf("sqlite: update infra %s: %w", in.ID, err)
 	}
@@ -283,7 +592,7 @@ func (s *Store) UpdateTargets(ctx context.Context, infraID string, targets map[s
 	return nil
 }
 
-const infraCols = `id, name, description, targets, attached, created_at, updated_at`
+const infraCols = `id, name, description, targets, attached, created_at, updated_at, origin`
 
 func scanInfra(sc interface{ Scan(...any) error }) (store.Infra, error) {
 	var (
@@ -292,7 +601,7 @@ func scanInfra(sc interface{ Scan(...any) error }) (store.Infra, error) {
 		createdAt, updatedAt sql.NullString
 		err                  error
 	)
-	if err := sc.Scan(&in.ID, &in.Name, &desc, &targets, &in.Attached, &createdAt, &updatedAt); err != nil {
+	if err := sc.Scan(&in.ID, &in.Name, &desc, &targets, &in.Attached, &createdAt, &updatedAt, &in.Origin); err != nil {
 		return in, err
 	}
 	in.Description = rawFrom(desc)
@@ -336,16 +645,26 @@ func (s *Store) Infras(ctx context.Context) ([]store.Infra, error) {
 }
 
 // DeleteInfra implements store.Store. Instances and scaling requests go with
-// it through ON DELETE CASCADE, inside the same implicit transaction.
+// the record through ON DELETE CASCADE, the events (which have no foreign
+// key, so that events need no stored infrastructure) by their own
+// statement, all in one transaction. The pages freed are reused by later
+// writes and given back to the file system by the next PruneEvents.
 func (s *Store) DeleteInfra(ctx context.Context, id string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM infras WHERE id = ?`, id)
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM infras WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE infra_id = ?`, id)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete infra %s: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: delete infra %s: %w", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlite: delete infra %s: %w", id, store.ErrNotFound)
 	}
 	return nil
 }
@@ -563,6 +882,141 @@ func (s *Store) Events(ctx context.Context, infraID string, after int64, limit i
 	return out, nil
 }
 
+// pruneBatch bounds the events one statement of PruneEvents deletes, so
+// that the write lock is never held long; vacuumBatch likewise the pages
+// one PRAGMA incremental_vacuum gives back. Variables for tests.
+var (
+	pruneBatch  = 1000
+	vacuumBatch = 1024
+)
+
+// PruneEvents implements store.Store. Each batch is one DELETE of at most
+// pruneBatch events of one infrastructure, oldest first; times compare as
+// their fixed-width text. The loop ends when a batch comes back short, and
+// the space freed (by this call, DeleteInfra or anything else) is then
+// given back to the file system with PRAGMA incremental_vacuum, itself in
+// batches of vacuumBatch pages.
+func (s *Store) PruneEvents(ctx context.Context, olderThan time.Time, keepPerInfra int) (int, error) {
+	if keepPerInfra < 0 {
+		return 0, fmt.Errorf("sqlite: prune events: keepPerInfra %d < 0", keepPerInfra)
+	}
+	removed := 0
+	if !olderThan.IsZero() || keepPerInfra > 0 {
+		var cutoff any // NULL: no age bound
+		if !olderThan.IsZero() {
+			cutoff = formatTime(clampYear(olderThan))
+		}
+		// OFFSET of the oldest event to keep; -1: no count bound.
+		offset := keepPerInfra - 1
+		rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT infra_id FROM events`)
+		if err != nil {
+			return 0, fmt.Errorf("sqlite: prune events: %w", err)
+		}
+		ids, err := collect(rows, func(rows *sql.Rows) (string, error) {
+			var id string
+			return id, rows.Scan(&id)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("sqlite: prune events: %w", err)
+		}
+		for _, id := range ids {
+			for {
+				res, err := s.w.ExecContext(ctx, `DELETE FROM events WHERE seq IN (
+					SELECT seq FROM events WHERE infra_id = ?1 AND (time < ?2 OR (?3 >= 0 AND seq < (
+						SELECT seq FROM events WHERE infra_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?3)))
+					ORDER BY seq LIMIT ?4)`, id, cutoff, offset, pruneBatch)
+				if err != nil {
+					return removed, fmt.Errorf("sqlite: prune events %s: %w", id, err)
+				}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return removed, fmt.Errorf("sqlite: prune events %s: %w", id, err)
+				}
+				removed += int(n)
+				if n < int64(pruneBatch) {
+					break
+				}
+			}
+		}
+	}
+	if err := s.vacuum(ctx); err != nil {
+		return removed, fmt.Errorf("sqlite: prune events: %w", err)
+	}
+	return removed, nil
+}
+
+// vacuum gives the free pages back to the file system, vacuumBatch at a
+// time (each PRAGMA is a write transaction of its own).
+func (s *Store) vacuum(ctx context.Context) error {
+	for {
+		var free int
+		if err := s.w.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+			return fmt.Errorf("freelist_count: %w", err)
+		}
+		if free == 0 {
+			return nil
+		}
+		// PRAGMA takes no bound parameters; vacuumBatch is ours.
+		if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", vacuumBatch)); err != nil {
+			return fmt.Errorf("incremental_vacuum: %w", err)
+		}
+		if free <= vacuumBatch {
+			return nil
+		}
+	}
+}
+
+// clampYear brings t into the years 0000-9999, where the text form of
+// times sorts like the instants.
+func clampYear(t time.Time) time.Time {
+	switch {
+	case t.Year() < 0:
+		return time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	case t.Year() > 9999:
+		return time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+	}
+	return t
+}
+
+// Check implements store.Checker: PRAGMA quick_check (the first ten
+// problems it finds are reported), the schema version, and the identity
+// marker, which must be the one read at Open: a different one means the
+// file at the path was replaced under this process.
+func (s *Store) Check(ctx context.Context) error {
+	rows, err := s.r.QueryContext(ctx, "PRAGMA quick_check(10)")
+	if err != nil {
+		return fmt.Errorf("sqlite: check %s: %w", s.path, err)
+	}
+	msgs, err := collect(rows, func(rows *sql.Rows) (string, error) {
+		var m string
+		return m, rows.Scan(&m)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: check %s: %w", s.path, err)
+	}
+	if len(msgs) != 1 || msgs[0] != "ok" {
+		return fmt.Errorf("sqlite: check %s: quick_check: %s", s.path, strings.Join(msgs, "; "))
+	}
+	if v, err := userVersion(ctx, s.r); err != nil {
+		return fmt.Errorf("sqlite: check %s: %w", s.path, err)
+	} else if v != schemaVersion() {
+		return fmt.Errorf("sqlite: check %s: schema version %d, want %d", s.path, v, schemaVersion())
+	}
+	id, found, err := readMarker(ctx, s.r)
+	if err != nil {
+		return fmt.Errorf("sqlite: check %s: %w", s.path, err)
+	}
+	if !found {
+		return fmt.Errorf("sqlite: check %s: %w", s.path, refuse(s.path, "its identity marker (table meta) is missing"))
+	}
+	if id != s.id {
+		return fmt.Errorf("sqlite: check %s: %w: it is store %s, not store %s that this process opened: "+
+			"the file was replaced while in use; put the original back, or restart to use this one",
+			s.path, store.ErrNoIdentity, id, s.id)
+	}
+	return nil
+}
+
 // collect scans all rows with scan and closes them.
 func collect[T any](rows *sql.Rows, scan func(*sql.Rows) (T, error)) ([]T, error) {
 	defer rows.Close()
@@ -641,6 +1095,13 @@ func encodeTargets(t map[string]int) (any, error) {
 func isBusy(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+// isNotADB reports whether err is SQLITE_NOTADB: the file is not a
+// database.
+func isNotADB(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_NOTADB
 }
 
 // isForeignKey reports whether err is a foreign key violation, which here

@@ -14,12 +14,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/occopus-go/occopus/store"
 	"github.com/occopus-go/occopus/store/storetest"
@@ -358,6 +361,172 @@ func TestMigrateFromV1(t *testing.T) {
 	if err := s.r.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode %q %v, want wal", mode, err)
 	}
+	checkUpgraded(t, s)
+}
+
+// checkUpgraded checks what the steps after version 4 give an old
+// database: the marker (the store's id), incremental auto-vacuum, a
+// passing Check.
+func checkUpgraded(t *testing.T, s *Store) {
+	t.Helper()
+	if _, err := uuid.Parse(s.id); err != nil {
+		t.Errorf("store id %q: %v", s.id, err)
+	}
+	var created string
+	if err := s.r.QueryRow(`SELECT created_at FROM meta`).Scan(&created); err != nil {
+		t.Errorf("marker: %v", err)
+	} else if at, err := time.Parse(time.RFC3339Nano, created); err != nil || time.Since(at) > time.Minute {
+		t.Errorf("marker created_at %q (%v), want about now", created, err)
+	}
+	if v := queryInt(t, s.r, "PRAGMA auto_vacuum"); v != autoVacuumIncremental {
+		t.Errorf("auto_vacuum %d, want %d (incremental)", v, autoVacuumIncremental)
+	}
+	if err := s.Check(t.Context()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+}
+
+// TestMigrateFromV4 opens testdata/v4.db, written by the code of schema
+// version 4 (WAL, auto_vacuum none), and checks that the migrations to
+// the origin column, the identity marker and incremental auto-vacuum keep
+// every record, and that the space of pruned events goes back to the file
+// system.
+func TestMigrateFromV4(t *testing.T) {
+	orig, err := os.ReadFile(filepath.Join("testdata", "v4.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "occopus.db")
+	if err := os.WriteFile(path, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, path)
+	if v := queryInt(t, raw, "PRAGMA user_version"); v != 4 {
+		t.Fatalf("testdata/v4.db has version %d", v)
+	}
+	if v := queryInt(t, raw, "PRAGMA auto_vacuum"); v != 0 {
+		t.Fatalf("testdata/v4.db has auto_vacuum %d, want 0", v)
+	}
+	raw.Close()
+
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	if v := queryInt(t, s.r, "PRAGMA user_version"); v != schemaVersion() {
+		t.Fatalf("after Open: version %d, want %d", v, schemaVersion())
+	}
+	got, want := schema(t, s.r), schema(t, openTemp(t).r)
+	if len(got) != len(want) {
+		t.Errorf("schema objects: %d, want %d", len(got), len(want))
+	}
+	for name, q := range want {
+		if got[name] != q {
+			t.Errorf("schema %s:\n got %s\nwant %s", name, got[name], q)
+		}
+	}
+	checkUpgraded(t, s)
+
+	// Every record is there, and reads through the current code.
+	infras, err := s.Infras(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infras) != 2 || infras[0].ID != "v4-kept" || infras[1].ID != "v4-other" {
+		t.Fatalf("infras: %+v", infras)
+	}
+	kept := infras[0]
+	if kept.Origin != "" || kept.Name != "Kept infra" || !kept.Attached || kept.Targets["web"] != 2 ||
+		!kept.CreatedAt.Equal(time.Date(2025, 6, 1, 10, 0, 0, 1, time.UTC)) {
+		t.Errorf("kept infra: %+v", kept)
+	}
+	insts, err := s.Instances(ctx, "v4-kept")
+	if err != nil || len(insts) != 2 || insts[1].Owner != "host/42/1700000000" || string(insts[0].Handle) != `{"id":"c1"}` {
+		t.Errorf("instances: %+v %v", insts, err)
+	}
+	if types, err := s.NodeDefTypes(ctx); err != nil || !slices.Equal(types, []string{"db", "web"}) {
+		t.Errorf("node defs: %v %v", types, err)
+	}
+	reqs, err := s.ScaleRequests(ctx, "v4-other")
+	if err != nil || len(reqs) != 1 || reqs[0].Set == nil || *reqs[0].Set != 3 {
+		t.Errorf("scale requests: %+v %v", reqs, err)
+	}
+	var leases int
+	if err := s.r.QueryRow(`SELECT count(*) FROM leases`).Scan(&leases); err != nil || leases != 1 {
+		t.Errorf("leases: %d %v", leases, err)
+	}
+	evs, err := s.Events(ctx, "", 0, 0)
+	if err != nil || len(evs) != 60 {
+		t.Fatalf("events: %d %v, want 60", len(evs), err)
+	}
+	// Origin of an old record can be set now.
+	kept.Origin = store.OriginNetwork
+	if err := s.UpdateInfra(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same store on the next open.
+	id := s.id
+	again, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.id != id {
+		t.Errorf("reopened: store id %s, was %s", again.id, id)
+	}
+	again.Close()
+
+	// Pruning gives the pages back.
+	pages := queryInt(t, s.w, "PRAGMA page_count")
+	removed, err := s.PruneEvents(ctx, time.Time{}, 5)
+	if err != nil || removed != 50 {
+		t.Fatalf("PruneEvents: %d %v, want 50", removed, err)
+	}
+	after := queryInt(t, s.w, "PRAGMA page_count")
+	if free := queryInt(t, s.w, "PRAGMA freelist_count"); free != 0 || after >= pages-10 {
+		t.Errorf("after pruning 50 events of 1 KiB: %d pages (was %d), %d free", after, pages, free)
+	}
+	t.Logf("pages: %d before pruning, %d after", pages, after)
+}
+
+// Two processes opening one old database at once both migrate it (the
+// VACUUM step among them), and neither loses the other's writes.
+func TestTwoProcessesMigrateV4(t *testing.T) {
+	orig, err := os.ReadFile(filepath.Join("testdata", "v4.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "occopus.db")
+	if err := os.WriteFile(path, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, prefix := range []string{"alpha", "beta"} {
+		cmd := helper(t, "import", path, prefix)
+		wg.Go(func() {
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("helper %s: %v\n%s", prefix, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	checkUpgraded(t, s)
+	for _, prefix := range []string{"alpha", "beta"} {
+		evs, err := s.Events(t.Context(), prefix, 0, 0)
+		if err != nil || len(evs) != importRounds {
+			t.Errorf("%s: %d events %v, want %d", prefix, len(evs), err, importRounds)
+		}
+	}
+	if evs, err := s.Events(t.Context(), "v4-kept", 0, 0); err != nil || len(evs) != 30 {
+		t.Errorf("old events: %d %v, want 30", len(evs), err)
+	}
 }
 
 // writeV4 makes testdata/v4.db: schema version 4 (the last before the
@@ -443,6 +612,14 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("only run as a helper process")
 	}
 	ctx := context.Background()
+	if job == "create-killed" {
+		// kill -9 at the worst moment: the new database is complete
+		// but not in place yet.
+		beforeLink = func(string) { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	}
+	if job == "open" {
+		fmt.Println("opening") // the parent's kill timer starts now
+	}
 	s, err := Open(ctx, os.Getenv("HELPER_DB"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -450,6 +627,7 @@ func TestHelperProcess(t *testing.T) {
 	}
 	var jobErr error
 	switch job {
+	case "open":
 	case "import":
 		jobErr = helperImport(ctx, s, os.Getenv("HELPER_ARG0"))
 	case "churn":

@@ -23,6 +23,7 @@ import (
 // Times are compared as instants (time.Time.Equal): a store need not keep
 // the location or the monotonic reading, but must keep nanoseconds.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("PruneEvents", func(t *testing.T) { RunPrune(t, open) })
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
@@ -30,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NodeDefs", testNodeDefs},
 		{"InfraCRUD", testInfraCRUD},
 		{"InfraRoundTrip", testInfraRoundTrip},
+		{"InfraOrigin", testInfraOrigin},
 		{"InfrasOrder", testInfrasOrder},
 		{"Instances", testInstances},
 		{"InstanceRoundTrip", testInstanceRoundTrip},
@@ -41,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventsAfterLimit", testEventsAfterLimit},
 		{"Concurrency", testConcurrency},
 		{"ContextCanceled", testContextCanceled},
+		{"Checker", testChecker},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -229,7 +232,8 @@ func testInfraRoundTrip(t *testing.T, s store.Store) {
 	tests := []store.Infra{
 		{
 			ID: "full", Name: "Full infra", Description: json.RawMessage(`{"a":[1,2,{"b":null}],"ü":"\u00e9"}`),
-			Targets: map[string]int{"lb": 1, "web": 5, "db": 0}, Attached: true, CreatedAt: t0, UpdatedAt: t2,
+			Targets: map[string]int{"lb": 1, "web": 5, "db": 0}, Attached: true, Origin: store.OriginNetwork,
+			CreatedAt: t0, UpdatedAt: t2,
 		},
 		{ID: "minimal"},
 		{ID: "now", Name: "n", CreatedAt: now, UpdatedAt: now},
@@ -461,10 +465,23 @@ func testDeleteInfraCascades(t *testing.T, s store.Store) {
 	if len(insts) != 0 || len(reqs) != 0 {
 		t.Fatalf("after DeleteInfra: %d instances, %d scale requests remain", len(insts), len(reqs))
 	}
+	// Its events go too, from the log of all events as well; those of y
+	// stay, and an event appended for x afterwards is a new one.
 	evs, err := s.Events(ctx, "x", 0, 0)
 	must(t, err)
-	if len(evs) != 1 {
-		t.Fatalf("events of deleted infra: %d, want 1 (kept)", len(evs))
+	if len(evs) != 0 {
+		t.Fatalf("events of deleted infra: %d, want none", len(evs))
+	}
+	all, err := s.Events(ctx, "", 0, 0)
+	must(t, err)
+	if len(all) != 1 || all[0].InfraID != "y" {
+		t.Fatalf("all events after DeleteInfra(x): %+v, want y's only", all)
+	}
+	must(t, s.AppendEvent(ctx, store.Event{InfraID: "x", Kind: "infra.destroyed"}))
+	evs, err = s.Events(ctx, "x", 0, 0)
+	must(t, err)
+	if len(evs) != 1 || evs[0].Kind != "infra.destroyed" || evs[0].Seq <= all[0].Seq {
+		t.Fatalf("event appended after DeleteInfra: %+v", evs)
 	}
 
 	// The other infrastructure is untouched.
@@ -494,7 +511,7 @@ func testEvents(t *testing.T, s store.Store) {
 	if len(evs) != 0 {
 		t.Fatalf("empty store has %d events", len(evs))
 	}
-	// Events need no stored infrastructure (they outlive it anyway).
+	// Events need no stored infrastructure.
 	in := []store.Event{
 		{Time: t0, InfraID: "x", NodeName: "web", NodeID: "i1", Kind: "instance.state",
 			From: store.StateCreating, To: store.StateReady, Message: "up", Data: json.RawMessage(`{"addr":"10.0.0.1"}`)},
@@ -676,6 +693,7 @@ func testContextCanceled(t *testing.T, s store.Store) {
 		"Infras":      func() error { _, err := s.Infras(ctx); return err },
 		"AppendEvent": func() error { return s.AppendEvent(ctx, store.Event{InfraID: "x", Kind: "k"}) },
 		"Events":      func() error { _, err := s.Events(ctx, "", 0, 0); return err },
+		"PruneEvents": func() error { _, err := s.PruneEvents(ctx, t2, 1); return err },
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, context.Canceled) {
@@ -738,4 +756,231 @@ func testInstanceOwner(t *testing.T, s store.Store) {
 	if got.Owner != "" {
 		t.Fatalf("owner %q after clearing", got.Owner)
 	}
+}
+
+func testInfraOrigin(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for _, o := range []string{"", store.OriginLocal, store.OriginNetwork} {
+		in := infra("o-"+o, t0)
+		in.Origin = o
+		must(t, s.CreateInfra(ctx, in))
+		got, err := s.Infra(ctx, in.ID)
+		must(t, err)
+		if got.Origin != o {
+			t.Fatalf("origin %q read back as %q", o, got.Origin)
+		}
+	}
+	list, err := s.Infras(ctx)
+	must(t, err)
+	for _, in := range list {
+		if want := in.ID[len("o-"):]; in.Origin != want {
+			t.Errorf("Infras: %s has origin %q, want %q", in.ID, in.Origin, want)
+		}
+	}
+
+	// A read-modify-write keeps it; so does UpdateTargets.
+	in, err := s.Infra(ctx, "o-network")
+	must(t, err)
+	in.Attached = true
+	must(t, s.UpdateInfra(ctx, in))
+	must(t, s.UpdateTargets(ctx, "o-network", map[string]int{"n": 2}, nil))
+	got, err := s.Infra(ctx, "o-network")
+	must(t, err)
+	if got.Origin != store.OriginNetwork || !got.Attached {
+		t.Fatalf("after attach and UpdateTargets: origin %q attached %v", got.Origin, got.Attached)
+	}
+	// UpdateInfra replaces it with the description it belongs to, in both
+	// directions, and "" clears it.
+	for _, o := range []string{store.OriginLocal, store.OriginNetwork, ""} {
+		got.Origin = o
+		must(t, s.UpdateInfra(ctx, got))
+		again, err := s.Infra(ctx, "o-network")
+		must(t, err)
+		if again.Origin != o {
+			t.Fatalf("UpdateInfra to origin %q: read %q", o, again.Origin)
+		}
+	}
+
+	// Other values are refused and nothing is written.
+	bad := infra("o-bad", t0)
+	bad.Origin = "Network"
+	if err := s.CreateInfra(ctx, bad); err == nil {
+		t.Fatal("CreateInfra accepted origin \"Network\"")
+	}
+	if _, err := s.Infra(ctx, "o-bad"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("infra with a bad origin stored: %v", err)
+	}
+	got.Origin = "remote"
+	if err := s.UpdateInfra(ctx, got); err == nil {
+		t.Fatal("UpdateInfra accepted origin \"remote\"")
+	}
+	again, err := s.Infra(ctx, "o-network")
+	must(t, err)
+	if again.Origin != "" {
+		t.Fatalf("refused update changed origin to %q", again.Origin)
+	}
+}
+
+// testChecker: a store that implements store.Checker passes its own check
+// when new and after use.
+func testChecker(t *testing.T, s store.Store) {
+	c, ok := s.(store.Checker)
+	if !ok {
+		t.Skip("not a store.Checker")
+	}
+	ctx := t.Context()
+	must(t, c.Check(ctx))
+	must(t, s.CreateInfra(ctx, infra("x", t0)))
+	must(t, s.AppendEvent(ctx, store.Event{InfraID: "x", Kind: "k"}))
+	must(t, c.Check(ctx))
+}
+
+// RunPrune runs the PruneEvents part of the suite (Run includes it), so
+// that an implementation can also run it with small internal batches.
+func RunPrune(t *testing.T, open func(t *testing.T) store.Store) {
+	minute := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
+	// The events, in order of appending: infrastructures a (6 events, a
+	// minute apart), b (3, then one stamped an hour early: clocks step
+	// back), events without an infrastructure, and those of d, deleted
+	// with its events and then given one more.
+	type ev struct {
+		infra string
+		at    time.Time
+		msg   string
+	}
+	setup := []ev{
+		{"a", minute(0), "a0"}, {"b", minute(0), "b0"}, {"a", minute(1), "a1"}, {"", minute(1), "-0"},
+		{"a", minute(2), "a2"}, {"b", minute(2), "b1"}, {"a", minute(3), "a3"}, {"b", minute(4), "b2"},
+		{"a", minute(4), "a4"}, {"", minute(5), "-1"}, {"a", minute(5), "a5"}, {"b", minute(-60), "b3"},
+		{"d", minute(5), "d-gone"},
+	}
+	after := ev{"d", minute(6), "d0"}
+	tests := []struct {
+		name      string
+		olderThan time.Time
+		keep      int
+		want      []string // messages left, in Seq order
+	}{
+		{"no bounds", time.Time{}, 0, []string{"a0", "b0", "a1", "-0", "a2", "b1", "a3", "b2", "a4", "-1", "a5", "b3", "d0"}},
+		{"keep 2 per infra", time.Time{}, 2, []string{"-0", "b2", "a4", "-1", "a5", "b3", "d0"}},
+		{"keep 1 per infra", time.Time{}, 1, []string{"-1", "a5", "b3", "d0"}},
+		{"keep more than there are", time.Time{}, 100, []string{"a0", "b0", "a1", "-0", "a2", "b1", "a3", "b2", "a4", "-1", "a5", "b3", "d0"}},
+		// Strictly before: an event at the bound stays. The early b3 goes
+		// although it is b's newest.
+		{"older than 2m", minute(2), 0, []string{"a2", "b1", "a3", "b2", "a4", "-1", "a5", "d0"}},
+		{"older than all", minute(7), 0, nil},
+		{"older than none", minute(-61), 0, []string{"a0", "b0", "a1", "-0", "a2", "b1", "a3", "b2", "a4", "-1", "a5", "b3", "d0"}},
+		{"both bounds", minute(3), 3, []string{"a3", "b2", "a4", "-1", "a5", "d0"}},
+		{"zone of the bound", minute(2).In(time.FixedZone("west", -5*3600)), 0, []string{"a2", "b1", "a3", "b2", "a4", "-1", "a5", "d0"}},
+		{"far future", time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC), 0, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			ctx := t.Context()
+			must(t, s.CreateInfra(ctx, infra("a", t0)))
+			must(t, s.CreateInfra(ctx, infra("d", t0)))
+			for _, e := range setup {
+				must(t, s.AppendEvent(ctx, store.Event{InfraID: e.infra, Time: e.at, Kind: "k", Message: e.msg}))
+			}
+			must(t, s.DeleteInfra(ctx, "d"))
+			must(t, s.AppendEvent(ctx, store.Event{InfraID: after.infra, Time: after.at, Kind: "k", Message: after.msg}))
+			before, err := s.Events(ctx, "", 0, 0)
+			must(t, err)
+
+			removed, err := s.PruneEvents(ctx, tc.olderThan, tc.keep)
+			must(t, err)
+			all, err := s.Events(ctx, "", 0, 0)
+			must(t, err)
+			if got := messages(all); !slices.Equal(got, tc.want) {
+				t.Fatalf("PruneEvents(%v, %d) left %v, want %v", tc.olderThan, tc.keep, got, tc.want)
+			}
+			if removed != len(before)-len(all) {
+				t.Errorf("PruneEvents reported %d removed, %d went", removed, len(before)-len(all))
+			}
+			// Each infrastructure's view agrees with the view of all.
+			for _, id := range []string{"a", "b", "", "d"} {
+				evs, err := s.Events(ctx, id, 0, 0)
+				must(t, err)
+				var want []string
+				for _, e := range all {
+					if e.InfraID == id {
+						want = append(want, e.Message)
+					}
+				}
+				if id == "" {
+					want = messages(all) // "" lists all
+				}
+				if got := messages(evs); !slices.Equal(got, want) {
+					t.Errorf("events of %q: %v, want %v", id, got, want)
+				}
+			}
+			// Again: nothing more to do.
+			if n, err := s.PruneEvents(ctx, tc.olderThan, tc.keep); err != nil || n != 0 {
+				t.Errorf("second PruneEvents: %d, %v; want 0, nil", n, err)
+			}
+			// Sequences go on after pruned events.
+			must(t, s.AppendEvent(ctx, store.Event{InfraID: "a", Kind: "k", Message: "new"}))
+			evs, err := s.Events(ctx, "a", before[len(before)-1].Seq, 0)
+			must(t, err)
+			if len(evs) != 1 || evs[0].Message != "new" {
+				t.Errorf("event after pruning: %+v", evs)
+			}
+		})
+	}
+	t.Run("negative keep", func(t *testing.T) {
+		s := open(t)
+		must(t, s.AppendEvent(t.Context(), store.Event{InfraID: "a", Kind: "k"}))
+		if _, err := s.PruneEvents(t.Context(), time.Time{}, -1); err == nil {
+			t.Fatal("PruneEvents accepted keepPerInfra -1")
+		}
+		evs, err := s.Events(t.Context(), "", 0, 0)
+		must(t, err)
+		if len(evs) != 1 {
+			t.Fatalf("refused PruneEvents removed events: %d left", len(evs))
+		}
+	})
+	// Many events of one infrastructure, more than one batch of Redis'
+	// default size (SQLite's tests run this suite with small batches too),
+	// beside another infrastructure's.
+	t.Run("many", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		const n = 250
+		for i := range n {
+			must(t, s.AppendEvent(ctx, store.Event{InfraID: "big", Time: minute(i), Kind: "k", Message: fmt.Sprint(i)}))
+			if i%25 == 0 {
+				must(t, s.AppendEvent(ctx, store.Event{InfraID: "small", Time: minute(i), Kind: "k", Message: fmt.Sprint(i)}))
+			}
+		}
+		removed, err := s.PruneEvents(ctx, time.Time{}, 5)
+		must(t, err)
+		if want := (n - 5) + (n/25 - 5); removed != want {
+			t.Fatalf("removed %d, want %d", removed, want)
+		}
+		big, err := s.Events(ctx, "big", 0, 0)
+		must(t, err)
+		if got := messages(big); !slices.Equal(got, []string{"245", "246", "247", "248", "249"}) {
+			t.Fatalf("big keeps %v", got)
+		}
+		// small keeps 125..225, all older than 247 minutes.
+		removed, err = s.PruneEvents(ctx, minute(247), 0)
+		must(t, err)
+		if removed != 2+5 {
+			t.Fatalf("by age: removed %d, want 7", removed)
+		}
+		all, err := s.Events(ctx, "", 0, 0)
+		must(t, err)
+		if got := messages(all); !slices.Equal(got, []string{"247", "248", "249"}) {
+			t.Fatalf("left %v", got)
+		}
+	})
+}
+
+func messages(evs []store.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Message)
+	}
+	return out
 }
