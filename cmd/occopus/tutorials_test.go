@@ -36,12 +36,7 @@ func tutorials(t *testing.T) []string {
 // this build yet, with that type: validate, render, import, build and
 // REST refuse them, saying so. A backend that lands removes its entries
 // (and TestTutorialsRender then compares them with the Jinja2 goldens).
-var notInThisBuild = map[string]string{
-	"azure-aci-helloworld": "azure_aci",
-	"azure-aci-nginx":      "azure_aci",
-	"azure-helloworld":     "azure_vm",
-	"azure-ping":           "azure_vm",
-}
+var notInThisBuild = map[string]string{}
 
 // supportedResources lists the resource types of this build as the
 // refusals name them.

@@ -10,6 +10,8 @@ import (
 	_ "github.com/occopus-go/occopus/contextualise/cloudinit"
 	_ "github.com/occopus-go/occopus/contextualise/dockerctx"
 	_ "github.com/occopus-go/occopus/health"
+	_ "github.com/occopus-go/occopus/resource/azureaci"
+	_ "github.com/occopus-go/occopus/resource/azurevm"
 	_ "github.com/occopus-go/occopus/resource/cloudbroker"
 	_ "github.com/occopus-go/occopus/resource/cloudsigma"
 	_ "github.com/occopus-go/occopus/resource/docker"

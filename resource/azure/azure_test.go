@@ -177,7 +177,7 @@ func session(t *testing.T, o armfake.Options) (*Session, *armfake.Fake, *[]time.
 }
 
 func TestAwaitPollsAndHonoursRetryAfter(t *testing.T) {
-	s, f, waits := session(t, armfake.Options{Polls: 3, PollRetryAfter: 4})
+	s, f, waits := session(t, armfake.Options{Polls: 3, PollRetryAfter: 4 * time.Second})
 	ctx := t.Context()
 	if err := s.EnsureGroup(ctx, "westeurope", "n"); err != nil {
 		t.Fatal(err)
@@ -192,9 +192,9 @@ func TestAwaitPollsAndHonoursRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The operation stays in progress for 3 polls and asks for 4 s each
-	// time: the first wait is PollEvery (the SDK's poller keeps the first
-	// answer to itself), the others the 4 s ARM asked for.
-	if want := []time.Duration{3 * time.Millisecond, 4 * time.Second, 4 * time.Second, 4 * time.Second}; !slices.Equal(*waits, want) {
+	// time, in its first answer too: four waits of 4 s, not the 3 ms of
+	// PollEvery.
+	if want := []time.Duration{4 * time.Second, 4 * time.Second, 4 * time.Second, 4 * time.Second}; !slices.Equal(*waits, want) {
 		t.Errorf("waits %v, want %v", *waits, want)
 	}
 	gets := 0

@@ -239,15 +239,17 @@ func (s *Session) Do(ctx context.Context, op, node string, fn func(ctx context.C
 func Await[T any](ctx context.Context, s *Session, op, node string, begin func(ctx context.Context) (*runtime.Poller[T], error)) (T, error) {
 	var zero T
 	var p *runtime.Poller[T]
+	// The first answer may say when to look (Retry-After); the poller
+	// keeps it to itself, so it is captured on the way.
+	var last *http.Response
 	if err := s.Do(ctx, op, node, func(ctx context.Context) (err error) {
-		p, err = begin(ctx)
+		p, err = begin(policy.WithCaptureResponse(ctx, &last))
 		return err
 	}); err != nil {
 		return zero, err
 	}
 	octx, cancel := context.WithTimeout(ctx, s.opLimit)
 	defer cancel()
-	var last *http.Response
 	polls := 0
 	for !p.Done() {
 		d := s.pollEvery

@@ -743,3 +743,27 @@ func TestSystemTrustAndAuthorityHost(t *testing.T) {
 		t.Error(v)
 	}
 }
+
+// An OS disk the VM did not take along (deleteOption not honoured, an
+// older VM) is deleted by Destroy after the VM.
+func TestDestroyDeletesDisks(t *testing.T) {
+	e := newEnv(t, armfake.Options{KeepDisks: true}, nil)
+	spec := e.spec("n")
+	hd, err := e.h.Create(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := e.h.s.ID(azure.TypeDisk, name(spec.InfraID, "n", spec.NodeID)+"-osdisk")
+	if _, ok := e.f.Get(disk); !ok {
+		t.Fatalf("no OS disk %s at the fake", disk)
+	}
+	if err := e.h.Destroy(t.Context(), hd); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.f.Get(disk); ok {
+		t.Error("the OS disk was left")
+	}
+	if l := e.live(t); len(l) != 0 {
+		t.Errorf("left: %v", l)
+	}
+}

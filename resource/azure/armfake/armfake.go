@@ -89,11 +89,14 @@ type Options struct {
 	// no known audience asks for).
 	Audience string
 	// Polls is how many polls a long-running operation answers
-	// InProgress before it ends (default 1; negative: it ends at once).
+	// InProgress before it ends (default 1; a look at the resource counts
+	// as a poll). Negative: operations end at once, a PUT answering
+	// Succeeded and a DELETE 204, as ARM does for quick ones.
 	Polls int
-	// PollRetryAfter, when set, is sent as Retry-After (seconds) with
-	// every answer of an operation still in progress.
-	PollRetryAfter int
+	// PollRetryAfter, when set, is sent with every answer about an
+	// operation still in progress: as Retry-After (whole seconds, rounded
+	// up) and as retry-after-ms, the two forms the Azure SDK reads.
+	PollRetryAfter time.Duration
 	// PageSize of resource listings (default 100).
 	PageSize int
 	// KeepDisks ignores a VM's osDisk.deleteOption Delete: its disk stays
@@ -115,7 +118,8 @@ type Request struct {
 	Header http.Header
 	Body   []byte
 	Status int
-	Lost   bool // carried out, answer dropped
+	Lost   bool      // carried out, answer dropped
+	Time   time.Time // when it arrived
 }
 
 // Resource is a live resource, as GET shows it.
@@ -382,6 +386,7 @@ func (f *Fake) violation(format string, args ...any) {
 
 // serve records the request, applies the injections and dispatches.
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {
 		http.Error(w, "request body unreadable or over 4 MiB", http.StatusRequestEntityTooLarge)
@@ -391,7 +396,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	lost := f.dispatch(rec, r, body)
 	f.mu.Lock()
 	f.requests = append(f.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(),
-		Body: body, Status: rec.Code, Lost: lost})
+		Body: body, Status: rec.Code, Lost: lost, Time: at})
 	f.mu.Unlock()
 	if lost {
 		if hj, ok := w.(http.Hijacker); ok {
@@ -409,7 +414,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(rec.Body.Bytes())
 }
 
-var segRe = regexp.MustCompile(`^[A-Za-z0-9._()~-]+$`)
+// segRe: what ARM takes in a path segment (resource group names allow
+// letters, digits, _ . ( ) and -).
+var segRe = regexp.MustCompile(`^[A-Za-z0-9_.()~-]+$`)
 
 func (f *Fake) dispatch(w http.ResponseWriter, r *http.Request, body []byte) (lost bool) {
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
@@ -583,6 +590,14 @@ func (f *Fake) token(w http.ResponseWriter, r *http.Request, tenant string, body
 }
 
 // ---- helpers ----
+
+// retryAfter writes the poll delay of an operation still in progress.
+func (f *Fake) retryAfter(w http.ResponseWriter, o *op) {
+	if d := f.o.PollRetryAfter; d > 0 && o.status == "InProgress" {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+		w.Header().Set("retry-after-ms", strconv.Itoa(int(d/time.Millisecond)))
+	}
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

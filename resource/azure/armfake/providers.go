@@ -419,9 +419,7 @@ func (f *Fake) put(w http.ResponseWriter, r *http.Request, rg, typ, name, parent
 		f.finish(o)
 	}
 	w.Header().Set("Azure-AsyncOperation", f.opURL(o, false))
-	if f.o.PollRetryAfter > 0 && o.status == "InProgress" {
-		w.Header().Set("Retry-After", strconv.Itoa(f.o.PollRetryAfter))
-	}
+	f.retryAfter(w, o)
 	writeJSON(w, status, f.render(x))
 }
 
@@ -662,9 +660,7 @@ func (f *Fake) accepted(w http.ResponseWriter, o *op) {
 	if !strings.Contains(strings.ToLower(o.resID), "/microsoft.compute/disks/") { // disks answer with Location only
 		w.Header().Set("Azure-AsyncOperation", f.opURL(o, false))
 	}
-	if f.o.PollRetryAfter > 0 && o.status == "InProgress" {
-		w.Header().Set("Retry-After", strconv.Itoa(f.o.PollRetryAfter))
-	}
+	f.retryAfter(w, o)
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -811,9 +807,7 @@ func (f *Fake) poll(w http.ResponseWriter, id string, result bool) {
 	}
 	f.step(o)
 	if o.status == "InProgress" {
-		if f.o.PollRetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(f.o.PollRetryAfter))
-		}
+		f.retryAfter(w, o)
 		if result {
 			w.Header().Set("Location", f.opURL(o, true))
 			w.WriteHeader(http.StatusAccepted)
