@@ -388,7 +388,7 @@ func TestPermanentErrors(t *testing.T) {
 			f.FailNext("virtualMachines", 1, "QuotaExceeded", "Operation could not be completed as it results in exceeding approved standardBSFamily Cores quota.")
 		}, []string{"QuotaExceeded", "exceeding approved standardBSFamily Cores quota", "create VM occopus-"}, false},
 		{"invalid parameter on the NIC", func(f *armfake.Fake) {
-			f.Reject("PUT", "networkInterfaces", 1, 400, "InvalidParameter", "The value of parameter ipConfigurations is invalid. Password "+password+" secret "+DefaultSecret())
+			f.Reject("PUT", "networkInterfaces", 1, 400, "InvalidParameter", "The value of parameter ipConfigurations is invalid. Password "+password+" secret "+armfake.DefaultClientSecret)
 		}, []string{"InvalidParameter", "(HTTP 400)", "PUT https://"}, true},
 		{"image not found", func(f *armfake.Fake) {
 			f.Reject("PUT", "virtualMachines", 1, 404, "PlatformImageNotFound", "The platform image 'Canonical:ubuntu:server:latest' is not available.")
@@ -428,9 +428,6 @@ func TestPermanentErrors(t *testing.T) {
 		})
 	}
 }
-
-// DefaultSecret is the fake's client secret.
-func DefaultSecret() string { return armfake.DefaultClientSecret }
 
 func TestBadCredentials(t *testing.T) {
 	f := armfake.New(armfake.Options{})
@@ -613,7 +610,7 @@ func TestUserNetwork(t *testing.T) {
 
 // nic_name: the user's NIC is used and survives Destroy.
 func TestNICName(t *testing.T) {
-	e := newEnv(t, armfake.Options{}, map[string]any{"nic_name": "mynic"})
+	e := newEnv(t, armfake.Options{}, map[string]any{"nic_name": "mynic-x-nic"})
 	ctx := t.Context()
 	e.f.AddVNet(rg, "corp", "westeurope", []string{"10.1.0.0/16"}, map[string]string{"default": "10.1.0.0/24"})
 	// The user's NIC, made beforehand with the SDK.
@@ -621,7 +618,6 @@ func TestNICName(t *testing.T) {
 		t.Fatal(err)
 	}
 	userNIC := e.h.s.ID(azure.TypeNIC, "mynic-x-nic")
-	e.h.defaults["nic_name"] = "mynic-x-nic"
 	hd, err := e.h.Create(ctx, e.spec("n"))
 	if err != nil {
 		t.Fatal(err)
