@@ -197,20 +197,66 @@ func renderValue(v any, data tmpl.Data, opt tmpl.Options) (any, error) {
 // valueRenderer is a configmgr.Renderer over one instance's data.
 type valueRenderer struct {
 	data tmpl.Data
+	opt  tmpl.Options
 }
 
 func (r valueRenderer) Render(path string, v any) (any, error) {
-	out, err := renderValue(v, r.data, tmpl.Options{})
+	out, err := renderValue(v, r.data, r.opt)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return out, nil
 }
 
+// lazyAddresses answers getip & co. from the address book, read from the
+// store the first time a template asks (most sections never do).
+type lazyAddresses struct {
+	once sync.Once
+	load func() (*addresses, error)
+	book *addresses
+	err  error
+}
+
+func (l *lazyAddresses) get() (*addresses, error) {
+	l.once.Do(func() { l.book, l.err = l.load() })
+	return l.book, l.err
+}
+
+func (l *lazyAddresses) IP(node string) (string, error) {
+	b, err := l.get()
+	if err != nil {
+		return "", err
+	}
+	return b.IP(node)
+}
+
+func (l *lazyAddresses) PrivIP(node string) (string, error) {
+	b, err := l.get()
+	if err != nil {
+		return "", err
+	}
+	return b.PrivIP(node)
+}
+
+func (l *lazyAddresses) AllIPs(node string) ([]string, error) {
+	b, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return b.AllIPs(node)
+}
+
+var _ tmpl.Addresses = (*lazyAddresses)(nil)
+
+// lazyBook is the address book of v, read when first needed.
+func (e *Engine) lazyBook(ctx context.Context, v *view) *lazyAddresses {
+	return &lazyAddresses{load: func() (*addresses, error) { return e.addressBook(ctx, v) }}
+}
+
 // sectionFor rebuilds the rendered config_management section of an
 // implementation for one instance (nodeID "" for the infrastructure);
 // nil when the implementation has none.
-func sectionFor(v *view, n *compile.Node, im *descr.Impl, nodeID string) (map[string]any, error) {
+func sectionFor(v *view, n *compile.Node, im *descr.Impl, nodeID string, addrs tmpl.Addresses) (map[string]any, error) {
 	sec := im.Section(descr.SectionConfigManagement)
 	if sec == nil {
 		return nil, nil
@@ -221,7 +267,7 @@ func sectionFor(v *view, n *compile.Node, im *descr.Impl, nodeID string) (map[st
 		return nil, err
 	}
 	data := resolve.Data(resolve.Input{InfraID: v.inf.ID, InfraName: v.st.Name, UserID: v.st.UserID, NodeID: nodeID, Node: n}, im)
-	out, _, err := res.Resolve(descr.SectionConfigManagement, sec, valueRenderer{data: data})
+	out, _, err := res.Resolve(descr.SectionConfigManagement, sec, valueRenderer{data: data, opt: tmpl.Options{Addresses: addrs}})
 	if err != nil {
 		return nil, fmt.Errorf("%s.config_management: %w", im.Path(), err)
 	}
@@ -230,13 +276,13 @@ func sectionFor(v *view, n *compile.Node, im *descr.Impl, nodeID string) (map[st
 
 // instanceCM is the config manager of a recorded instance; nil when its
 // implementation has none (or its node left the description).
-func (e *Engine) instanceCM(v *view, in *store.Instance) (configmgr.Manager, error) {
+func (e *Engine) instanceCM(ctx context.Context, v *view, in *store.Instance) (configmgr.Manager, error) {
 	n := v.st.ByName[in.NodeName]
 	im := implOf(v, in)
 	if n == nil || im == nil {
 		return nil, nil
 	}
-	sec, err := sectionFor(v, n, im, in.NodeID)
+	sec, err := sectionFor(v, n, im, in.NodeID, e.lazyBook(ctx, v))
 	if err != nil || sec == nil {
 		return nil, err
 	}
@@ -251,7 +297,7 @@ func (e *Engine) instanceCM(v *view, in *store.Instance) (configmgr.Manager, err
 // configured. It answers true when there is nothing to ask, and otherwise
 // why not: the manager's word, or the failed question.
 func (e *Engine) converged(ctx context.Context, v *view, in *store.Instance) (bool, string) {
-	m, err := e.instanceCM(v, in)
+	m, err := e.instanceCM(ctx, v, in)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -272,13 +318,14 @@ func (e *Engine) converged(ctx context.Context, v *view, in *store.Instance) (bo
 // allCMs lists the distinct config managers an infrastructure's
 // description uses, each section rendered for its node (nodeID ""). Those
 // that cannot be rebuilt are returned as errors, to be reported.
-func (e *Engine) allCMs(v *view) ([]configmgr.Manager, []error) {
+func (e *Engine) allCMs(ctx context.Context, v *view) ([]configmgr.Manager, []error) {
 	seen := map[string]bool{}
 	var out []configmgr.Manager
 	var errs []error
+	book := e.lazyBook(ctx, v)
 	for _, n := range v.st.Nodes {
 		for _, im := range v.defs[n.Type] {
-			sec, err := sectionFor(v, n, im, "")
+			sec, err := sectionFor(v, n, im, "", book)
 			if err == nil && sec == nil {
 				continue
 			}
@@ -336,12 +383,12 @@ func (e *Engine) dropAtConfigManager(ctx context.Context, in store.Instance) err
 	}
 	var mgrs []configmgr.Manager
 	var errs []error
-	if m, err := e.instanceCM(v, &in); err != nil {
+	if m, err := e.instanceCM(ctx, v, &in); err != nil {
 		errs = append(errs, err)
 	} else if m != nil {
 		mgrs = append(mgrs, m)
 	} else if v.st.ByName[in.NodeName] == nil {
-		mgrs, errs = e.allCMs(v)
+		mgrs, errs = e.allCMs(ctx, v)
 	}
 	for _, err := range errs {
 		e.cmWarning(ctx, in, err)
@@ -365,7 +412,7 @@ func (e *Engine) dropInfraAtConfigManagers(ctx context.Context, inf store.Infra)
 		e.cmWarning(ctx, store.Instance{InfraID: inf.ID}, fmt.Errorf("cannot tell its config managers: %w", err))
 		return nil
 	}
-	mgrs, errs := e.allCMs(v)
+	mgrs, errs := e.allCMs(ctx, v)
 	for _, err := range errs {
 		e.cmWarning(ctx, store.Instance{InfraID: inf.ID}, err)
 	}

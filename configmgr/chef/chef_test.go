@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -526,5 +527,35 @@ func TestMessage(t *testing.T) {
 	}
 	if got := message([]byte(`{"error":["` + strings.Repeat("x", 600) + `"]}`)); len(got) > maxMessage+len("…") {
 		t.Errorf("message not bounded: %d bytes", len(got))
+	}
+}
+
+// TestConcurrentRegistrations: instances of one node registered at once
+// share one role; the losers of the race to create it take its 409.
+func TestConcurrentRegistrations(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.m.Register(t.Context(), node(fmt.Sprintf("n%d", i), "web", "recipe[apache2]"))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Register n%d: %v", i, err)
+		}
+	}
+	if got := e.fake.Names("roles"); !reflect.DeepEqual(got, []string{infraID + "_web"}) {
+		t.Errorf("roles %v", got)
+	}
+	if n := len(e.fake.Names("nodes")); n != len(errs) {
+		t.Errorf("%d nodes, want %d", n, len(errs))
+	}
+	if w := e.fake.WritesOf(); w["POST roles"] != 1 || w["POST nodes"] != len(errs) || w["PUT nodes"] != 0 {
+		t.Errorf("writes %v", w)
 	}
 }

@@ -1,6 +1,10 @@
 package puppetsolo
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/occopus-go/occopus/configmgr"
+)
 
 type identity struct{}
 
@@ -29,5 +33,21 @@ func TestResolveOffersPuppetNames(t *testing.T) {
 		if p[k] != w {
 			t.Errorf("puppet.%s = %q, want %q", k, p[k], w)
 		}
+	}
+}
+
+// TestNewHasNothingToDo: puppet_solo has no server; its Manager
+// implements no lifecycle interface, so the engine asks it nothing.
+func TestNewHasNothingToDo(t *testing.T) {
+	m, err := New(configmgr.Config{Section: map[string]any{"type": "puppet_solo", "manifests": []any{"site.pp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch m.(type) {
+	case configmgr.InfraPreparer, configmgr.Registrar, configmgr.Reporter, configmgr.NodeDropper, configmgr.InfraDropper:
+		t.Errorf("%T implements a lifecycle interface", m)
+	}
+	if m.String() == "" {
+		t.Error("no description")
 	}
 }
