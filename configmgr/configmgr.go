@@ -153,12 +153,6 @@ type InfraDropper interface {
 	DropInfra(ctx context.Context, infraID string) error
 }
 
-// Closer is implemented by managers that hold resources of their own;
-// the engine closes a manager when it drops it.
-type Closer interface {
-	Close() error
-}
-
 // Plugin is a config manager: its `type`, the schema of its section, how
 // to render the section and how to build its live Manager.
 type Plugin struct {
@@ -169,7 +163,9 @@ type Plugin struct {
 	Resolve ResolveFunc
 	// New builds the Manager of one rendered section and its credentials.
 	// It must not contact the server either: that happens in the
-	// lifecycle calls.
+	// lifecycle calls. The engine keeps a bounded number of managers and
+	// forgets the oldest without a word, so a Manager holds nothing that
+	// needs closing (an HTTP client over a shared transport is fine).
 	New func(cfg Config) (Manager, error)
 }
 
