@@ -111,7 +111,7 @@ func progressLine(ev occopus.Event) string {
 		return fmt.Sprintf("%s  %-16s %s  %s -> %s%s\n", at, cleanLine(ev.NodeName), cleanLine(id), cleanLine(orDash(ev.From)), cleanLine(ev.To), msg)
 	case "infra.created":
 		return fmt.Sprintf("%s  infrastructure %s: %s\n", at, cleanLine(ev.InfraID), cleanLine(ev.Message))
-	case "scale.clamped", "orphan.removed":
+	case "scale.clamped", "orphan.removed", "instance.waiting", "configmgr.warning":
 		return fmt.Sprintf("%s  %s\n", at, cleanLine(ev.Message))
 	}
 	return ""
