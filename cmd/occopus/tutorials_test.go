@@ -32,33 +32,6 @@ func tutorials(t *testing.T) []string {
 	return out
 }
 
-// notInThisBuild are the tutorials whose resource type has no backend in
-// this build yet, with that type: validate, render, import, build and
-// REST refuse them, saying so. A backend that lands removes its entries
-// (and TestTutorialsRender then compares them with the Jinja2 goldens).
-var notInThisBuild = map[string]string{}
-
-// supportedResources lists the resource types of this build as the
-// refusals name them.
-func supportedResources() string {
-	return strings.Join(descr.SectionTypes(descr.SectionResource), ", ")
-}
-
-// refusedTypes checks that stderr holds only "not supported by this
-// build" errors, each about typ and naming the node definition file with
-// a line and column.
-func refusedTypes(t *testing.T, dir, typ, stderr string) {
-	t.Helper()
-	lines := strings.Split(strings.TrimSpace(stderr), "\n")
-	want := fmt.Sprintf("resource.type: resource type %s is not supported by this build (supported: %s)", typ, supportedResources())
-	prefix := filepath.Join(dir, "nodes", "node_definitions.yaml") + ":"
-	for _, l := range lines {
-		if !strings.HasPrefix(l, prefix) || !strings.HasSuffix(l, want) {
-			t.Errorf("error line %q: want %s<line>:<col>: node_def:...%s", l, prefix, want)
-		}
-	}
-}
-
 func TestTutorialsValidate(t *testing.T) {
 	for _, dir := range tutorials(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
@@ -66,46 +39,11 @@ func TestTutorialsValidate(t *testing.T) {
 			nodes := filepath.Join(dir, "nodes", "node_definitions.yaml")
 			files := append(infras, nodes)
 			stdout, stderr, code := run(t, append([]string{"validate"}, files...)...)
-			if typ, refused := notInThisBuild[filepath.Base(dir)]; refused {
-				if code != 1 {
-					t.Fatalf("exit %d, want 1 (resource type %s has no backend in this build)\n%s%s", code, typ, stdout, stderr)
-				}
-				refusedTypes(t, dir, typ, stderr)
-				if got := strings.Count(stdout, ": ok ("); got != len(infras) {
-					t.Errorf("%d files ok, want the %d infrastructure description(s):\n%s", got, len(infras), stdout)
-				}
-				return
-			}
 			if code != 0 {
 				t.Fatalf("exit %d\n%s", code, stderr)
 			}
 			if got := strings.Count(stdout, ": ok ("); got != len(files) {
 				t.Errorf("%d files ok, want %d:\n%s", got, len(files), stdout)
-			}
-		})
-	}
-}
-
-// TestTutorialsNotInThisBuildImport: importing the node definitions of a
-// type this build cannot run is refused, and stores nothing.
-func TestTutorialsNotInThisBuildImport(t *testing.T) {
-	dirs := tutorials(t)
-	for _, dir := range dirs {
-		typ, refused := notInThisBuild[filepath.Base(dir)]
-		if !refused {
-			continue
-		}
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			t.Setenv("OCCOPUS_HOME", t.TempDir())
-			_, stderr, code := run(t, "import", filepath.Join(dir, "nodes", "node_definitions.yaml"))
-			if code != 1 {
-				t.Fatalf("import: exit %d, want 1\n%s", code, stderr)
-			}
-			refusedTypes(t, dir, typ, stderr)
-			infras, _ := filepath.Glob(filepath.Join(dir, "infra-*.yaml"))
-			_, stderr, code = run(t, "build", infras[0])
-			if code != 1 || !strings.Contains(stderr, "has no definition in the store") {
-				t.Fatalf("build after a refused import: exit %d, want 1 naming the missing definition\n%s", code, stderr)
 			}
 		})
 	}
@@ -119,14 +57,6 @@ func TestTutorialsRender(t *testing.T) {
 		name := filepath.Base(dir)
 		t.Run(name, func(t *testing.T) {
 			infras, _ := filepath.Glob(filepath.Join(dir, "infra-*.yaml"))
-			if typ, refused := notInThisBuild[name]; refused {
-				_, stderr, code := run(t, "render", "--nodes", filepath.Join(dir, "nodes", "node_definitions.yaml"), infras[0])
-				if code != 1 {
-					t.Fatalf("render: exit %d, want 1 (resource type %s has no backend in this build)\n%s", code, typ, stderr)
-				}
-				refusedTypes(t, dir, typ, stderr)
-				return
-			}
 			in, err := descr.LoadInfra(infras[0], descr.LoadOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -221,43 +151,38 @@ func compareMeaning(t *testing.T, path string, got, want any) {
 	}
 }
 
-// TestTutorialsNotInThisBuildBuild: node definitions that reached the
-// store some other way (an Occopus store, another build) still cannot be
-// built: build refuses before anything is stored or created.
-func TestTutorialsNotInThisBuildBuild(t *testing.T) {
-	dir := filepath.Join(tutorialsDir, "azure-ping")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("no %s (../shared not laid out)", dir)
-	}
+// TestRefusedTypes: a definition naming a resource type this build has
+// no backend for (occi, of older Occopus versions) is refused by import
+// at its line and column, and, when it reached the store some other way
+// (an Occopus store, another build), by build before anything is stored
+// or created.
+func TestRefusedTypes(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("OCCOPUS_HOME", home)
-	root, err := descr.ParseFile(filepath.Join(dir, "nodes", "node_definitions.yaml"), descr.LoadOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defs := map[string]json.RawMessage{}
-	for k, v := range root.Interface().(map[string]any) {
-		raw, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defs[strings.TrimPrefix(k, "node_def:")] = raw
+	nodes := filepath.Join(home, "nodes.yaml")
+	infra := filepath.Join(home, "infra.yaml")
+	os.WriteFile(nodes, []byte("'node_def:vm':\n  - resource:\n      type: occi\n      endpoint: https://occi.example\n"), 0o644)
+	os.WriteFile(infra, []byte("infra_name: old\nnodes:\n  - name: vm\n    type: vm\n"), 0o644)
+	supported := strings.Join(descr.SectionTypes(descr.SectionResource), ", ")
+	want := `unknown resource type "occi" (supported: ` + supported + ")"
+	_, stderr, code := run(t, "import", nodes)
+	if code != 1 || !strings.Contains(stderr, nodes+`:3:13: node_def:vm[0].resource.type: unknown resource type "occi"`) {
+		t.Fatalf("import: exit %d, stderr %s", code, stderr)
 	}
 	st, err := sqlite.Open(t.Context(), filepath.Join(home, "occopus.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutNodeDefs(t.Context(), defs); err != nil {
+	if types, _ := st.NodeDefTypes(t.Context()); len(types) != 0 {
+		t.Fatalf("a refused import stored %v", types)
+	}
+	if err := st.PutNodeDefs(t.Context(), map[string]json.RawMessage{"vm": json.RawMessage(`[{"resource": {"type": "occi", "endpoint": "https://occi.example"}}]`)}); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
-	infras, _ := filepath.Glob(filepath.Join(dir, "infra-*.yaml"))
-	stdout, stderr, code := run(t, "build", infras[0])
-	if code != 1 || !strings.Contains(stderr, "resource type azure_vm is not supported by this build (supported: "+supportedResources()+")") {
-		t.Fatalf("build: exit %d, want 1 saying azure_vm is not supported\nstdout %s\nstderr %s", code, stdout, stderr)
-	}
-	if !strings.Contains(stderr, "infra-azure-ping.yaml:") {
-		t.Errorf("the error does not name the description's file and line: %s", stderr)
+	stdout, stderr, code := run(t, "build", infra)
+	if code != 1 || !strings.Contains(stderr, infra+`:4:11: nodes[0].type: node type "vm" (node_def:vm[0]): `+want) {
+		t.Fatalf("build: exit %d, want 1 naming the type at the description's line\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 	stdout, _, _ = run(t, "maintain", "-l")
 	if strings.Count(strings.TrimSpace(stdout), "\n") != 0 {
