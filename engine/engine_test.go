@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -447,5 +448,61 @@ func TestUnansweringBackendEndsTheWait(t *testing.T) {
 	ins, _ := w.st.Instances(ctx, id)
 	if len(ins) != 1 || ins[0].State != store.StateUnknown {
 		t.Fatalf("instances %+v, want one in state unknown", ins)
+	}
+}
+
+// TestPlanWritesNothing: plan shows what the next pass will do and leaves
+// the store as it was: scale requests pending, states and events as
+// before, so the pass then does exactly what plan showed.
+func TestPlanWritesNothing(t *testing.T) {
+	w := newWorld(t, Options{})
+	w.importDefs(twoLevelDefs)
+	id := w.submit(twoLevelInfra)
+	ctx := t.Context()
+	if _, err := w.eng.Build(ctx, id, BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w.st.AddScaleRequest(ctx, store.ScaleRequest{InfraID: id, NodeName: "web", Delta: 1})
+	if _, err := w.eng.Reconcile(ctx, id); err != nil { // web at its max, 3
+		t.Fatal(err)
+	}
+	ins, _ := w.st.Instances(ctx, id)
+	var victim string
+	for _, in := range ins {
+		if in.NodeName == "web" {
+			victim = in.NodeID
+		}
+	}
+	w.st.AddScaleRequest(ctx, store.ScaleRequest{InfraID: id, NodeName: "web", Delta: -1, Victim: victim})
+	w.st.AddScaleRequest(ctx, store.ScaleRequest{InfraID: id, NodeName: "db", Delta: 5}) // clamped: an event, in a pass
+	cloud.vanish(id, "db")                                                               // a refreshed state would be written
+	inf0, _ := w.st.Infra(ctx, id)
+	evs0, _ := w.st.Events(ctx, id, 0, 0)
+	ins0, _ := w.st.Instances(ctx, id)
+	plan, err := w.eng.PlanFor(ctx, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs, _ := w.st.ScaleRequests(ctx, id)
+	inf1, _ := w.st.Infra(ctx, id)
+	evs1, _ := w.st.Events(ctx, id, 0, 0)
+	ins1, _ := w.st.Instances(ctx, id)
+	if len(reqs) != 2 || len(evs1) != len(evs0) || fmt.Sprint(inf1.Targets) != fmt.Sprint(inf0.Targets) {
+		t.Fatalf("plan wrote: %d requests left (want 2), events %d -> %d, targets %v -> %v", len(reqs), len(evs0), len(evs1), inf0.Targets, inf1.Targets)
+	}
+	for i := range ins0 {
+		if ins0[i].State != ins1[i].State || ins0[i].Error != ins1[i].Error {
+			t.Fatalf("plan changed instance %s: %s -> %s", ins0[i].NodeID, ins0[i].State, ins1[i].State)
+		}
+	}
+	res, err := w.eng.Reconcile(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(res.Actions) != fmt.Sprint(plan) {
+		t.Fatalf("the pass did\n%v\nplan showed\n%v", res.Actions, plan)
+	}
+	if !slices.Contains(res.Dropped, victim) {
+		t.Fatalf("the named instance %s was not dropped: %v", victim, res.Dropped)
 	}
 }

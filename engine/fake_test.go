@@ -157,3 +157,15 @@ var (
 func specFor(infra, nodeID, name string) resource.Spec {
 	return resource.Spec{InfraID: infra, NodeID: nodeID, NodeName: name}
 }
+
+// vanish removes one instance of a node behind the engine's back.
+func (c *fakeCloud) vanish(infra, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, in := range c.instances {
+		if in.infra == infra && in.name == name {
+			delete(c.instances, id)
+			return
+		}
+	}
+}

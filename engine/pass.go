@@ -45,7 +45,7 @@ type view struct {
 // level finish (ready or failed) before the next level starts. The result
 // lists what was done even when an error stops the pass.
 func (e *Engine) Reconcile(ctx context.Context, id string) (*PassResult, error) {
-	v, insts, targets, err := e.prepare(ctx, id, nil)
+	v, insts, targets, err := e.prepare(ctx, id, nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +134,11 @@ func drain(c chan string) []string {
 }
 
 // prepare loads an infrastructure, refreshes its instances and computes
-// the targets, and writes refreshed states, targets and consumed scale
-// requests to the store. With an override description (plan of a build
-// -i), it computes against that and writes nothing.
-func (e *Engine) prepare(ctx context.Context, id string, override *compile.Static) (*view, []store.Instance, map[string]Scaling, error) {
-	apply := override == nil
+// the targets against the stored description or an override (plan of a
+// build -i). With apply (a pass) it writes refreshed states, targets and
+// consumed scale requests to the store; without (a plan) it writes
+// nothing at all: what it shows must still be what the next pass does.
+func (e *Engine) prepare(ctx context.Context, id string, override *compile.Static, apply bool) (*view, []store.Instance, map[string]Scaling, error) {
 	inf, st, err := e.Static(ctx, id)
 	if err != nil {
 		return nil, nil, nil, err

@@ -82,7 +82,7 @@ func (e *Engine) PlanFor(ctx context.Context, id string, next *descr.Infra) ([]A
 		}
 		override = st
 	}
-	v, insts, targets, err := e.prepare(ctx, id, override)
+	v, insts, targets, err := e.prepare(ctx, id, override, false)
 	if err != nil {
 		return nil, err
 	}
