@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/health"
+	"github.com/occopus-go/occopus/resource"
 	"github.com/occopus-go/occopus/store"
 	"github.com/occopus-go/occopus/store/sqlite"
 
@@ -504,5 +506,59 @@ func TestPlanWritesNothing(t *testing.T) {
 	}
 	if !slices.Contains(res.Dropped, victim) {
 		t.Fatalf("the named instance %s was not dropped: %v", victim, res.Dropped)
+	}
+}
+
+// TestPausedIsNotReady: an instance whose backend stops reporting it
+// running (a paused container) is not ready, and is replaced once that
+// lasts for the health timeout; one that comes back is ready again.
+func TestPausedIsNotReady(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	w := newWorld(t, Options{Now: clock})
+	w.importDefs(twoLevelDefs)
+	id := w.submit(twoLevelInfra)
+	ctx := t.Context()
+	if _, err := w.eng.Build(ctx, id, BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() (string, string) {
+		ins, _ := w.st.Instances(ctx, id)
+		for _, in := range ins {
+			if in.NodeName == "db" {
+				return in.State, in.Error
+			}
+		}
+		return "", ""
+	}
+	cloud.setState(id, "db", resource.StatePending) // paused
+	if _, err := w.eng.Reconcile(ctx, id); err == nil {
+		t.Log("pass ok while paused")
+	}
+	if st, msg := state(); st != store.StatePending || !strings.Contains(msg, "not running") {
+		t.Fatalf("paused instance is %s (%s), want pending", st, msg)
+	}
+	cloud.setState(id, "db", resource.StateRunning) // unpaused within the timeout
+	if _, err := w.eng.Reconcile(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := state(); st != store.StateReady {
+		t.Fatalf("unpaused instance is %s, want ready", st)
+	}
+	before := cloud.creates
+	cloud.setState(id, "db", resource.StatePending)
+	w.eng.Reconcile(ctx, id)
+	advance(health.DefaultTimeout)
+	w.eng.Reconcile(ctx, id)                            // fails it
+	if _, err := w.eng.Reconcile(ctx, id); err != nil { // heals it
+		t.Fatal(err)
+	}
+	if cloud.creates != before+1 {
+		t.Fatalf("%d creations after the paused instance timed out, want 1", cloud.creates-before)
+	}
+	if st, _ := state(); st != store.StateReady {
+		t.Fatalf("replacement is %s, want ready", st)
 	}
 }

@@ -169,3 +169,14 @@ func (c *fakeCloud) vanish(infra, name string) {
 		}
 	}
 }
+
+// setState sets what the backend says of every instance of a node.
+func (c *fakeCloud) setState(infra, name string, s resource.State) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, in := range c.instances {
+		if in.infra == infra && in.name == name {
+			in.state = s
+		}
+	}
+}

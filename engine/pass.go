@@ -91,7 +91,10 @@ func (e *Engine) Reconcile(ctx context.Context, id string) (*PassResult, error) 
 			if n == nil || n.Level != lvl || gone[in.NodeID] {
 				continue
 			}
-			if in.State == store.StatePending || in.State == store.StateUnknown {
+			// Wait for instances still starting; one that was ready and is
+			// not now (paused) is not waited for: its timeout is the health
+			// timeout, and the next pass looks again.
+			if (in.State == store.StatePending || in.State == store.StateUnknown) && in.FailingSince.IsZero() {
 				jobs = append(jobs, func() error { return e.waitReady(ctx, v, in) })
 			}
 		}
@@ -266,6 +269,9 @@ func (e *Engine) observe(ctx context.Context, v *view, in *store.Instance) error
 		in.State, in.Error = store.StateFailed, "the backend reports a failure"
 		return nil
 	case resource.StatePending, resource.StateUnknown:
+		if in.State == store.StateReady || !in.FailingSince.IsZero() {
+			return e.notRunningAnyMore(v, in, state)
+		}
 		if in.State == store.StateUnknown {
 			in.State = store.StatePending
 		}
@@ -322,7 +328,7 @@ func (e *Engine) checkHealth(ctx context.Context, v *view, in *store.Instance) e
 		in.State, in.FailingSince, in.Error = store.StateReady, time.Time{}, ""
 		return nil
 	}
-	if in.State != store.StateReady {
+	if in.State != store.StateReady && in.FailingSince.IsZero() {
 		in.State, in.Error = store.StatePending, w.pending()
 		return e.checkCreateTimeout(v, in, w.reason())
 	}
@@ -344,6 +350,28 @@ func failures(rs []health.Result) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// notRunningAnyMore handles an instance that was ready and whose backend
+// now says it is not running (a paused or restarting container, say): it
+// is not ready, and is failed, so that the next pass replaces it, once
+// that lasts as long as the health checks may fail.
+func (e *Engine) notRunningAnyMore(v *view, in *store.Instance, state resource.State) error {
+	now := e.opt.Now()
+	if in.FailingSince.IsZero() {
+		in.FailingSince = now
+	}
+	limit := health.DefaultTimeout
+	if im := implOf(v, in); im != nil {
+		if c, err := health.Build(im.Section("health_check")); err == nil {
+			limit = c.Timeout
+		}
+	}
+	in.State, in.Error = store.StatePending, fmt.Sprintf("the backend reports it %s, not running", state)
+	if now.Sub(in.FailingSince) >= limit {
+		in.State, in.Error = store.StateFailed, fmt.Sprintf("not running at the backend for %s (it reports %s)", limit, state)
+	}
+	return nil
 }
 
 // checkCreateTimeout fails a starting instance that has taken too long.
