@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/engine"
 	"github.com/occopus-go/occopus/health"
@@ -143,6 +144,7 @@ type Manager struct {
 	passLocks keylock.Locks
 	owner     string // this Manager, for store leases
 	obs       observers
+	secrets   []string // of auth_data, removed from returned errors
 }
 
 // New returns a Manager.
@@ -156,15 +158,43 @@ func New(opt Options) (*Manager, error) {
 	if opt.LeaseTTL <= 0 {
 		opt.LeaseTTL = DefaultLeaseTTL
 	}
-	m := &Manager{opt: opt, log: opt.Log.With("component", "manager"),
-		loops: map[string]context.CancelFunc{}, owner: leaseOwner()}
+	var secrets []string
+	if s, ok := opt.Auth.(interface{ Secrets() []string }); ok {
+		secrets = s.Secrets()
+	}
+	m := &Manager{opt: opt, log: slog.New(auth.RedactHandler(opt.Log.Handler(), secrets)).With("component", "manager"),
+		loops: map[string]context.CancelFunc{}, owner: leaseOwner(), secrets: secrets}
 	m.eng = engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
 		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel,
 		OnEvent: m.obs.event, OnBackendCall: m.obs.backendCall, OnProbe: m.obs.probe,
 		CreateTimeout: opt.CreateTimeout, PollFirst: opt.PollFirst, PollMax: opt.PollMax,
-		RateLimit: opt.RateLimit, RateBurst: opt.RateBurst, HandlerIdle: opt.HandlerIdle, Now: opt.Now, Limits: opt.Limits})
+		RateLimit: opt.RateLimit, RateBurst: opt.RateBurst, HandlerIdle: opt.HandlerIdle, Now: opt.Now, Limits: opt.Limits,
+		Secrets: secrets})
 	return m, nil
 }
+
+// clean removes the credentials of auth_data from an error's text, keeping
+// its chain (errors.Is and errors.As still see the causes): a provider's
+// answer may quote a key, and what the Manager returns is printed, logged
+// and answered over HTTP.
+func (m *Manager) clean(err error) error {
+	if err == nil || len(m.secrets) == 0 {
+		return err
+	}
+	msg := auth.Redact(err.Error(), m.secrets)
+	if msg == err.Error() {
+		return err
+	}
+	return &redacted{err: err, msg: msg}
+}
+
+type redacted struct {
+	err error
+	msg string
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }
 
 // Store returns the Manager's store.
 func (m *Manager) Store() store.Store { return m.opt.Store }
@@ -196,7 +226,8 @@ func (m *Manager) Submit(ctx context.Context, in *descr.Infra, id string) (strin
 
 // Add submits an infrastructure and starts maintaining it in the
 // background (the REST service's POST /infrastructures/).
-func (m *Manager) Add(ctx context.Context, in *descr.Infra) (string, error) {
+func (m *Manager) Add(ctx context.Context, in *descr.Infra) (out string, err error) {
+	defer func() { err = m.clean(err) }()
 	if m.opt.Store == nil {
 		return "", ErrNoStore
 	}
@@ -222,13 +253,13 @@ type BuildResult struct {
 // being cancelled, it destroys what it created: the whole infrastructure
 // when it was new, the instances it made when reconfiguring. The rollback
 // runs on its own context, so a cancelled ctx still cleans up.
-func (m *Manager) Build(ctx context.Context, in *descr.Infra, id string) (*BuildResult, error) {
+func (m *Manager) Build(ctx context.Context, in *descr.Infra, id string) (out *BuildResult, err error) {
+	defer func() { err = m.clean(err) }()
 	if m.opt.Store == nil {
 		return nil, ErrNoStore
 	}
 	start := time.Now()
 	fresh := id == ""
-	var err error
 	if fresh {
 		id, err = m.eng.Submit(ctx, in, "")
 	} else {
@@ -281,12 +312,13 @@ func (e *RollbackError) Error() string {
 func (e *RollbackError) Unwrap() error { return e.Cause }
 
 // Maintain runs one maintenance pass.
-func (m *Manager) Maintain(ctx context.Context, id string) (*engine.PassResult, error) {
+func (m *Manager) Maintain(ctx context.Context, id string) (out *engine.PassResult, err error) {
+	defer func() { err = m.clean(err) }()
 	if m.opt.Store == nil {
 		return nil, ErrNoStore
 	}
 	var res *engine.PassResult
-	err := m.withLease(ctx, id, false, func(ctx context.Context) error {
+	err = m.withLease(ctx, id, false, func(ctx context.Context) error {
 		start := time.Now()
 		var perr error
 		res, perr = m.eng.Reconcile(ctx, id)
@@ -487,13 +519,14 @@ func (m *Manager) stopLoop(id string) {
 
 // TearDown stops maintaining and destroys an infrastructure. It waits for
 // a pass another process is running on it to finish.
-func (m *Manager) TearDown(ctx context.Context, id string) (*engine.DestroyReport, error) {
+func (m *Manager) TearDown(ctx context.Context, id string) (out *engine.DestroyReport, err error) {
+	defer func() { err = m.clean(err) }()
 	if m.opt.Store == nil {
 		return nil, ErrNoStore
 	}
 	m.stopLoop(id)
 	var rep *engine.DestroyReport
-	err := m.withLease(ctx, id, true, func(ctx context.Context) error {
+	err = m.withLease(ctx, id, true, func(ctx context.Context) error {
 		var derr error
 		rep, derr = m.eng.Destroy(ctx, id)
 		return derr

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/compile"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/health"
@@ -87,6 +88,10 @@ type Options struct {
 	// Limits cap instance counts per node, infrastructure and engine
 	// (default DefaultLimits).
 	Limits Limits
+	// Secrets are removed from every error, message and log line the
+	// engine stores, reports or logs ("[REDACTED]"); nil: taken from Auth
+	// when it can tell them (auth.Data.Secrets).
+	Secrets []string
 }
 
 // Engine runs reconcile passes against a store.
@@ -122,6 +127,15 @@ func New(st store.Store, opt Options) *Engine {
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if opt.Secrets == nil {
+		if s, ok := opt.Auth.(interface{ Secrets() []string }); ok {
+			opt.Secrets = s.Secrets()
+		}
+	}
+	if len(opt.Secrets) > 0 {
+		secrets := opt.Secrets
+		opt.Log = slog.New(auth.RedactHandler(opt.Log.Handler(), secrets))
 	}
 	if opt.HandlerIdle <= 0 {
 		opt.HandlerIdle = DefaultHandlerIdle
@@ -333,10 +347,11 @@ func (e *Engine) setState(ctx context.Context, in *store.Instance, to, msg strin
 	from := in.State
 	in.State = to
 	in.UpdatedAt = e.opt.Now()
+	msg = e.Redact(msg)
 	if to == store.StateFailed || to == store.StateShutdown {
 		in.Error = msg
 	}
-	if err := e.store.PutInstance(ctx, *in); err != nil {
+	if err := e.putInstance(ctx, in); err != nil {
 		return err
 	}
 	if from != to {
@@ -349,6 +364,7 @@ func (e *Engine) event(ctx context.Context, ev store.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = e.opt.Now()
 	}
+	ev.Message = e.Redact(ev.Message)
 	// The event log must not stop the work: a failure is logged only.
 	if err := e.store.AppendEvent(context.WithoutCancel(ctx), ev); err != nil {
 		e.log.Warn("recording event failed", "err", err, "kind", ev.Kind)
@@ -359,6 +375,16 @@ func (e *Engine) event(ctx context.Context, ev store.Event) {
 		e.opt.OnEvent(ev)
 	}
 }
+
+// putInstance stores an instance record, its error scrubbed of secrets: a
+// provider's answer may quote a credential.
+func (e *Engine) putInstance(ctx context.Context, in *store.Instance) error {
+	in.Error = e.Redact(in.Error)
+	return e.store.PutInstance(ctx, *in)
+}
+
+// Redact removes the engine's secrets from s.
+func (e *Engine) Redact(s string) string { return auth.Redact(s, e.opt.Secrets) }
 
 // limit runs fns with the engine's concurrency (1 when not parallel) and
 // returns their errors joined.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/occopus-go/occopus"
+	"github.com/occopus-go/occopus/auth"
 	_ "github.com/occopus-go/occopus/plugins/standard"
 	"github.com/occopus-go/occopus/rest"
 	"github.com/occopus-go/occopus/store"
@@ -122,7 +123,7 @@ func (f *fixture) server(t testing.TB, mod func(*serverConfig)) (*testServer, *h
 		mod(&cfg)
 	}
 	if cfg.Secrets != nil {
-		cfg.Log = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: rest.RedactAttr(cfg.Secrets)}))
+		cfg.Log = slog.New(auth.RedactHandler(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}), cfg.Secrets))
 		cfg.Manager.Log = cfg.Log
 	}
 	srv, err := newServer(t, cfg)

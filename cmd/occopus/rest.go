@@ -64,7 +64,7 @@ Host and port default to components: rest: of occopus_config.yaml.`,
 			if e.verbose {
 				level = slog.LevelDebug
 			}
-			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: rest.RedactAttr(secrets)}))
+			log := slog.New(auth.RedactHandler(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}), secrets))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			st, err := e.openStore(ctx, cfg)
