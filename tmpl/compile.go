@@ -44,6 +44,8 @@ func (rw *rewriter) compile(n nodes.Node) evalFn {
 		return rw.compileSlice(n)
 	case *unpackIter:
 		return rw.compileUnpack(n)
+	case *dictCall:
+		return rw.compileDictCall(n)
 	case *bigLit:
 		v := n.v
 		return func(*exec.Evaluator) *exec.Value { return exec.AsValue(new(big.Int).Set(v)) }
@@ -154,6 +156,9 @@ func attrLookup(obj *exec.Value, key any, itemFirst bool) (*exec.Value, bool) {
 		return nil, false
 	}
 	s, _ := key.(string)
+	if g, ok := obj.Interface().(groupTuple); ok && len(g) == 2 && (s == "grouper" || s == "list") {
+		return exec.ToValue(g[map[string]int{"grouper": 0, "list": 1}[s]]), true
+	}
 	tryAttr := func() (*exec.Value, bool) {
 		if obj.IsDict() || obj.IsString() || obj.IsList() {
 			return nil, false // Python dicts have no data attributes
@@ -210,7 +215,7 @@ func (rw *rewriter) compileGetAttr(n *nodes.GetAttribute) evalFn {
 			return o
 		}
 		if s, ok := key.(string); ok {
-			if v, ok := loopItem(o, s); ok {
+			if v, ok := loopItem(e, o, s); ok {
 				if u := asUndefined(v); u != nil {
 					u.line, u.col = line, col
 				}
@@ -266,11 +271,28 @@ func (rw *rewriter) compileGetItem(n *nodes.GetItem) evalFn {
 
 func (rw *rewriter) compileCall(n *nodes.Call) evalFn {
 	where := "in " + exprString(n)
+	arg := func(a nodes.Expression) evalFn { return strictFn(rw.compile(a), where) }
+	isMacro := false
+	if f, ok := n.Func.(*nodes.Name); ok && rw.macros[f.Name.Val] {
+		isMacro = true
+		// A macro gets undefined arguments as they are (Jinja2 passes
+		// Undefined); a box gets them through gonja's call.
+		arg = func(a nodes.Expression) evalFn {
+			fn := rw.compile(a)
+			return func(e *exec.Evaluator) *exec.Value {
+				v := fn(e)
+				if u := asUndefined(v); u != nil {
+					return exec.AsValue(&undefinedBox{u})
+				}
+				return v
+			}
+		}
+	}
 	for i, a := range n.Args {
-		n.Args[i] = rw.register(strictFn(rw.compile(a), where), a.Position())
+		n.Args[i] = rw.register(arg(a), a.Position())
 	}
 	for k, a := range n.Kwargs {
-		n.Kwargs[k] = rw.register(strictFn(rw.compile(a), where), a.Position())
+		n.Kwargs[k] = rw.register(arg(a), a.Position())
 	}
 	var (
 		fnName    string // function called by name: must be defined
@@ -303,6 +325,18 @@ func (rw *rewriter) compileCall(n *nodes.Call) evalFn {
 	}
 	pos := n.Func.Position()
 	line, col := tokPos(pos)
+	// dict.items() & co. are called here: gonja first converts the dict
+	// to a Go map, which loses a literal's order and fails on undefined
+	// values inside.
+	var dictMeth exec.Method[map[string]any]
+	var recvNode nodes.Node
+	method := ""
+	if f, ok := n.Func.(*nodes.GetAttribute); ok {
+		recvNode, method = f.Node, f.Attribute
+		if dictReadMethods[f.Attribute] {
+			dictMeth, _ = methodSet.Dict.Get(f.Attribute)
+		}
+	}
 	return func(e *exec.Evaluator) *exec.Value {
 		if fnName != "" && !e.Environment.Context.Has(fnName) {
 			return exec.AsValue(stateOf(e).fail(line, col, "%q is undefined", fnName))
@@ -310,6 +344,29 @@ func (rw *rewriter) compileCall(n *nodes.Call) evalFn {
 		if recvName != "" && !e.Environment.Context.Has(recvName) {
 			l, c := tokPos(recvToken)
 			return exec.AsValue(stateOf(e).fail(l, c, "%q is undefined", recvName))
+		}
+		if st := stateOf(e); isMacro && st != nil {
+			st.macros++
+			defer func() { st.macros-- }()
+			if st.macros > maxMacroDepth {
+				return exec.AsValue(st.fail(line, col, "macro calls nested more than %d deep (a macro calling itself?)", maxMacroDepth))
+			}
+		}
+		if method != "" && (dictMeth != nil || recvName == "") {
+			// Evaluated once: gonja's call evaluates the receiver of a
+			// method twice (its attribute, then the method's object).
+			recv := e.Eval(recvNode)
+			if recv.IsError() {
+				return foreign(e, recv, pos, "")
+			}
+			if _, ok := dictPairs(recv); ok && dictMeth != nil {
+				return callDictMethod(e, dictMeth, recv, n, pos)
+			}
+			if recvName == "" {
+				if a, found := recv.GetAttribute(method); !found || !a.IsCallable() {
+					return callMethod(e, recv, method, n, pos)
+				}
+			}
 		}
 		v := e.Eval(n)
 		if v.IsError() {
@@ -355,17 +412,19 @@ func (rw *rewriter) compileArgs(args []nodes.Expression, kwargs map[string]nodes
 }
 
 func evalArgs(e *exec.Evaluator, args []evalFn, kwargs map[string]evalFn) (*exec.VarArgs, *exec.Value) {
+	// Arguments compiled lenient (default's) may be undefined values;
+	// every other error stops the call.
 	params := exec.NewVarArgs()
 	for _, a := range args {
 		v := a(e)
-		if v.IsError() {
+		if v.IsError() && asUndefined(v) == nil {
 			return nil, v
 		}
 		params.Args = append(params.Args, v)
 	}
 	for k, a := range kwargs {
 		v := a(e)
-		if v.IsError() {
+		if v.IsError() && asUndefined(v) == nil {
 			return nil, v
 		}
 		params.KwArgs[k] = v
@@ -385,9 +444,12 @@ func (rw *rewriter) compileFiltered(n *nodes.FilteredExpression) evalFn {
 		v := in(e)
 		for _, f := range filters {
 			isDefault := f.name == "default" || f.name == "d"
-			if u := asUndefined(v); u != nil && !isDefault {
-				if !u.lenient {
+			if u := asUndefined(v); u != nil && !isDefault && !takesUndefined[f.name] {
+				if !u.lenient || lenientFails[f.name] {
 					return exec.AsValue(stateOf(e).failUndef(u, ""))
+				}
+				if f.name == "truncate" {
+					continue // len(Undefined) is 0: truncate returns it as is
 				}
 				v = exec.AsValue("") // what Jinja2's filters make of Undefined
 			}
@@ -472,11 +534,18 @@ func (rw *rewriter) compileTest(n *nodes.TestExpression) evalFn {
 			if u == nil && v.IsError() {
 				return v
 			}
-			return exec.AsValue((u == nil) == (name == "defined"))
-		case "none":
-			if u != nil {
-				return exec.AsValue(false)
+			if len(args)+len(kwargs) > 0 {
+				l, c := tokPos(tc.Token)
+				return exec.AsValue(stateOf(e).fail(l, c, "test_%s() takes 1 positional argument but %d were given", name, 1+len(args)+len(kwargs)))
 			}
+			return exec.AsValue((u == nil) == (name == "defined"))
+		case "callable":
+			if u != nil {
+				return exec.AsValue(true) // Jinja2's Undefined defines __call__
+			}
+		}
+		if u != nil && undefinedIsFalse[name] {
+			return exec.AsValue(false)
 		}
 		if u != nil {
 			return exec.AsValue(stateOf(e).failUndef(u, ""))
@@ -535,9 +604,31 @@ func (rw *rewriter) compileBinary(n *nodes.BinaryExpression) evalFn {
 			return exec.AsValue(res)
 		}
 	}
-	left, right = strictFn(left, ""), strictFn(right, "")
+	lenientRight := op.Type == tokens.Modulo // "%r" % undefined is "Undefined"
+	left = strictFn(left, "")
+	if !lenientRight {
+		right = strictFn(right, "")
+	}
 	return func(e *exec.Evaluator) *exec.Value {
 		l := left(e)
+		if l.IsError() {
+			return l
+		}
+		if lenientRight {
+			r := right(e)
+			if u := asUndefined(r); u != nil {
+				if _, isStr := plain(l).(string); !isStr {
+					return exec.AsValue(stateOf(e).failUndef(u, ""))
+				}
+			} else if r.IsError() {
+				return r
+			}
+			res, err := binop(op, l, r)
+			if err != nil {
+				return exec.AsValue(stateOf(e).fail(line, col, "%s", err))
+			}
+			return exec.AsValue(res)
+		}
 		if l.IsError() {
 			return l
 		}
@@ -575,7 +666,8 @@ func (rw *rewriter) compileDict(n *nodes.Dict) evalFn {
 	type kv struct{ k, v evalFn }
 	var pairs []kv
 	for _, p := range n.Pairs {
-		pairs = append(pairs, kv{strictFn(rw.compile(p.Key), ""), strictFn(rw.compile(p.Value), "")})
+		// Values may be undefined (Jinja2 keeps them); keys are hashed.
+		pairs = append(pairs, kv{strictFn(rw.compile(p.Key), ""), rw.compile(p.Value)})
 	}
 	return func(e *exec.Evaluator) *exec.Value {
 		d := exec.NewDict()
@@ -585,7 +677,7 @@ func (rw *rewriter) compileDict(n *nodes.Dict) evalFn {
 				return k
 			}
 			v := p.v(e)
-			if v.IsError() {
+			if v.IsError() && asUndefined(v) == nil {
 				return v
 			}
 			replaced := false
@@ -681,3 +773,118 @@ func exprString(n nodes.Node) string {
 	}
 	return "…"
 }
+
+var dictReadMethods = map[string]bool{"items": true, "keys": true, "values": true, "get": true}
+
+func callArgs(e *exec.Evaluator, n *nodes.Call) (*exec.VarArgs, *exec.Value) {
+	va := exec.NewVarArgs()
+	for _, a := range n.Args {
+		v := e.Eval(a)
+		if v.IsError() {
+			return nil, v
+		}
+		va.Args = append(va.Args, v)
+	}
+	for k, a := range n.Kwargs {
+		v := e.Eval(a)
+		if v.IsError() {
+			return nil, v
+		}
+		va.KwArgs[k] = v
+	}
+	return va, nil
+}
+
+// callMethod calls a Python method of a value (str.upper, list.index, ...)
+// from methodSet, as gonja's evalMethod does but without evaluating the
+// receiver again.
+func callMethod(e *exec.Evaluator, recv *exec.Value, name string, n *nodes.Call, pos *tokens.Token) *exec.Value {
+	va, errv := callArgs(e, n)
+	if errv != nil {
+		return errv
+	}
+	var res any
+	var err error
+	found := false
+	switch {
+	case recv.IsString():
+		if m, ok := methodSet.Str.Get(name); ok {
+			found = true
+			res, err = m(recv.String(), recv, va)
+		}
+	case recv.IsBool():
+		if m, ok := methodSet.Bool.Get(name); ok {
+			found = true
+			res, err = m(recv.Bool(), recv, va)
+		}
+	case recv.IsFloat():
+		if m, ok := methodSet.Float.Get(name); ok {
+			found = true
+			res, err = m(recv.Float(), recv, va)
+		}
+	case recv.IsInteger():
+		if m, ok := methodSet.Int.Get(name); ok {
+			found = true
+			res, err = m(recv.Integer(), recv, va)
+		}
+	case recv.IsDict():
+		if m, ok := methodSet.Dict.Get(name); ok {
+			found = true
+			d, _ := recv.ToGoSimpleType(false).(map[string]any)
+			res, err = m(d, recv, va)
+		}
+	case recv.IsList():
+		if m, ok := methodSet.List.Get(name); ok {
+			found = true
+			l, _ := recv.ToGoSimpleType(false).([]any)
+			res, err = m(l, recv, va)
+		}
+	}
+	line, col := tokPos(pos)
+	if !found {
+		return exec.AsValue(stateOf(e).fail(line, col, "'%s' object has no attribute %s", pyTypeName(recv), pyQuote(name)))
+	}
+	if err != nil {
+		return exec.AsValue(stateOf(e).fail(line, col, "%s", cleanMsg(err.Error())))
+	}
+	if _, ok := recv.Interface().(pyMarkup); ok {
+		// Markup's string methods return Markup (and lists of it).
+		switch t := raw(res).(type) {
+		case string:
+			return exec.AsValue(pyMarkup(t))
+		case []any:
+			out := make([]any, len(t))
+			for i, x := range t {
+				if s, ok := x.(string); ok {
+					x = pyMarkup(s)
+				}
+				out[i] = x
+			}
+			return exec.AsValue(out)
+		}
+	}
+	return exec.ToValue(raw(res))
+}
+
+func callDictMethod(e *exec.Evaluator, m exec.Method[map[string]any], recv *exec.Value, n *nodes.Call, pos *tokens.Token) *exec.Value {
+	va, errv := callArgs(e, n)
+	if errv != nil {
+		return errv
+	}
+	res, err := m(nil, recv, va)
+	if err != nil {
+		line, col := tokPos(pos)
+		return exec.AsValue(stateOf(e).fail(line, col, "%s", err))
+	}
+	return exec.ToValue(res)
+}
+
+// takesUndefined are the filters Jinja2 gives an undefined value to
+// without failing: items and the select/map family yield nothing, pprint
+// prints "Undefined".
+var takesUndefined = map[string]bool{"pprint": true, "items": true, "map": true, "select": true, "reject": true, "selectattr": true, "rejectattr": true}
+
+// lenientFails are the filters that fail even on Jinja2's plain Undefined
+// (an inline if without else): they add to it, encode or serialise it.
+var lenientFails = map[string]bool{"indent": true, "tojson": true, "b64encode": true, "b64decode": true,
+	"int": true, "float": true, "round": true, "abs": true, "filesizeformat": true}

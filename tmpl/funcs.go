@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	osexec "os/exec"
 
 	"strings"
@@ -22,6 +23,7 @@ var ourFunctions = map[string]any{
 	"cut":       cutFunc,
 	"cmd":       cmdFunc,
 	"range":     rangeFunc,
+	"dict":      dictFunc,
 }
 
 // maxRange bounds range() (Jinja2's sandbox uses the same limit); gonja's
@@ -90,18 +92,61 @@ func boundedArgs(f exec.FilterFunction) exec.FilterFunction {
 // ourFilters replace or extend gonja's filters where Occopus needs them or
 // gonja differs from Jinja2.
 var ourFilters = map[string]exec.FilterFunction{
-	"tojson": filterToJSON,
+	"length":         filterLength,
+	"count":          filterLength,
+	"round":          boundedArgs(filterRound),
+	"sum":            filterSum,
+	"join":           filterJoin,
+	"items":          filterItems,
+	"list":           filterList,
+	"dictsort":       filterDictsort,
+	"capitalize":     strFilter("capitalize", func(s string) any { return pyCapitalize(s) }),
+	"upper":          strFilter("upper", func(s string) any { return strings.ToUpper(s) }),
+	"lower":          strFilter("lower", func(s string) any { return strings.ToLower(s) }),
+	"title":          strFilter("title", func(s string) any { return pyTitle(s) }),
+	"wordcount":      strFilter("wordcount", pyWordcount),
+	"center":         filterCenter,
+	"trim":           filterTrim,
+	"float":          filterFloat,
+	"int":            filterInt,
+	"abs":            filterAbs,
+	"filesizeformat": filterFilesize,
+	"batch":          boundedArgs(filterBatch),
+	"sort":           filterSort,
+	"unique":         filterUnique,
+	"min":            minMax("min", false),
+	"max":            minMax("max", true),
+	"pprint":         filterPprint,
+	"groupby":        filterGroupby,
+	"striptags":      filterStriptags,
+	"slice":          filterSlice,
+	"urlencode":      filterUrlencode,
+	"map":            filterMap,
+	"select":         selectFilter("select", false, true),
+	"reject":         selectFilter("reject", false, false),
+	"selectattr":     selectFilter("selectattr", true, true),
+	"rejectattr":     selectFilter("rejectattr", true, false),
+	"replace":        filterReplace,
+	"escape":         filterEscape,
+	"e":              filterEscape,
+	"safe":           filterSafe,
+	"indent":         boundedArgs(filterIndent),
+	"truncate":       boundedArgs(filterTruncate),
+	blockStrFilter:   filterBlockStr,
+	"tojson":         filterToJSON,
+	// Occopus' b64encode/b64decode take a string (s.encode(...) in
+	// Python): anything else fails.
 	"b64encode": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
-		s, err := strArg(in)
-		if err != nil {
-			return exec.AsValue(err)
+		s, ok := plain(in).(string)
+		if !ok {
+			return errValue("'%s' object has no attribute 'encode'", pyTypeName(in))
 		}
 		return exec.AsValue(base64.StdEncoding.EncodeToString([]byte(s)))
 	},
 	"b64decode": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
-		s, err := strArg(in)
-		if err != nil {
-			return exec.AsValue(err)
+		s, ok := plain(in).(string)
+		if !ok {
+			return errValue("'%s' object has no attribute 'encode'", pyTypeName(in))
 		}
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
@@ -113,9 +158,9 @@ var ourFilters = map[string]exec.FilterFunction{
 		return exec.AsValue(string(b))
 	},
 	"format": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
-		s, ok := plain(in).(string)
-		if !ok {
-			return exec.AsValue(fmt.Errorf("format needs a string, not %s", pyTypeName(in)))
+		s, err := softStr(in) // Jinja2: soft_str(value) % args
+		if err != nil {
+			return exec.AsValue(err)
 		}
 		if len(p.Args) > 0 && len(p.KwArgs) > 0 {
 			return exec.AsValue(errors.New("can't handle positional and keyword arguments at the same time"))
@@ -141,6 +186,9 @@ var ourFilters = map[string]exec.FilterFunction{
 		return exec.AsValue(out)
 	},
 	"string": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+		if _, ok := in.Interface().(pyMarkup); ok {
+			return in // soft_str keeps a Markup
+		}
 		s, err := pyStr(in)
 		if err != nil {
 			return exec.AsValue(err)
@@ -225,7 +273,11 @@ func cutFunc(_ *exec.Evaluator, va *exec.VarArgs) *exec.Value {
 		return exec.AsValue(string(r[i:j]))
 	case []any:
 		i, j := sliceBounds(len(t), a, hasA, b, hasB)
-		return exec.AsValue(append([]any{}, t[i:j]...))
+		out := append([]any{}, t[i:j]...)
+		if seqKind(va.Args[0]) == "tuple" {
+			return exec.AsValue(pyTuple(out))
+		}
+		return exec.AsValue(out)
 	}
 	return exec.AsValue(fmt.Errorf("cut(): cannot slice %s", pyTypeName(va.Args[0])))
 }
@@ -391,21 +443,32 @@ func pyPercent(format string, args any) (string, error) {
 			}
 			fmt.Fprintf(&b, spec+"s", s)
 		case 'd', 'i', 'u':
+			if z, ok := v.(*big.Int); ok {
+				fmt.Fprintf(&b, strings.Replace(spec, "#", "", 1)+"d", z)
+				break
+			}
 			n, f, isF, ok := number(v)
 			if !ok {
 				return "", fmt.Errorf("%%%c format: a real number is required, not %s", verb, pyTypeName(v))
 			}
+			var x any = n
 			if isF {
-				n = int64(f)
+				if math.IsInf(f, 0) || math.IsNaN(f) {
+					return "", fmt.Errorf("cannot convert float %s to integer", pyFloat(f))
+				}
+				x = floatToInt(f)
 			}
-			fmt.Fprintf(&b, strings.Replace(spec, "#", "", 1)+"d", n)
+			fmt.Fprintf(&b, strings.Replace(spec, "#", "", 1)+"d", x)
 		case 'f', 'F', 'e', 'E', 'g', 'G':
+			if z, ok := v.(*big.Int); ok {
+				v = bigFloat(z)
+			}
 			_, f, _, ok := number(v)
 			if !ok {
 				return "", fmt.Errorf("must be real number, not %s", pyTypeName(v))
 			}
-			if prec == "" && verb != 'g' && verb != 'G' {
-				spec += ".6"
+			if prec == "" {
+				spec += ".6" // Python's default precision, %g included
 			}
 			fmt.Fprintf(&b, spec+string(verb), f)
 		case 'x', 'X', 'o':

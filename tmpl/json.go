@@ -37,7 +37,7 @@ func filterToJSON(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Valu
 		return exec.AsValue(err)
 	}
 	r := strings.NewReplacer("<", `\u003c`, ">", `\u003e`, "&", `\u0026`, "'", `\u0027`)
-	return exec.AsSafeValue(r.Replace(b.String()))
+	return exec.AsSafeValue(pyMarkup(r.Replace(b.String())))
 }
 
 func writeJSON(b *strings.Builder, v any, indent, depth int) error {
@@ -58,7 +58,7 @@ func writeJSON(b *strings.Builder, v any, indent, depth int) error {
 	case nil:
 		b.WriteString("null")
 	case *undefined:
-		return t
+		return hardError(t)
 	case bool:
 		b.WriteString(strconv.FormatBool(t))
 	case int64:
@@ -151,13 +151,25 @@ func jsonObject(v any) ([]jsonItem, error) {
 			items = append(items, jsonItem{k, x})
 		}
 	case *exec.Dict:
-		for _, p := range t.Pairs {
-			k, err := key(p.Key)
+		// sort_keys sorts the keys themselves, so mixed types fail and
+		// numbers sort as numbers.
+		pairs := make([]any, len(t.Pairs))
+		for i, p := range t.Pairs {
+			pairs[i] = pyTuple{raw(p.Key), raw(p.Value)}
+		}
+		sorted, err := pySorted(pairs, func(x any) any { return x.(pyTuple)[0] }, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range sorted {
+			kv := p.(pyTuple)
+			k, err := key(kv[0])
 			if err != nil {
 				return nil, err
 			}
-			items = append(items, jsonItem{k, p.Value})
+			items = append(items, jsonItem{k, kv[1]})
 		}
+		return items, nil
 	default:
 		rv := reflect.ValueOf(v)
 		if rv.Kind() != reflect.Map {

@@ -260,6 +260,10 @@ func (l *lexer) raw(pos int) error {
 	for i := pos; ; i++ {
 		j := strings.Index(l.src[i:], "{%")
 		if j < 0 {
+			if pos == len(l.src) {
+				l.pos = pos // as for a comment: nothing left, no error
+				return nil
+			}
 			return l.errAt(pos, "Missing end of raw directive")
 		}
 		i += j
@@ -284,6 +288,9 @@ func (l *lexer) comment(start int) error {
 	body := l.pos // after "{#" and its sign
 	i := strings.Index(l.src[body:], "#}")
 	if i < 0 {
+		if body == len(l.src) {
+			return nil // Jinja2's lexer stops quietly when nothing follows
+		}
 		return l.errAt(start, "Missing end of comment tag")
 	}
 	end := body + i

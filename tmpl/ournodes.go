@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -81,9 +82,12 @@ func (rw *rewriter) compileCompare(n *compareExpr) evalFn {
 		l, c := tokPos(o.tok)
 		ops = append(ops, op{o.tok, rw.compile(o.expr), l, c})
 	}
+	firstIn := len(ops) > 0 && ops[0].tok.Type == tokens.In
 	return func(e *exec.Evaluator) *exec.Value {
-		left := operand(e, first)
-		if left.IsError() && !isLenient(left) {
+		left := first(e)
+		if u := asUndefined(left); u != nil && !u.lenient && !firstIn {
+			return exec.AsValue(stateOf(e).failUndef(u, ""))
+		} else if left.IsError() && u == nil {
 			return left
 		}
 		for _, o := range ops {
@@ -106,7 +110,15 @@ func (rw *rewriter) compileCompare(n *compareExpr) evalFn {
 
 // compare is one Python comparison. A lenient undefined equals only
 // another undefined, is in nothing and contains nothing; ordering it fails.
+// A strict undefined can only be looked for in an empty list (any
+// comparison with it fails).
 func compare(op *tokens.Token, l, r *exec.Value) (bool, error) {
+	if u := asUndefined(l); u != nil && !u.lenient {
+		if items, ok := plain(r).([]any); ok && op.Type == tokens.In && len(items) == 0 {
+			return op.Val == "not in", nil
+		}
+		return false, hardError(u)
+	}
 	lu, ru := isLenient(l), isLenient(r)
 	if lu || ru {
 		switch op.Type {
@@ -127,6 +139,12 @@ func compare(op *tokens.Token, l, r *exec.Value) (bool, error) {
 			return found != (op.Val == "not in"), nil
 		}
 		return false, errors.New("undefined value cannot be compared")
+	}
+	switch op.Type {
+	case tokens.LowerThan, tokens.LowerThanOrEqual, tokens.GreaterThan, tokens.GreaterThanOrEqual:
+		if lk, rk := seqKind(l), seqKind(r); lk != "" && rk != "" && lk != rk {
+			return false, fmt.Errorf("'%s' not supported between instances of '%s' and '%s'", op.Val, lk, rk)
+		}
 	}
 	res, err := binop(op, l, r)
 	if err != nil {
@@ -220,6 +238,17 @@ func (rw *rewriter) compileUnpack(n *unpackIter) evalFn {
 			}
 			out[i] = []any{parts[0], parts[1]}
 		}
+		if st := stateOf(e); st != nil {
+			if st.pairItems == nil {
+				st.pairItems = map[int][]any{}
+			}
+			// With an if filter Jinja2 loops over a generator of the
+			// unpacked pairs, so previtem is the pair, not the item.
+			st.pairItems[loopDepth(e)+1] = items
+			if n.filtered {
+				st.pairItems[loopDepth(e)+1] = nil
+			}
+		}
 		return exec.AsValue(out)
 	}
 }
@@ -253,7 +282,8 @@ func (rw *rewriter) compileUnary(n *nodes.UnaryExpression) evalFn {
 }
 
 // compileSlice is Python's seq[start:stop:step] on strings, lists and
-// tuples; anything else gives an undefined value, as Jinja2's getitem does.
+// tuples; anything else fails, as in Jinja2 (which compiles slices to
+// Python's subscript rather than to its getitem).
 func (rw *rewriter) compileSlice(n *sliceExpr) evalFn {
 	obj := rw.compile(n.node)
 	var parts [3]evalFn
@@ -262,7 +292,6 @@ func (rw *rewriter) compileSlice(n *sliceExpr) evalFn {
 			parts[i] = strictFn(rw.compile(x), "")
 		}
 	}
-	text := exprString(n)
 	line, col := tokPos(exprStart(n))
 	return func(e *exec.Evaluator) *exec.Value {
 		o := receiver(e, obj)
@@ -284,7 +313,7 @@ func (rw *rewriter) compileSlice(n *sliceExpr) evalFn {
 				b, _, _, _ := number(x)
 				bounds[i] = &b
 			default:
-				return exec.AsValue(&undefined{name: text, line: line, col: col})
+				return exec.AsValue(stateOf(e).fail(line, col, "slice indices must be integers or None, not %s", pyTypeName(v)))
 			}
 		}
 		step := int64(1)
@@ -306,7 +335,9 @@ func (rw *rewriter) compileSlice(n *sliceExpr) evalFn {
 		case []any:
 			items = t
 		default:
-			return exec.AsValue(&undefined{name: text, line: line, col: col})
+			// Jinja2 compiles a slice to Python's own subscript, so this
+			// fails rather than giving an undefined value.
+			return exec.AsValue(stateOf(e).fail(line, col, "'%s' object is not subscriptable", pyTypeName(o)))
 		}
 		idx := sliceIndices(int64(len(items)), bounds[0], bounds[1], step)
 		out := make([]any, 0, len(idx))
@@ -360,11 +391,32 @@ func sliceIndices(n int64, start, stop *int64, step int64) []int64 {
 	return out
 }
 
+// loopDepth is the depth of the loop whose body is running (0 outside any),
+// as gonja counts it.
+func loopDepth(e *exec.Evaluator) int {
+	if v, ok := e.Environment.Context.Get("loop"); ok {
+		if li, ok := v.(*controlStructures.LoopInfos); ok {
+			d, _ := li.GetAttribute("depth")
+			return d.Integer()
+		}
+	}
+	return 0
+}
+
 // loopItem makes loop.previtem on the first iteration and loop.nextitem on
 // the last undefined, as in Jinja2 (gonja gives None).
-func loopItem(o *exec.Value, attr string) (*exec.Value, bool) {
+func loopItem(e *exec.Evaluator, o *exec.Value, attr string) (*exec.Value, bool) {
 	li, ok := o.Interface().(*controlStructures.LoopInfos)
-	if !ok || (attr != "previtem" && attr != "nextitem") {
+	if !ok {
+		return nil, false
+	}
+	switch attr {
+	case "depth", "depth0":
+		// Jinja2 counts the depth of a recursive loop, not nesting, and
+		// recursive loops are refused here.
+		return exec.AsValue(map[string]int{"depth": 1, "depth0": 0}[attr]), true
+	case "previtem", "nextitem":
+	default:
 		return nil, false
 	}
 	edge := "first"
@@ -378,5 +430,120 @@ func loopItem(o *exec.Value, attr string) (*exec.Value, bool) {
 		}
 		return exec.AsValue(&undefined{name: "loop." + attr, msg: msg}), true
 	}
+	// In a loop over pairs (for k, v in ...) gonja keeps the item as an
+	// array of the two values; Jinja2's is the item itself.
+	if v, _ := li.GetAttribute(attr); v != nil {
+		if _, ok := v.Interface().([2]*exec.Value); ok {
+			d, _ := li.GetAttribute("depth")
+			i, _ := li.GetAttribute("index0")
+			j := i.Integer() - 1
+			if attr == "nextitem" {
+				j = i.Integer() + 1
+			}
+			if st := stateOf(e); st != nil && j >= 0 && j < len(st.pairItems[d.Integer()]) {
+				return exec.ToValue(st.pairItems[d.Integer()][j]), true
+			}
+			if pair, ok := v.Interface().([2]*exec.Value); ok {
+				return exec.AsValue(pyTuple{raw(pair[0]), raw(pair[1])}), true
+			}
+		}
+	}
 	return nil, false
+}
+
+// sortStable sorts idx with less, keeping the order of equal elements.
+func sortStable(idx []int, less func(a, b int) bool) {
+	sort.SliceStable(idx, less)
+}
+
+// dictFunc is dict() when it is not called directly by name (see
+// compileDictCall): keyword arguments come in a map, so they are sorted.
+func dictFunc(_ *exec.Evaluator, va *exec.VarArgs) *exec.Value {
+	var keys []string
+	for k := range va.KwArgs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return buildDict(va.Args, keys, func(k string) *exec.Value { return va.KwArgs[k] })
+}
+
+// buildDict is Python's dict(arg, **kwargs): arg is a mapping or an
+// iterable of pairs.
+func buildDict(args []*exec.Value, keys []string, kw func(string) *exec.Value) *exec.Value {
+	if len(args) > 1 {
+		return errValue("dict expected at most 1 argument, got %d", len(args))
+	}
+	d := exec.NewDict()
+	set := func(k, v *exec.Value) {
+		for _, p := range d.Pairs {
+			if pyEqual(plain(p.Key), plain(k)) {
+				p.Value = v
+				return
+			}
+		}
+		d.Pairs = append(d.Pairs, &exec.Pair{Key: k, Value: v})
+	}
+	if len(args) == 1 {
+		if pairs, ok := dictPairs(args[0]); ok {
+			for _, p := range pairs {
+				t := p.(pyTuple)
+				set(exec.ToValue(t[0]), exec.ToValue(t[1]))
+			}
+		} else {
+			items, err := pyIter(args[0])
+			if err != nil {
+				return exec.AsValue(err)
+			}
+			for i, it := range items {
+				kv, err := pyIter(exec.ToValue(it))
+				if err != nil || len(kv) != 2 {
+					return errValue("dictionary update sequence element #%d has the wrong length", i)
+				}
+				if err := hashable(kv[0]); err != nil {
+					return exec.AsValue(err)
+				}
+				set(exec.ToValue(kv[0]), exec.ToValue(kv[1]))
+			}
+		}
+	}
+	for _, k := range keys {
+		set(exec.AsValue(k), kw(k))
+	}
+	return exec.AsValue(d)
+}
+
+var dictFuncPtr = reflect.ValueOf(dictFunc).Pointer()
+
+func (rw *rewriter) compileDictCall(n *dictCall) evalFn {
+	var arg evalFn
+	if len(n.call.Args) == 1 {
+		arg = strictFn(rw.compile(n.call.Args[0]), "in dict()")
+	}
+	kw := map[string]evalFn{}
+	for k, x := range n.call.Kwargs {
+		kw[k] = rw.compile(x) // values may be undefined, as in Jinja2
+	}
+	fallback := rw.compileCall(n.call)
+	return func(e *exec.Evaluator) *exec.Value {
+		if f, ok := e.Environment.Context.Get("dict"); !ok || reflect.ValueOf(f).Kind() != reflect.Func || reflect.ValueOf(f).Pointer() != dictFuncPtr {
+			return fallback(e) // dict was redefined by the template
+		}
+		var args []*exec.Value
+		if arg != nil {
+			v := arg(e)
+			if v.IsError() {
+				return v
+			}
+			args = append(args, v)
+		}
+		vals := map[string]*exec.Value{}
+		for _, k := range n.keys {
+			v := kw[k](e)
+			if v.IsError() && asUndefined(v) == nil {
+				return v
+			}
+			vals[k] = v
+		}
+		return buildDict(args, n.keys, func(k string) *exec.Value { return vals[k] })
+	}
 }

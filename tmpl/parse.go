@@ -451,6 +451,7 @@ func (p *jparser) parseSet(begin *jtok) {
 	name := p.next()
 	at := p.cur()
 	var target []*tokens.Token
+	var targetExpr nodes.Expression // the target read back, for block set filters
 	if p.cur().kind == jtName && p.look().is(jtOp, ".") {
 		ns := p.next()
 		dot := p.next()
@@ -459,6 +460,7 @@ func (p *jparser) parseSet(begin *jtok) {
 			p.failAt(ns, "assigning to a variable named \"nil\" is not supported")
 		}
 		target = []*tokens.Token{gtok(tokens.Name, ns.val, ns), gtok(tokens.Dot, ".", dot), gtok(tokens.Name, attr.val, attr)}
+		targetExpr = &nodes.GetAttribute{Location: target[1], Node: &nodes.Name{Name: target[0]}, Attribute: attr.val}
 	} else {
 		e := p.parseTuple(true, true, nil, false)
 		p.checkAssignable(e, at)
@@ -467,6 +469,7 @@ func (p *jparser) parseSet(begin *jtok) {
 			p.failAt(at, "unpacking a tuple in set is not supported")
 		}
 		target = []*tokens.Token{n.Name}
+		targetExpr = n
 	}
 	p.openTag(begin, name)
 	p.out = append(p.out, target...)
@@ -479,27 +482,26 @@ func (p *jparser) parseSet(begin *jtok) {
 		p.emit(tokens.BlockEnd, "%}", end)
 		return
 	}
-	// Block set, {% set x | filters %}...{% endset %}: the filters become
-	// a filter block around the body, which is what Jinja2 computes.
-	var chain []*tokens.Token
-	if p.cur().is(jtOp, "|") {
+	// Block set, {% set x | filters %}...{% endset %}: Jinja2 stores the
+	// filters' result on the rendered body, which is what
+	// {% set x %}...{% endset %}{% set x = x | filters %} computes.
+	filtered := targetExpr
+	for p.cur().is(jtOp, "|") {
 		p.next()
-		chain = p.filterChain()
+		filtered = p.parseFilter(filtered)
 	}
+	filterAt := p.cur()
 	p.closeOpen()
-	if chain != nil {
-		p.emit(tokens.BlockBegin, "{%", name)
-		p.emit(tokens.Name, "filter", name)
-		p.out = append(p.out, chain...)
-		p.emit(tokens.BlockEnd, "%}", name)
-	}
 	end := p.statements("endset")
-	if chain != nil {
-		p.emit(tokens.BlockBegin, "{%", end)
-		p.emit(tokens.Name, "endfilter", end)
-		p.emit(tokens.BlockEnd, "%}", end)
-	}
 	p.endTag(p.blockBeginOf(end), end)
+	if filtered != targetExpr {
+		p.emit(tokens.BlockBegin, "{%", filterAt)
+		p.emit(tokens.Name, "set", filterAt)
+		p.out = append(p.out, target...)
+		p.emit(tokens.Assign, "=", filterAt)
+		p.placeholder(filtered, filterAt)
+		p.emit(tokens.BlockEnd, "%}", filterAt)
+	}
 }
 
 func (p *jparser) parseWith(begin *jtok) {
@@ -659,7 +661,16 @@ type (
 	}
 	// unpackIter is the iterable of a for loop with two targets: it
 	// unpacks each item into exactly two values, as Python does.
-	unpackIter struct{ iter nodes.Expression }
+	unpackIter struct {
+		iter     nodes.Expression
+		filtered bool // the loop has an if filter (set by the rewriter)
+	}
+	// dictCall is dict(...): Python keeps the keyword arguments' order,
+	// which a gonja call (a map of them) loses.
+	dictCall struct {
+		call *nodes.Call
+		keys []string
+	}
 )
 
 func (n *condExpr) Position() *tokens.Token    { return n.tok }
@@ -672,6 +683,8 @@ func (n *bigLit) Position() *tokens.Token      { return n.tok }
 func (n *bigLit) String() string               { return n.v.String() }
 func (n *unpackIter) Position() *tokens.Token  { return n.iter.Position() }
 func (n *unpackIter) String() string           { return "unpack" }
+func (n *dictCall) Position() *tokens.Token    { return n.call.Position() }
+func (n *dictCall) String() string             { return "dict" }
 
 func (p *jparser) enter() {
 	p.depth++
@@ -1119,13 +1132,23 @@ func (p *jparser) callArgs() ([]nodes.Expression, map[string]nodes.Expression, [
 
 func (p *jparser) parseCall(fn nodes.Expression) nodes.Expression {
 	lp := p.cur()
-	args, kwargs, _ := p.callArgs()
+	args, kwargs, order := p.callArgs()
 	c := &nodes.Call{Location: gtok(tokens.LeftParenthesis, "(", lp), Func: fn, Args: args, Kwargs: kwargs}
 	switch f := fn.(type) {
 	case *nodes.GetAttribute:
 		c.Parent = f.Node
 	case *nodes.GetItem:
 		c.Parent = f.Node
+	case *nodes.Name:
+		if f.Name.Val == "dict" && len(args) <= 1 {
+			d := &dictCall{call: c}
+			for _, a := range order {
+				if a.kw != "" {
+					d.keys = append(d.keys, a.kw)
+				}
+			}
+			return d
+		}
 	}
 	return c
 }

@@ -37,6 +37,8 @@ func plain(v any) any {
 		return t
 	case pyTuple:
 		return []any(t)
+	case groupTuple:
+		return []any(t)
 	case int:
 		return int64(t)
 	case float32:
@@ -142,6 +144,13 @@ func writePy(b *strings.Builder, v any, repr bool, depth int) error {
 	if x, ok := raw.(*exec.Value); ok && x != nil {
 		raw = x.Interface()
 	}
+	if g, ok := raw.(groupTuple); ok {
+		raw = pyTuple(g) // Jinja2's _GroupTuple prints as a plain tuple
+	}
+	if m, ok := raw.(pyMarkup); ok && repr {
+		b.WriteString("Markup(" + pyQuote(string(m)) + ")")
+		return nil
+	}
 	if tup, ok := raw.(pyTuple); ok {
 		b.WriteByte('(')
 		for i, x := range tup {
@@ -162,7 +171,16 @@ func writePy(b *strings.Builder, v any, repr bool, depth int) error {
 	case nil:
 		b.WriteString("None")
 	case *undefined:
-		return t
+		if repr {
+			// repr() of Jinja2's undefined, inside a container: only
+			// str() of it fails.
+			b.WriteString("Undefined")
+			return nil
+		}
+		if t.lenient {
+			return nil // str() of the plain Undefined is ""
+		}
+		return hardError(t)
 	case bool:
 		if t {
 			b.WriteString("True")
@@ -346,6 +364,8 @@ func pyTypeName(v any) string {
 		return "int"
 	case float64:
 		return "float"
+	case *big.Int:
+		return "int"
 	case string:
 		return "str"
 	case []any:
@@ -374,6 +394,10 @@ func number(v any) (i int64, f float64, isFloat, ok bool) {
 
 func pyEqual(a, b any) bool {
 	a, b = plain(a), plain(b)
+	if res, err, ok := bigBinop(&tokens.Token{Type: tokens.Equals}, a, b); ok && err == nil {
+		v, _ := res.(bool)
+		return v
+	}
 	if ai, af, afl, ok := number(a); ok {
 		if bi, bf, bfl, ok := number(b); ok {
 			if afl || bfl {
@@ -451,6 +475,9 @@ func bigOp(a, b int64, op func(z, x, y *big.Int) *big.Int) any {
 // zero, "%" string formatting, mixed-type comparisons).
 func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 	l, r := plain(lv), plain(rv)
+	if res, err, ok := bigBinop(op, l, r); ok {
+		return res, err
+	}
 	li, lf, lfl, lnum := number(l)
 	ri, rf, rfl, rnum := number(r)
 	isNum := lnum && rnum
@@ -460,11 +487,11 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 	}
 	switch op.Type {
 	case tokens.Tilde:
-		a, err := pyFormat(l, false, 0)
+		a, err := pyFormat(lv, false, 0) // not l: plain turns tuples into lists
 		if err != nil {
 			return nil, err
 		}
-		c, err := pyFormat(r, false, 0)
+		c, err := pyFormat(rv, false, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -478,12 +505,31 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 		}
 		if a, ok := l.(string); ok {
 			if c, ok := r.(string); ok {
+				// Markup + str (and str + Markup) escapes the str.
+				_, lm := lv.Interface().(pyMarkup)
+				_, rm := rv.Interface().(pyMarkup)
+				switch {
+				case lm && !rm:
+					return pyMarkup(a + htmlEscape.Replace(c)), nil
+				case rm && !lm:
+					return pyMarkup(htmlEscape.Replace(a) + c), nil
+				case lm && rm:
+					return pyMarkup(a + c), nil
+				}
 				return a + c, nil
 			}
 		}
 		if a, ok := l.([]any); ok {
 			if c, ok := r.([]any); ok {
-				return append(append([]any{}, a...), c...), nil
+				lk, rk := seqKind(lv), seqKind(rv)
+				if lk != rk {
+					return nil, fmt.Errorf("can only concatenate %s (not \"%s\") to %s", lk, rk, lk)
+				}
+				res := append(append([]any{}, a...), c...)
+				if lk == "tuple" {
+					return pyTuple(res), nil
+				}
+				return res, nil
 			}
 		}
 		return nil, unsupported()
@@ -508,17 +554,29 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			}
 			return n
 		}
+		if _, ok := r.(string); ok && lnum && !lfl { // n * str is str * n
+			l, r, lv, rv, li, ri = r, l, rv, lv, ri, li
+			lnum, rnum, lfl, rfl = rnum, lnum, rfl, lfl
+		}
 		if s, ok := l.(string); ok && rnum && !rfl {
 			if int64(len(s))*rep(ri) > 1<<24 {
 				return nil, errors.New("string repetition too large")
 			}
-			return strings.Repeat(s, int(rep(ri))), nil
+			out := strings.Repeat(s, int(rep(ri)))
+			if _, m := lv.Interface().(pyMarkup); m {
+				return pyMarkup(out), nil
+			}
+			return out, nil
 		}
 		if s, ok := r.(string); ok && lnum && !lfl {
 			if int64(len(s))*rep(li) > 1<<24 {
 				return nil, errors.New("string repetition too large")
 			}
 			return strings.Repeat(s, int(rep(li))), nil
+		}
+		if _, ok := r.([]any); ok && lnum && !lfl { // n * list is list * n
+			l, r, lv, rv, li, ri = r, l, rv, lv, ri, li
+			lnum, rnum, lfl, rfl = rnum, lnum, rfl, lfl
 		}
 		if a, ok := l.([]any); ok && rnum && !rfl {
 			if int64(len(a))*rep(ri) > 1<<20 {
@@ -527,6 +585,9 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			out := []any{}
 			for k := int64(0); k < ri; k++ {
 				out = append(out, a...)
+			}
+			if seqKind(lv) == "tuple" {
+				return pyTuple(out), nil
 			}
 			return out, nil
 		}
@@ -547,7 +608,7 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			return nil, errors.New("integer division or modulo by zero")
 		}
 		if anyFloat {
-			return math.Floor(lf / rf), nil
+			return floatFloorDiv(lf, rf), nil
 		}
 		q := li / ri
 		if (li%ri != 0) && ((li < 0) != (ri < 0)) {
@@ -556,6 +617,12 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 		return q, nil
 	case tokens.Modulo:
 		if s, ok := l.(string); ok {
+			// Only a tuple is a list of arguments; a list is one.
+			switch {
+			case seqKind(rv) == "tuple":
+			case seqKind(rv) == "list":
+				r = []any{r}
+			}
 			return pyPercent(s, r)
 		}
 		if !isNum {
@@ -568,6 +635,9 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			m := math.Mod(lf, rf)
 			if m != 0 && (m < 0) != (rf < 0) {
 				m += rf
+			}
+			if m == 0 {
+				m = math.Copysign(0, rf) // Python: the sign of the divisor
 			}
 			return m, nil
 		}
@@ -589,13 +659,20 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 		if lf == 0 && rf < 0 {
 			return nil, errors.New("0.0 cannot be raised to a negative power")
 		}
-		return math.Pow(lf, rf), nil
+		if lf < 0 && rf != math.Trunc(rf) {
+			return nil, errors.New("a negative number to a fractional power is a complex number, which is not supported")
+		}
+		p := floatPow(lf, rf)
+		if math.IsInf(p, 0) && !math.IsInf(lf, 0) && !math.IsInf(rf, 0) {
+			return nil, errors.New("(34, 'Numerical result out of range')")
+		}
+		return p, nil
 	case tokens.Equals:
-		return pyEqual(l, r), nil
+		return pyEqual(l, r) && seqKind(lv) == seqKind(rv), nil
 	case tokens.Ne:
-		return !pyEqual(l, r), nil
+		return !pyEqual(l, r) || seqKind(lv) != seqKind(rv), nil
 	case tokens.In:
-		return pyContains(r, l)
+		return pyContains(r, lv) // lv: a tuple is hashable, a list is not
 	case tokens.LowerThan, tokens.LowerThanOrEqual, tokens.GreaterThan, tokens.GreaterThanOrEqual:
 		c, err := pyCompare(l, r)
 		if err != nil {
@@ -616,6 +693,16 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 
 func pyCompare(a, b any) (int, error) {
 	a, b = plain(a), plain(b)
+	if res, err, ok := bigBinop(&tokens.Token{Type: tokens.LowerThan}, a, b); ok && err == nil {
+		if res == true {
+			return -1, nil
+		}
+		eq, _, _ := bigBinop(&tokens.Token{Type: tokens.Equals}, a, b)
+		if eq == true {
+			return 0, nil
+		}
+		return 1, nil
+	}
 	if ai, af, afl, ok := number(a); ok {
 		if bi, bf, bfl, ok := number(b); ok {
 			if afl || bfl {
@@ -665,12 +752,18 @@ func pyContains(container, item any) (bool, error) {
 		return strings.Contains(c, s), nil
 	case []any:
 		for _, x := range c {
+			if u, ok := plain(x).(*undefined); ok && !u.lenient {
+				return false, hardError(u) // Python compares with ==, which fails
+			}
 			if pyEqual(x, item) {
 				return true, nil
 			}
 		}
 		return false, nil
 	case map[string]any:
+		if err := hashable(item); err != nil {
+			return false, err
+		}
 		s, ok := plain(item).(string)
 		if !ok {
 			return false, nil
@@ -678,6 +771,9 @@ func pyContains(container, item any) (bool, error) {
 		_, found := c[s]
 		return found, nil
 	case *exec.Dict:
+		if err := hashable(item); err != nil {
+			return false, err
+		}
 		for _, p := range c.Pairs {
 			if pyEqual(p.Key, item) {
 				return true, nil
@@ -686,4 +782,157 @@ func pyContains(container, item any) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("argument of type '%s' is not iterable", pyTypeName(container))
+}
+
+// seqKind tells a tuple from a list (plain makes both []any), for the
+// operators where Python tells them apart; "" for anything else.
+func seqKind(v *exec.Value) string {
+	if v == nil || !v.Val.IsValid() {
+		return ""
+	}
+	switch v.Interface().(type) {
+	case pyTuple, groupTuple:
+		return "tuple"
+	}
+	if _, ok := plain(v).([]any); ok {
+		return "list"
+	}
+	return ""
+}
+
+// floatFloorDiv is Python's float //, computed as CPython does (from
+// fmod), which differs from floor(a/b) when a/b rounds up to an integer.
+func floatFloorDiv(a, b float64) float64 {
+	mod := math.Mod(a, b)
+	div := (a - mod) / b
+	if mod != 0 && (b < 0) != (mod < 0) {
+		div--
+	}
+	if div == 0 {
+		return math.Copysign(0, a/b)
+	}
+	f := math.Floor(div)
+	if div-f > 0.5 {
+		f++
+	}
+	return f
+}
+
+// toBig returns an integer (int64, bool or *big.Int) as a big.Int.
+func toBig(v any) (*big.Int, bool) {
+	switch t := v.(type) {
+	case *big.Int:
+		return t, true
+	case int64:
+		return big.NewInt(t), true
+	case bool:
+		if t {
+			return big.NewInt(1), true
+		}
+		return big.NewInt(0), true
+	}
+	return nil, false
+}
+
+func normBig(z *big.Int) any {
+	if z.IsInt64() {
+		return z.Int64()
+	}
+	return z
+}
+
+func bigFloat(z *big.Int) float64 {
+	f, _ := new(big.Float).SetInt(z).Float64()
+	return f
+}
+
+// bigBinop does integer arithmetic when an operand is beyond int64 (Python
+// ints have no limit); ok is false when neither operand is.
+func bigBinop(op *tokens.Token, l, r any) (any, error, bool) {
+	_, lb := l.(*big.Int)
+	_, rb := r.(*big.Int)
+	if !lb && !rb {
+		return nil, nil, false
+	}
+	x, xok := toBig(l)
+	y, yok := toBig(r)
+	if !xok || !yok {
+		// With a float, Python converts the int to float.
+		if f, ok := r.(float64); ok && xok {
+			res, err := binop(op, exec.AsValue(bigFloat(x)), exec.AsValue(f))
+			return res, err, true
+		}
+		if f, ok := l.(float64); ok && yok {
+			res, err := binop(op, exec.AsValue(f), exec.AsValue(bigFloat(y)))
+			return res, err, true
+		}
+		return nil, nil, false // strings, lists: the general rules
+	}
+	z := new(big.Int)
+	switch op.Type {
+	case tokens.Addition:
+		return normBig(z.Add(x, y)), nil, true
+	case tokens.Subtraction:
+		return normBig(z.Sub(x, y)), nil, true
+	case tokens.Multiply:
+		if x.BitLen()+y.BitLen() > 1<<16 {
+			return nil, errors.New("integer too large"), true
+		}
+		return normBig(z.Mul(x, y)), nil, true
+	case tokens.Division:
+		if y.Sign() == 0 {
+			return nil, errors.New("division by zero"), true
+		}
+		f, _ := new(big.Rat).SetFrac(x, y).Float64()
+		return f, nil, true
+	case tokens.FloorDivision, tokens.Modulo:
+		if y.Sign() == 0 {
+			return nil, errors.New("integer division or modulo by zero"), true
+		}
+		q, m := new(big.Int), new(big.Int)
+		q.DivMod(x, y, m) // Euclidean: 0 <= m < |y|
+		if m.Sign() != 0 && y.Sign() < 0 {
+			q.Add(q, big.NewInt(1))
+			m.Add(m, y)
+		}
+		if op.Type == tokens.Modulo {
+			return normBig(m), nil, true
+		}
+		return normBig(q), nil, true
+	case tokens.Power:
+		if y.Sign() < 0 {
+			res, err := binop(op, exec.AsValue(bigFloat(x)), exec.AsValue(bigFloat(y)))
+			return res, err, true
+		}
+		if !y.IsInt64() || int64(x.BitLen())*y.Int64() > 1<<16 {
+			return nil, errors.New("exponent too large"), true
+		}
+		return normBig(z.Exp(x, y, nil)), nil, true
+	case tokens.Equals, tokens.Ne, tokens.LowerThan, tokens.LowerThanOrEqual, tokens.GreaterThan, tokens.GreaterThanOrEqual:
+		c := x.Cmp(y)
+		return map[tokens.Type]bool{tokens.Equals: c == 0, tokens.Ne: c != 0, tokens.LowerThan: c < 0, tokens.LowerThanOrEqual: c <= 0,
+			tokens.GreaterThan: c > 0, tokens.GreaterThanOrEqual: c >= 0}[op.Type], nil, true
+	}
+	return nil, nil, false
+}
+
+// floatPow is C's pow() as Python calls it: glibc's is correctly rounded,
+// Go's math.Pow may be off by an ulp. An integral exponent is computed
+// exactly and rounded once.
+func floatPow(x, y float64) float64 {
+	if y != math.Trunc(y) || math.Abs(y) > 64 || x == 0 || math.IsInf(x, 0) || math.IsNaN(x) {
+		return math.Pow(x, y)
+	}
+	n := int(math.Abs(y))
+	prec := uint(53*n + 128)
+	z := new(big.Float).SetPrec(prec).SetInt64(1)
+	bx := new(big.Float).SetPrec(prec).SetFloat64(x)
+	for i := 0; i < n; i++ {
+		z.Mul(z, bx)
+	}
+	if y < 0 {
+		z.Quo(new(big.Float).SetPrec(prec).SetInt64(1), z)
+	}
+	f, _ := z.Float64()
+	return f
 }

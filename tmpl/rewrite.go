@@ -34,6 +34,7 @@ type evalFn func(e *exec.Evaluator) *exec.Value
 type rewriter struct {
 	env          *exec.Context
 	placeholders []nodes.Expression // what the placeholder names of parse.go stand for
+	macros       map[string]bool    // names of the template's macros
 	n            int
 	err          error
 }
@@ -60,6 +61,10 @@ const (
 
 func (rw *rewriter) template(t *nodes.Template) error {
 	seen := map[any]bool{}
+	rw.macros = map[string]bool{}
+	for name := range t.Macros {
+		rw.macros[name] = true
+	}
 	rw.nodeList(t.Nodes, seen)
 	for _, m := range t.Macros {
 		rw.macro(m, seen)
@@ -79,6 +84,10 @@ func (rw *rewriter) nodeList(list []nodes.Node, seen map[any]bool) {
 			}
 			n.Expression = rw.slot(n.Expression, modePrint)
 		case *nodes.ControlStructureBlock:
+			if fcs, ok := n.ControlStructure.(*controlStructures.FilterControlStructure); ok && n.Name == "filter" {
+				chain := unexported[[]*nodes.FilterCall](fcs, "filterChain")
+				*chain = append(*chain, &nodes.FilterCall{Token: n.Location, Name: blockStrFilter, Kwargs: map[string]nodes.Expression{}})
+			}
 			rw.control(n.ControlStructure, seen)
 		case *nodes.Wrapper:
 			rw.wrapper(n, seen)
@@ -173,6 +182,13 @@ func (rw *rewriter) control(cs nodes.ControlStructure, seen map[any]bool) {
 			rw.wrapper(w, seen)
 		}
 	case *controlStructures.ForControlStructure:
+		if n, ok := cs.ObjectEvaluator.(*nodes.Name); ok && cs.IfCondition != nil {
+			if i, ok := placeholderIndex(n); ok && i < len(rw.placeholders) {
+				if u, ok := rw.placeholders[i].(*unpackIter); ok {
+					u.filtered = true
+				}
+			}
+		}
 		cs.ObjectEvaluator = rw.expr(cs.ObjectEvaluator, modeIter)
 		cs.IfCondition = rw.expr(cs.IfCondition, modeBool)
 		rw.wrapper(cs.BodyWrapper, seen)
@@ -323,11 +339,19 @@ func (rw *rewriter) slot(n nodes.Node, mode slotMode) nodes.Expression {
 func (rw *rewriter) register(fn evalFn, pos *tokens.Token) nodes.Expression {
 	rw.n++
 	name := "\x00" + strconv.Itoa(rw.n)
+	line, col := tokPos(pos)
 	rw.env.Set(name, func(e *exec.Evaluator, _ *exec.VarArgs) *exec.Value {
 		if st := stateOf(e); st != nil {
 			st.steps++
 			if st.steps > maxSteps {
 				return exec.AsValue(st.fail(0, 0, "template evaluation exceeded %d steps", maxSteps))
+			}
+			// A macro calling itself would otherwise exhaust the Go stack
+			// (Python stops at its recursion limit).
+			st.depth++
+			defer func() { st.depth-- }()
+			if st.depth > maxDepth {
+				return exec.AsValue(st.fail(line, col, "maximum recursion depth exceeded (a macro calling itself?)"))
 			}
 		}
 		return fn(e)
@@ -389,6 +413,14 @@ type undefinedBox struct{ u *undefined }
 // cannot loop for hours.
 const maxSteps = 1_000_000
 
+// maxDepth bounds the nesting of expression evaluations, far below what
+// the Go stack holds; maxMacroDepth bounds macro recursion (Jinja2 stops
+// at Python's recursion limit, about 200 levels).
+const (
+	maxDepth      = 400
+	maxMacroDepth = 100
+)
+
 func (u *undefined) Error() string {
 	if u.msg != "" {
 		return u.msg
@@ -441,8 +473,17 @@ func foreign(e *exec.Evaluator, v *exec.Value, pos *tokens.Token, what string) *
 	if u := asUndefined(v); u != nil {
 		return v
 	}
+	if st := stateOf(e); st != nil && st.firstErr != nil {
+		// gonja re-wrapped our error as text (a macro does): the first
+		// error is the cause, and the render fails with it anyway.
+		return exec.AsValue(st.firstErr)
+	}
 	line, col := tokPos(pos)
-	msg := cleanMsg(v.Error())
+	msg := v.Error()
+	if len(msg) > 2000 {
+		msg = msg[:2000] + "…"
+	}
+	msg = cleanMsg(msg)
 	if what != "" {
 		msg = what + ": " + msg
 	}

@@ -166,6 +166,11 @@ type renderState struct {
 	opt      Options
 	firstErr *RenderError // first hard error raised by our evaluation hooks
 	steps    int          // evaluation budget used, see maxSteps
+	depth    int          // nesting of evaluations, see maxDepth
+	macros   int          // nesting of macro calls, see maxMacroDepth
+	// pairItems are the items of the for loop over pairs (for k, v in
+	// ...) running at each loop depth, for loop.previtem/nextitem.
+	pairItems map[int][]any
 }
 
 func (s *renderState) fail(line, col int, format string, args ...any) *RenderError {
@@ -201,6 +206,11 @@ func (t *Template) Render(data Data, opt Options) (out string, err error) {
 	var sb strings.Builder
 	if e := t.gt.Execute(&sb, ctx); e != nil {
 		return "", toRenderError(e, st)
+	}
+	if st.firstErr != nil {
+		// Raised by our code but dropped by gonja (it ignores errors in
+		// a for loop's if condition, for one): still an error.
+		return "", st.firstErr
 	}
 	return sb.String(), nil
 }
@@ -308,7 +318,7 @@ var (
 
 	filterSet = func() *exec.FilterSet {
 		fs := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
-		for _, name := range []string{"center", "indent", "wordwrap", "batch", "slice", "truncate", "filesizeformat", "round"} {
+		for _, name := range []string{"wordwrap"} {
 			f, _ := fs.Get(name)
 			_ = fs.Replace(name, boundedArgs(f))
 		}
@@ -325,7 +335,15 @@ var (
 		return fs
 	}()
 
-	testSet = exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
+	testSet = func() *exec.TestSet {
+		ts := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
+		for name, f := range pyTests {
+			_ = ts.Replace(name, f)
+		}
+		_ = ts.Replace("filter", nameTest(func(s string) bool { return filterSet.Exists(s) && !strings.HasPrefix(s, "\x00") }))
+		_ = ts.Replace("test", nameTest(func(s string) bool { return ts.Exists(s) }))
+		return ts
+	}()
 )
 
 // sourceLoader serves only the template itself; anything else (include,
