@@ -249,7 +249,7 @@ func (e *Engine) Static(ctx context.Context, id string) (store.Infra, *compile.S
 		return inf, nil, err
 	}
 	st, err := staticOf(inf)
-	return inf, st, err
+	return inf, st, Terminal(err)
 }
 
 func staticOf(inf store.Infra) (*compile.Static, error) {
@@ -406,6 +406,13 @@ func limitN(n int, fns []func() error) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			// A panicking backend call must fail its job, not the process
+			// that maintains every infrastructure.
+			defer func() {
+				if v := recover(); v != nil {
+					errs[i] = Recovered(v)
+				}
+			}()
 			errs[i] = fn()
 		}()
 	}

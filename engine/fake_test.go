@@ -46,6 +46,9 @@ func init() {
 		if err := descr.Decode("resource", cfg.Resource, &s); err != nil {
 			return nil, err
 		}
+		if s.Zone == "misconfigured" {
+			return nil, fmt.Errorf("fake: zone %q cannot be configured", s.Zone)
+		}
 		return &fakeHandler{zone: s.Zone}, nil
 	}})
 }

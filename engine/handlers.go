@@ -166,9 +166,11 @@ func (e *Engine) handlerWithAuth(res map[string]any) (resource.Handler, map[stri
 	h, release, err := e.handler(res, authData)
 	if err != nil {
 		if authErr != nil {
-			err = fmt.Errorf("%w (%v)", err, authErr)
+			err = fmt.Errorf("%w (%w)", err, authErr)
 		}
-		return nil, nil, nil, err
+		// A constructor does not contact its backend: what it refuses is
+		// the section or the credentials, which no retry changes.
+		return nil, nil, nil, Terminal(err)
 	}
 	return h, authData, release, nil
 }

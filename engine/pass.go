@@ -478,7 +478,7 @@ func (e *Engine) waitReady(ctx context.Context, v *view, in *store.Instance) err
 func (e *Engine) create(ctx context.Context, v *view, n *compile.Node) (store.Instance, error) {
 	cands := resolve.Candidates(n, v.defs[n.Type])
 	if len(cands) == 0 {
-		return store.Instance{}, fmt.Errorf("node %s: no implementation of type %q passes the filter %v", n.Name, n.Type, n.Filter)
+		return store.Instance{}, Terminal(fmt.Errorf("node %s: no implementation of type %q passes the filter %v", n.Name, n.Type, n.Filter))
 	}
 	for _, dep := range n.DependsOn {
 		if ok, err := e.hasReady(ctx, v.inf.ID, dep); err != nil {
@@ -546,7 +546,11 @@ func (e *Engine) create(ctx context.Context, v *view, n *compile.Node) (store.In
 		}
 		return in, e.waitReady(ctx, v, &in)
 	}
-	return store.Instance{}, fmt.Errorf("node %s: no implementation could be created: %w", n.Name, errors.Join(errs...))
+	err = fmt.Errorf("node %s: no implementation could be created: %w", n.Name, errors.Join(errs...))
+	if allTerminal(errs) {
+		err = Terminal(err)
+	}
+	return store.Instance{}, err
 }
 
 func (e *Engine) hasReady(ctx context.Context, infraID, node string) (bool, error) {
