@@ -58,6 +58,7 @@ type (
 	Action        = engine.Action
 	Scaling       = engine.Scaling
 	DestroyReport = engine.DestroyReport
+	Leftover      = engine.Leftover
 	ProbeResult   = health.Result
 	AuthSelector  = engine.AuthSelector
 	Limits        = engine.Limits
@@ -518,8 +519,22 @@ func (m *Manager) stopLoop(id string) {
 }
 
 // TearDown stops maintaining and destroys an infrastructure. It waits for
-// a pass another process is running on it to finish.
-func (m *Manager) TearDown(ctx context.Context, id string) (out *engine.DestroyReport, err error) {
+// a pass another process is running on it to finish. When something
+// cannot be removed the record stays (run it again) and the error says
+// why; ForceTearDown removes the record anyway.
+func (m *Manager) TearDown(ctx context.Context, id string) (*DestroyReport, error) {
+	return m.tearDown(ctx, id, false)
+}
+
+// ForceTearDown is TearDown for an infrastructure that can never be torn
+// down cleanly (its cloud endpoint is gone, its key revoked): what can be
+// removed is, the record goes anyway, and the report's Left lists every
+// resource that may remain, with its id, for the user to remove.
+func (m *Manager) ForceTearDown(ctx context.Context, id string) (*DestroyReport, error) {
+	return m.tearDown(ctx, id, true)
+}
+
+func (m *Manager) tearDown(ctx context.Context, id string, force bool) (out *DestroyReport, err error) {
 	defer func() { err = m.clean(err) }()
 	if m.opt.Store == nil {
 		return nil, ErrNoStore
@@ -528,7 +543,7 @@ func (m *Manager) TearDown(ctx context.Context, id string) (out *engine.DestroyR
 	var rep *engine.DestroyReport
 	err = m.withLease(ctx, id, true, func(ctx context.Context) error {
 		var derr error
-		rep, derr = m.eng.Destroy(ctx, id)
+		rep, derr = m.eng.Destroy(ctx, id, force)
 		return derr
 	})
 	return rep, err

@@ -280,7 +280,7 @@ func benchPair(b *testing.B, cli *client.Client, defs *descr.NodeDefs, in *descr
 		// Killing first spares Destroy the senders' slow stop (their
 		// `ping -c 5` holds off SIGTERM); Destroy then cleans the store.
 		removeInfra(b, cli, id)
-		if _, err := eng.Destroy(context.WithoutCancel(ctx), id); err != nil {
+		if _, err := eng.Destroy(context.WithoutCancel(ctx), id, false); err != nil {
 			b.Error(err)
 		}
 		if i%2 == 1 {

@@ -273,7 +273,7 @@ func TestConfigManagerLifecycle(t *testing.T) {
 		t.Errorf("a second pass called the config manager: %q", got[len(want):])
 	}
 
-	if _, err := w.eng.Destroy(t.Context(), id); err != nil {
+	if _, err := w.eng.Destroy(t.Context(), id, false); err != nil {
 		t.Fatal(err)
 	}
 	got := cms.log()[len(want):]

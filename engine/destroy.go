@@ -64,32 +64,54 @@ func (e *Engine) destroyAtBackend(ctx context.Context, in store.Instance) error 
 	return h.Destroy(ctx, hd)
 }
 
-// DestroyReport says what Destroy removed.
+// DestroyReport says what Destroy removed, and what it could not.
 type DestroyReport struct {
 	// Instances are the node ids of recorded instances destroyed.
 	Instances []string
 	// Orphans are backend resources labelled with the infra id that the
 	// store did not know of (a crash between create and record, say).
 	Orphans []resource.Owned
+	// Left are the resources that could not be removed (or looked for),
+	// with why: after a forced destroy, what the user must remove by hand.
+	Left []Leftover
+}
+
+// Leftover is a backend resource Destroy could not remove.
+type Leftover struct {
+	NodeName string `json:"node_name,omitempty"`
+	NodeID   string `json:"node_id,omitempty"`
+	// Backend is the resource type; ID the backend's id of the resource,
+	// "" when not even that is known (a backend that could not be asked).
+	Backend string `json:"backend"`
+	ID      string `json:"id,omitempty"`
+	Error   string `json:"error"`
 }
 
 // Destroy tears an infrastructure down: every recorded instance, then
 // every resource any of its backends still holds under the infra id, then
 // the record. The infrastructure record stays when something could not be
-// removed, so the command can be run again.
-func (e *Engine) Destroy(ctx context.Context, id string) (*DestroyReport, error) {
+// removed, so the command can be run again; with force it goes anyway
+// (an endpoint that is gone, a key revoked), and the report's Left names
+// every resource that may remain.
+func (e *Engine) Destroy(ctx context.Context, id string, force bool) (*DestroyReport, error) {
 	inf, err := e.infra(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	rep, err := e.destroyAll(ctx, inf)
-	if err != nil {
+	if err != nil && !force {
 		return rep, err
 	}
 	if err := e.store.DeleteInfra(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return rep, err
 	}
-	e.event(ctx, store.Event{InfraID: id, Kind: "infra.destroyed", Message: fmt.Sprintf("%d instance(s) and %d orphan(s) removed", len(rep.Instances), len(rep.Orphans))})
+	msg := fmt.Sprintf("%d instance(s) and %d orphan(s) removed", len(rep.Instances), len(rep.Orphans))
+	if len(rep.Left) > 0 {
+		msg += fmt.Sprintf("; %d resource(s) could not be removed", len(rep.Left))
+	}
+	// Told to observers (webhooks), not stored: nothing of a destroyed
+	// infrastructure stays in the store.
+	e.notify(store.Event{InfraID: id, Kind: "infra.destroyed", Message: msg})
 	return rep, nil
 }
 
@@ -150,59 +172,85 @@ func (e *Engine) destroyAll(ctx context.Context, inf store.Infra) (*DestroyRepor
 			}
 		}
 	}
-	done := make([]bool, len(insts))
+	failed := make([]error, len(insts))
 	var jobs []func() error
 	for i := range insts {
 		jobs = append(jobs, func() error {
-			err := e.drop(ctx, &insts[i], "infrastructure destroyed")
-			done[i] = err == nil
-			return err
+			failed[i] = e.drop(ctx, &insts[i], "infrastructure destroyed")
+			return failed[i]
 		})
 	}
 	errs := []error{limitN(e.opt.Parallel, jobs)}
-	for i, ok := range done {
-		if ok {
+	for i, err := range failed {
+		if err == nil {
 			rep.Instances = append(rep.Instances, insts[i].NodeID)
+			continue
 		}
+		hd, _ := handleOf(insts[i])
+		rep.Left = append(rep.Left, Leftover{NodeName: insts[i].NodeName, NodeID: insts[i].NodeID,
+			Backend: insts[i].Backend, ID: hd.ID, Error: e.Redact(err.Error())})
 	}
 	for _, res := range configs {
-		orphans, err := e.removeOrphans(ctx, inf.ID, res)
+		orphans, left, err := e.removeOrphans(ctx, inf.ID, res)
 		rep.Orphans = append(rep.Orphans, orphans...)
+		rep.Left = append(rep.Left, left...)
 		errs = append(errs, err)
 	}
+	rep.Left = uniqueLeft(rep.Left)
 	// Last, what the infrastructure has at its config managers (found by
 	// name: what a crash left unrecorded too).
 	errs = append(errs, e.dropInfraAtConfigManagers(ctx, inf))
 	return rep, errors.Join(errs...)
 }
 
+// uniqueLeft drops repeats: a recorded instance that could not be
+// dropped is found again, labelled, when orphans are looked for.
+func uniqueLeft(left []Leftover) []Leftover {
+	seen := map[[2]string]bool{}
+	out := left[:0]
+	for _, l := range left {
+		k := [2]string{l.Backend, l.ID}
+		if l.ID != "" && seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, l)
+	}
+	return out
+}
+
 // removeOrphans destroys what the backend of one resource section still
 // has labelled with the infrastructure's id.
-func (e *Engine) removeOrphans(ctx context.Context, infraID string, res map[string]any) ([]resource.Owned, error) {
+func (e *Engine) removeOrphans(ctx context.Context, infraID string, res map[string]any) ([]resource.Owned, []Leftover, error) {
+	typ, _ := res["type"].(string)
 	h, _, release, err := e.handlerWithAuth(res)
 	if err != nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	defer release()
 	l, ok := asLister(h)
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
 	owned, err := l.List(ctx, infraID)
 	if err != nil {
-		return nil, fmt.Errorf("look for orphans: %w", err)
+		err = fmt.Errorf("look for orphans: %w", err)
+		return nil, []Leftover{{Backend: typ, Error: e.Redact(err.Error())}}, err
 	}
 	var removed []resource.Owned
+	var left []Leftover
 	var errs []error
 	for _, o := range owned {
 		if err := h.Destroy(ctx, o.Handle); err != nil {
-			errs = append(errs, fmt.Errorf("remove orphan %s (node %s): %w", o.Handle.ID, o.NodeName, err))
+			err = fmt.Errorf("remove orphan %s (node %s): %w", o.Handle.ID, o.NodeName, err)
+			errs = append(errs, err)
+			left = append(left, Leftover{NodeName: o.NodeName, NodeID: o.NodeID, Backend: typ, ID: o.Handle.ID, Error: e.Redact(err.Error())})
 			continue
 		}
 		removed = append(removed, o)
 		e.event(ctx, store.Event{InfraID: infraID, NodeName: o.NodeName, NodeID: o.NodeID, Kind: "orphan.removed", Message: "removed " + o.Handle.ID})
 	}
-	return removed, errors.Join(errs...)
+	return removed, left, errors.Join(errs...)
 }
 
 // templated reports whether any string of a resource section is a

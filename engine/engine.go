@@ -369,6 +369,15 @@ func (e *Engine) event(ctx context.Context, ev store.Event) {
 	if err := e.store.AppendEvent(context.WithoutCancel(ctx), ev); err != nil {
 		e.log.Warn("recording event failed", "err", err, "kind", ev.Kind)
 	}
+	e.notify(ev)
+}
+
+// notify tells the observers of an event without storing it.
+func (e *Engine) notify(ev store.Event) {
+	if ev.Time.IsZero() {
+		ev.Time = e.opt.Now()
+	}
+	ev.Message = e.Redact(ev.Message)
 	if e.opt.OnEvent != nil {
 		e.eventMu.Lock()
 		defer e.eventMu.Unlock()

@@ -82,7 +82,7 @@ func (w *world) submit(src string) string {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.t.Cleanup(func() { w.eng.Destroy(context.Background(), id) })
+	w.t.Cleanup(func() { w.eng.Destroy(context.Background(), id, false) })
 	return id
 }
 
@@ -150,7 +150,7 @@ func TestBuildTwoLevelsWithGetip(t *testing.T) {
 			if s := rep["web"].Scaling; s.Actual != 2 || s.Target != 2 || s.Min != 2 || s.Max != 3 {
 				t.Errorf("web scaling %+v", s)
 			}
-			if _, err := w.eng.Destroy(t.Context(), id); err != nil {
+			if _, err := w.eng.Destroy(t.Context(), id, false); err != nil {
 				t.Fatal(err)
 			}
 			if n := cloud.count(id); n != 0 {
@@ -387,7 +387,7 @@ func TestDestroyRemovesOrphans(t *testing.T) {
 	ctx := t.Context()
 	// A resource the store never heard of (crash between create and record).
 	(&fakeHandler{zone: "a"}).Create(ctx, specFor(id, "orphan", "db"))
-	rep, err := w.eng.Destroy(ctx, id)
+	rep, err := w.eng.Destroy(ctx, id, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,4 +561,47 @@ func TestPausedIsNotReady(t *testing.T) {
 	if st, _ := state(); st != store.StateReady {
 		t.Fatalf("replacement is %s, want ready", st)
 	}
+}
+
+// TestForceDestroy: an infrastructure whose backend cannot remove its
+// instances keeps its record (run destroy again), unless forced; either
+// way the report names what is left, with the backend's ids.
+func TestForceDestroy(t *testing.T) {
+	w := newWorld(t, Options{})
+	w.importDefs("'node_def:stuck':\n  - resource: {type: fake, zone: unreachable}\n    health_check: {ping: false}\n")
+	id := w.submit("infra_name: f\nnodes:\n  - {name: a, type: stuck, scaling: {min: 2}}\n")
+	ctx := t.Context()
+	if _, err := w.eng.Build(ctx, id, BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.eng.Destroy(ctx, id, false)
+	if err == nil || !strings.Contains(err.Error(), "endpoint gone") {
+		t.Fatalf("destroy: %v, want the backend's refusal", err)
+	}
+	if _, err := w.st.Infra(ctx, id); err != nil {
+		t.Fatalf("the record went although instances remain: %v", err)
+	}
+	if len(rep.Left) != 2 || rep.Left[0].ID == "" || rep.Left[0].Backend != "fake" || !strings.Contains(rep.Left[0].Error, "endpoint gone") {
+		t.Fatalf("left %+v", rep.Left)
+	}
+	rep, err = w.eng.Destroy(ctx, id, true)
+	if err != nil {
+		t.Fatalf("forced destroy: %v", err)
+	}
+	if _, err := w.st.Infra(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the record is still there after a forced destroy: %v", err)
+	}
+	if len(rep.Left) != 2 {
+		t.Fatalf("a forced destroy must name what may remain: %+v", rep.Left)
+	}
+	for _, l := range rep.Left {
+		if cloud.instances[l.ID] == nil {
+			t.Errorf("left %s is not at the backend", l.ID)
+		}
+	}
+	cloud.mu.Lock()
+	for _, l := range rep.Left {
+		delete(cloud.instances, l.ID)
+	}
+	cloud.mu.Unlock()
 }

@@ -76,6 +76,9 @@ func (h *fakeHandler) Create(ctx context.Context, spec resource.Spec) (resource.
 func (h *fakeHandler) Destroy(ctx context.Context, hd resource.Handle) error {
 	cloud.mu.Lock()
 	defer cloud.mu.Unlock()
+	if h.zone == "unreachable" {
+		return fmt.Errorf("zone %s: endpoint gone", h.zone)
+	}
 	delete(cloud.instances, hd.ID)
 	return nil
 }

@@ -26,9 +26,23 @@ type ErrorBody struct {
 	Message    string `json:"message"`
 }
 
-// InfraID is the body of create, delete, attach, detach and notify.
+// InfraID is the body of create, attach, detach and notify.
 type InfraID struct {
 	InfraID string `json:"infraid"`
+}
+
+// Deleted is the body of DELETE: Occopus's {"infraid"}, and after a
+// forced delete the resources that could not be removed.
+type Deleted struct {
+	InfraID string             `json:"infraid"`
+	Left    []occopus.Leftover `json:"left,omitempty"`
+}
+
+// DeleteFailed is the error body of a DELETE that could not remove
+// everything: the error shape, and what is left.
+type DeleteFailed struct {
+	ErrorBody
+	Left []occopus.Leftover `json:"left"`
 }
 
 // ScaleResult is the body of scaleup and scaleto.
@@ -159,13 +173,33 @@ func (s *Server) deleteInfra(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(teardownTimeout + time.Minute))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), teardownTimeout)
 	defer cancel()
-	rep, err := s.m.TearDown(ctx, id)
+	tearDown := s.m.TearDown
+	switch f := r.URL.Query().Get("force"); f {
+	case "", "false", "0":
+	case "true", "1":
+		tearDown = s.m.ForceTearDown
+	default:
+		s.fail(w, r, badRequest("force=%q: want true or false", f))
+		return
+	}
+	rep, err := tearDown(ctx, id)
+	if rep != nil {
+		for i := range rep.Left {
+			rep.Left[i].Error = s.redact(rep.Left[i].Error)
+		}
+	}
 	if err != nil {
+		if rep != nil && len(rep.Left) > 0 {
+			// Say what is left, and that force removes the record anyway.
+			s.writeJSON(w, http.StatusInternalServerError, DeleteFailed{ErrorBody: ErrorBody{StatusCode: 500, Reason: http.StatusText(500),
+				Message: s.redact(err.Error()) + " (the record is kept; DELETE with ?force=true removes it anyway)"}, Left: rep.Left})
+			return
+		}
 		s.fail(w, r, err)
 		return
 	}
-	s.log.Info("infrastructure destroyed", "infra", id, "instances", len(rep.Instances), "orphans", len(rep.Orphans))
-	s.writeJSON(w, http.StatusOK, InfraID{InfraID: id})
+	s.log.Info("infrastructure destroyed", "infra", id, "instances", len(rep.Instances), "orphans", len(rep.Orphans), "left", len(rep.Left))
+	s.writeJSON(w, http.StatusOK, Deleted{InfraID: id, Left: rep.Left})
 }
 
 func countParam(r *http.Request) (int, error) {

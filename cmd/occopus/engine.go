@@ -269,10 +269,17 @@ func money(v float64, currency string) string {
 
 func newDestroy(e *env) *cobra.Command {
 	var infraID string
+	var force bool
 	cmd := &cobra.Command{
-		Use:   "destroy -i ID",
+		Use:   "destroy -i ID [--force]",
 		Short: "Destroy an infrastructure: every instance, and every resource labelled with its id",
-		Args:  cobra.NoArgs,
+		Long: `Destroy an infrastructure: every recorded instance, then every resource its
+backends still hold under its id (what a crash left unrecorded), then its
+record. When something cannot be removed the record stays and the command
+can be run again; with --force the record goes anyway, and every resource
+that may remain is listed with its backend and id, for you to remove.`,
+		Example: "  occopus destroy -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757\n  occopus destroy -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 --force   # its cloud endpoint is gone",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if infraID == "" {
 				return fmt.Errorf("-i ID is required")
@@ -282,15 +289,23 @@ func newDestroy(e *env) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			rep, err := s.m.TearDown(cmd.Context(), infraID)
+			tearDown := s.m.TearDown
+			if force {
+				tearDown = s.m.ForceTearDown
+			}
+			rep, err := tearDown(cmd.Context(), infraID)
 			if rep != nil {
 				fmt.Fprintf(e.stdout, "removed %d instance(s)", len(rep.Instances))
 				if len(rep.Orphans) > 0 {
 					fmt.Fprintf(e.stdout, " and %d unrecorded resource(s)", len(rep.Orphans))
 				}
 				fmt.Fprintln(e.stdout)
+				e.printLeftovers(rep.Left, err == nil)
 			}
 			if err != nil {
+				if rep != nil && len(rep.Left) > 0 && !force {
+					fmt.Fprintf(e.stderr, "the record is kept; run destroy again, or with --force to remove it anyway\n")
+				}
 				return unknownInfra(err)
 			}
 			fmt.Fprintf(e.stdout, "infrastructure %s destroyed\n", infraID)
@@ -298,7 +313,29 @@ func newDestroy(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&infraID, "infra_id", "i", "", "infrastructure id")
+	cmd.Flags().BoolVar(&force, "force", false, "remove the record even when some resources cannot be removed (they are listed)")
 	return cmd
+}
+
+// printLeftovers lists what a destroy could not remove; gone says the
+// record was removed all the same (forced), so the list is all that is
+// left of them.
+func (e *env) printLeftovers(left []occopus.Leftover, gone bool) {
+	if len(left) == 0 {
+		return
+	}
+	if gone {
+		fmt.Fprintf(e.stderr, "%d resource(s) could not be removed and may still exist; remove them by hand:\n", len(left))
+	} else {
+		fmt.Fprintf(e.stderr, "%d resource(s) could not be removed:\n", len(left))
+	}
+	tw := tabwriter.NewWriter(e.stderr, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NODE\tINSTANCE\tBACKEND\tID\tERROR")
+	for _, l := range left {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", orDash(cleanLine(l.NodeName)), orDash(cleanLine(l.NodeID)), cleanLine(l.Backend),
+			orDash(cleanLine(l.ID)), cleanLine(l.Error))
+	}
+	tw.Flush()
 }
 
 func newMaintain(e *env) *cobra.Command {
