@@ -6,11 +6,10 @@ Jinja2 and Python versions; then each input line is a JSON case
 {"id": N, "src": "...", "data": {...}} and each output line is
 {"id": N, "out": "..."} or {"id": N, "error": "ExceptionClass", "msg": "..."}.
 
-The environment is tmpl/testdata/jinja_ref.py's (the one the golden corpus
+The environment is tmpl/testdata/jinja_ref.py's, the one the golden corpus
 is made with: undefined values fail when printed, iterated or accessed but
-are falsy and work with default/defined; getip & co., cut, b64encode), plus
-the loopcontrols extension, because tmpl accepts {% break %} and
-{% continue %} as gonja does.
+are falsy and work with default/defined; getip & co., cut, b64encode; the
+loopcontrols extension, since tmpl accepts {% break %} and {% continue %}.
 """
 import copy
 import importlib.util
@@ -35,7 +34,6 @@ def main():
     ref = load_ref()
     pristine = copy.deepcopy(ref.ADDRS)
     env = ref.env()
-    env.add_extension("jinja2.ext.loopcontrols")
     out = sys.stdout
     out.write(json.dumps({"jinja2": jinja2.__version__, "python": sys.version.split()[0]}) + "\n")
     out.flush()

@@ -103,7 +103,7 @@ var ourFilters = map[string]exec.FilterFunction{
 	"capitalize":     strFilter("capitalize", func(s string) any { return pyCapitalize(s) }),
 	"upper":          strFilter("upper", func(s string) any { return strings.ToUpper(s) }),
 	"lower":          strFilter("lower", func(s string) any { return strings.ToLower(s) }),
-	"title":          strFilter("title", func(s string) any { return pyTitle(s) }),
+	"title":          filterTitle,
 	"wordcount":      strFilter("wordcount", pyWordcount),
 	"center":         filterCenter,
 	"trim":           filterTrim,
@@ -270,6 +270,9 @@ func cutFunc(_ *exec.Evaluator, va *exec.VarArgs) *exec.Value {
 	case string:
 		r := []rune(t)
 		i, j := sliceBounds(len(r), a, hasA, b, hasB)
+		if _, ok := va.Args[0].Interface().(pyMarkup); ok {
+			return exec.AsValue(pyMarkup(r[i:j])) // a Markup's slice is Markup
+		}
 		return exec.AsValue(string(r[i:j]))
 	case []any:
 		i, j := sliceBounds(len(t), a, hasA, b, hasB)
@@ -363,6 +366,9 @@ func pyPercent(format string, args any) (string, error) {
 	case map[string]any:
 		mapping = t
 		list = []any{t}
+	case *exec.Dict:
+		mapping = dictItems(t)
+		list = []any{t}
 	default:
 		list = []any{args}
 	}
@@ -437,7 +443,7 @@ func pyPercent(format string, args any) (string, error) {
 		v := plain(arg)
 		switch verb {
 		case 's', 'r', 'a':
-			s, err := pyFormat(v, verb != 's', 0)
+			s, err := pyFormat(arg, verb != 's', 0) // arg: a Markup's repr is Markup('...')
 			if err != nil {
 				return "", err
 			}

@@ -265,6 +265,12 @@ func (rw *rewriter) compileUnary(n *nodes.UnaryExpression) evalFn {
 		if v.IsError() {
 			return v
 		}
+		if z, ok := plain(v).(*big.Int); ok {
+			if neg {
+				return exec.AsValue(normBig(new(big.Int).Neg(z)))
+			}
+			return exec.AsValue(z)
+		}
 		i, f, isFloat, ok := number(plain(v))
 		if !ok {
 			return exec.AsValue(stateOf(e).fail(line, col, "bad operand type for unary %s: '%s'", n.Operator.Val, pyTypeName(v)))
@@ -348,6 +354,9 @@ func (rw *rewriter) compileSlice(n *sliceExpr) evalFn {
 			var b strings.Builder
 			for _, x := range out {
 				b.WriteString(x.(string))
+			}
+			if _, ok := raw.(pyMarkup); ok {
+				return exec.AsValue(pyMarkup(b.String()))
 			}
 			return exec.AsValue(b.String())
 		}

@@ -324,9 +324,13 @@ func strSplit(self string, _ *exec.Value, p *exec.VarArgs) (any, error) {
 // chain that ends in, say, length fails there.
 const blockStrFilter = "\x00blockstr"
 
-func filterBlockStr(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+func filterBlockStr(e *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
 	if _, ok := plain(in).(string); !ok {
-		return errValue("sequence item 0: expected str instance, %s found (a filter block must produce a string)", pyTypeName(in))
+		line, col := 0, 0
+		if len(p.Args) == 2 {
+			line, col = p.Args[0].Integer(), p.Args[1].Integer()
+		}
+		return exec.AsValue(stateOf(e).fail(line, col, "the filters of a filter block must produce a string, not %s (Jinja2 joins the output as strings)", pyTypeName(in)))
 	}
 	return in
 }
@@ -470,8 +474,19 @@ func strFilter(name string, f func(string) any) exec.FilterFunction {
 		if err != nil {
 			return exec.AsValue(err)
 		}
-		return exec.AsValue(f(s))
+		return keepMarkup(in, f(s))
 	}
+}
+
+// keepMarkup makes the result of a string filter a Markup when its input
+// was one and the filter is a Markup method in Python (upper, strip, ...).
+func keepMarkup(in *exec.Value, res any) *exec.Value {
+	if s, ok := res.(string); ok {
+		if _, m := in.Interface().(pyMarkup); m {
+			return exec.AsValue(pyMarkup(s))
+		}
+	}
+	return exec.AsValue(res)
 }
 
 // pyCapitalize is str.capitalize(): the first character title-cased, the
@@ -535,7 +550,7 @@ func filterCenter(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Valu
 	if err != nil {
 		return exec.AsValue(err)
 	}
-	return exec.AsValue(pyCenter(s, int(min(w, maxRange))))
+	return keepMarkup(in, pyCenter(s, int(min(w, maxRange))))
 }
 
 func filterTrim(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
@@ -549,9 +564,9 @@ func filterTrim(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value 
 	}
 	switch c := plain(a[0]).(type) {
 	case nil:
-		return exec.AsValue(strings.TrimFunc(s, pyIsSpace))
+		return keepMarkup(in, strings.TrimFunc(s, pyIsSpace))
 	case string:
-		return exec.AsValue(strings.Trim(s, c))
+		return keepMarkup(in, strings.Trim(s, c))
 	}
 	return errValue("strip arg must be None or str")
 }
@@ -1485,4 +1500,17 @@ func filterUrlencode(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.V
 		parts = append(parts, urlQuote(k, true)+"="+urlQuote(v, true))
 	}
 	return exec.AsValue(strings.Join(parts, "&"))
+}
+
+// filterTitle is Jinja2's title; it joins words with "".join, so even a
+// Markup's title is a plain str.
+func filterTitle(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if len(p.Args)+len(p.KwArgs) > 0 {
+		return errValue("title() takes no arguments")
+	}
+	s, err := softStr(in)
+	if err != nil {
+		return exec.AsValue(err)
+	}
+	return exec.AsValue(pyTitle(s))
 }

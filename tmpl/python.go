@@ -618,10 +618,12 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 	case tokens.Modulo:
 		if s, ok := l.(string); ok {
 			// Only a tuple is a list of arguments; a list is one.
-			switch {
-			case seqKind(rv) == "tuple":
-			case seqKind(rv) == "list":
+			switch seqKind(rv) {
+			case "tuple":
+			case "list":
 				r = []any{r}
+			default:
+				r = raw(rv) // a Markup stays one, for its repr
 			}
 			return pyPercent(s, r)
 		}

@@ -85,8 +85,12 @@ func (rw *rewriter) nodeList(list []nodes.Node, seen map[any]bool) {
 			n.Expression = rw.slot(n.Expression, modePrint)
 		case *nodes.ControlStructureBlock:
 			if fcs, ok := n.ControlStructure.(*controlStructures.FilterControlStructure); ok && n.Name == "filter" {
+				// The position goes as arguments: gonja calls the filter
+				// without it.
 				chain := unexported[[]*nodes.FilterCall](fcs, "filterChain")
-				*chain = append(*chain, &nodes.FilterCall{Token: n.Location, Name: blockStrFilter, Kwargs: map[string]nodes.Expression{}})
+				line, col := tokPos(n.Location)
+				*chain = append(*chain, &nodes.FilterCall{Token: n.Location, Name: blockStrFilter, Kwargs: map[string]nodes.Expression{},
+					Args: []nodes.Expression{&nodes.Integer{Location: n.Location, Val: line}, &nodes.Integer{Location: n.Location, Val: col}}})
 			}
 			rw.control(n.ControlStructure, seen)
 		case *nodes.Wrapper:

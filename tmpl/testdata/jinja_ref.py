@@ -5,6 +5,7 @@ Reads a JSON list of cases ({"name", "src", "data"}) on stdin and writes the
 same list with "out" (rendered text) or "error" (exception class name) set.
 The environment mirrors package tmpl: undefined values fail when printed,
 iterated or accessed, but are falsy and work with default/defined.
+scripts/jinja2_diff.py (tmpl's differential test) uses the same env().
 """
 import base64
 import json
@@ -45,7 +46,9 @@ def b64decode(s):
 
 
 def env():
-    e = jinja2.Environment(undefined=OccoUndefined)
+    # loopcontrols: tmpl accepts {% break %} and {% continue %} (gonja has
+    # them), which plain Jinja2 has with this extension only.
+    e = jinja2.Environment(undefined=OccoUndefined, extensions=["jinja2.ext.loopcontrols"])
     e.filters["b64encode"] = b64encode
     e.filters["b64decode"] = b64decode
     e.globals.update(getip=_addr(0, "getip"), getprivip=_addr(1, "getprivip"),
