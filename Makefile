@@ -25,3 +25,9 @@ bench:
 
 clean:
 	rm -rf bin
+
+# The template engine against Python's Jinja2, long and on purpose
+# (JINJA2_CASES generated templates from JINJA2_SEED; needs python3-jinja2).
+.PHONY: difftest
+difftest:
+	JINJA2_CASES=$${JINJA2_CASES:-1000000} JINJA2_SEED=$${JINJA2_SEED:-1} $(GO) test ./tmpl -count=1 -run TestJinja2Differential -v -timeout 0

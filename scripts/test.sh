@@ -43,6 +43,17 @@ if ! command -v chromium >/dev/null; then
 	fi
 fi
 
+# Debian's Jinja2 for the template engine's differential test, in the
+# interpreter that test runs (tmpl/differential_test.go).
+jinja2_python=${JINJA2_PYTHON:-/usr/bin/python3}
+if ! "$jinja2_python" -c 'import jinja2' >/dev/null 2>&1; then
+	echo "test.sh: installing python3-jinja2 (Debian's package) for $jinja2_python" >&2
+	if ! (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-jinja2) >/tmp/occopus-jinja2.log 2>&1; then
+		tail -5 /tmp/occopus-jinja2.log >&2
+		need python3-jinja2 "apt-get install python3-jinja2 failed"
+	fi
+fi
+
 # Redis for the redis store's conformance suite.
 if envs=$(scripts/services.sh redis 2>/tmp/occopus-redis.log); then
 	eval "$envs"

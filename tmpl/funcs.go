@@ -121,6 +121,8 @@ var ourFilters = map[string]exec.FilterFunction{
 	"striptags":      filterStriptags,
 	"slice":          filterSlice,
 	"urlencode":      filterUrlencode,
+	"attr":           filterAttr,
+	"forceescape":    filterForceescape,
 	"map":            filterMap,
 	"select":         selectFilter("select", false, true),
 	"reject":         selectFilter("reject", false, false),
@@ -429,6 +431,9 @@ func pyPercent(format string, args any) (string, error) {
 		}
 		verb := format[i]
 		if verb == '%' {
+			if hasKey || flags != "" || width != "" || prec != "" {
+				return "", fmt.Errorf("unsupported format character '%%' (0x25) at index %d", i)
+			}
 			b.WriteByte('%')
 			continue
 		}

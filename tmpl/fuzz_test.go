@@ -17,6 +17,9 @@ func FuzzRender(f *testing.F) {
 		"{{ cut(name, -2, 9) }}", "{{ {'a': [1, 2.5, None]} | tojson }}",
 		"{%- if x is defined -%}{{ x }}{%- endif -%}\n", "{{ '%s' % (1,) }}",
 		"{# c #}{{ '{{' }}", "{% set a = [1] + [2] %}{{ a[1:] }}",
+		"{{ item.in }}{{ x.not | default(x.is) }}{% for a, b in d.items() if a %}{{ loop.previtem }}{% endfor %}",
+		"{{ 'a\\' ~ \"\\x41\" }}{{ 1 < 2 < 3 }}{{ 2 ** 3 ** 2 }}{{ (1, 2)[::-1] }}{% set y | upper %}x{% endset %}",
+		"{% macro m(a, b=1) %}{{ m(a) if a else b }}{% endmacro %}{{ m(0) }}{{ 'x' if false }}{{ nope in [] }}",
 	} {
 		f.Add(s)
 	}

@@ -114,7 +114,12 @@ func (rw *rewriter) compileCompare(n *compareExpr) evalFn {
 // comparison with it fails).
 func compare(op *tokens.Token, l, r *exec.Value) (bool, error) {
 	if u := asUndefined(l); u != nil && !u.lenient {
+		// Looked for in an empty list or tuple, or in a plain Undefined
+		// (which iterates as empty), it is compared with nothing.
 		if items, ok := plain(r).([]any); ok && op.Type == tokens.In && len(items) == 0 {
+			return op.Val == "not in", nil
+		}
+		if op.Type == tokens.In && isLenient(r) {
 			return op.Val == "not in", nil
 		}
 		return false, hardError(u)

@@ -867,12 +867,23 @@ func filterSort(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value 
 	if err != nil {
 		return exec.AsValue(err)
 	}
-	out, err := sortBy(items, key, truthy(a[0]))
+	// Jinja2's sort key is a list ([value]): Python compares lists item by
+	// item after an equality check, so equal values that do not order
+	// (two equal dicts) are no error there.
+	listKey := func(x any) (any, error) {
+		k, err := key(x)
+		return eqKey{k}, err
+	}
+	out, err := sortBy(items, listKey, truthy(a[0]))
 	if err != nil {
 		return exec.AsValue(err)
 	}
 	return exec.AsValue(out)
 }
+
+// eqKey is a sort key compared as a one-item Python list: equal values are
+// equal even when they cannot be ordered.
+type eqKey struct{ v any }
 
 func filterUnique(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
 	a, err := bind("unique", p, []string{"case_sensitive", "attribute"}, 0, exec.AsValue(false), exec.AsValue(nil))
@@ -1339,10 +1350,7 @@ func selectFilter(name string, attr, want bool) exec.FilterFunction {
 			v := get(exec.ToValue(it))
 			var ok bool
 			if test == "" {
-				if u := asUndefined(v); u != nil && !attr {
-					return exec.AsValue(hardError(u))
-				}
-				ok = truthy(v)
+				ok = truthy(v) // an undefined item is falsy, as in Occopus' Jinja2
 			} else {
 				if u := asUndefined(v); u != nil && !undefinedIsFalse[test] && test != "defined" && test != "undefined" {
 					return exec.AsValue(hardError(u))
@@ -1513,4 +1521,38 @@ func filterTitle(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value
 		return exec.AsValue(err)
 	}
 	return exec.AsValue(pyTitle(s))
+}
+
+// filterAttr is Jinja2's attr: the attribute, never the item (so a dict's
+// keys are not attributes); missing is undefined.
+func filterAttr(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	a, err := bind("attr", p, []string{"name"}, 1)
+	if err != nil {
+		return exec.AsValue(err)
+	}
+	name, ok := plain(a[0]).(string)
+	if !ok {
+		return errValue("attribute name must be string, not %s", pyTypeName(a[0]))
+	}
+	if g, ok := in.Interface().(groupTuple); ok && (name == "grouper" || name == "list") {
+		return exec.ToValue(g[map[string]int{"grouper": 0, "list": 1}[name]])
+	}
+	if !in.IsDict() && !in.IsList() && !in.IsString() && !in.IsNil() {
+		if v, found := in.GetAttribute(name); found && !v.IsError() {
+			return v
+		}
+	}
+	return exec.AsValue(&undefined{name: name, msg: fmt.Sprintf("%s has no attribute %s", pyQuote(pyTypeName(in)+" object"), pyQuote(name))})
+}
+
+// filterForceescape escapes even a Markup.
+func filterForceescape(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if len(p.Args)+len(p.KwArgs) > 0 {
+		return errValue("forceescape() takes no arguments")
+	}
+	s, err := softStr(in)
+	if err != nil {
+		return exec.AsValue(err)
+	}
+	return exec.AsSafeValue(pyMarkup(htmlEscape.Replace(s)))
 }

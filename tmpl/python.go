@@ -694,6 +694,14 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 }
 
 func pyCompare(a, b any) (int, error) {
+	if x, ok := a.(eqKey); ok {
+		if y, ok := b.(eqKey); ok {
+			if pyEqual(x.v, y.v) {
+				return 0, nil
+			}
+			return pyCompare(x.v, y.v)
+		}
+	}
 	a, b = plain(a), plain(b)
 	if res, err, ok := bigBinop(&tokens.Token{Type: tokens.LowerThan}, a, b); ok && err == nil {
 		if res == true {

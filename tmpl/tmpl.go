@@ -1,25 +1,81 @@
 // Package tmpl renders Occopus templates (node definitions, contextualisation
-// files, attributes) with Jinja2-compatible semantics on top of gonja v2.
+// files, attributes) with Jinja2's grammar and semantics, on top of gonja v2.
 //
-// gonja alone is not close enough to Jinja2 for Occopus: it prints None as an
-// empty string, formats containers differently, silently renders undefined
-// names as empty strings (or, in strict mode, breaks `if x` and lets
-// `default` swallow every error) and reports errors without columns. The
-// package therefore rewrites the parsed gonja AST once per template (see
-// rewrite.go) so that the semantics that matter for Occopus are implemented
-// here, while parsing, control structures and most filters stay gonja's.
+// Grammar. gonja's lexer and parser differ from Jinja2's in ways templates
+// hit: they treat in/is/and/or/not as keywords even after a dot (so
+// `item.in` was a syntax error), fold a newline inside an expression into
+// the next token, know two string escapes, bind `is` after arithmetic and
+// parse comparisons, `in` and conditional expressions their own way.
+// Templates are therefore lexed and parsed by a port of jinja2/lexer.py and
+// jinja2/parser.py (lex.go, parse.go): a word after a dot is always an
+// attribute, keywords count only where Jinja2's parser looks for them, and
+// errors carry Jinja2's messages with line and column. gonja's parser still
+// builds the statements, from a canonical token stream in which each
+// expression is one placeholder name (its public API: parser.NewParser on a
+// tokens.Stream); no expression is parsed by gonja.
+//
+// Semantics. gonja's control structures run the template; every expression
+// is compiled by the rewriter (rewrite.go, compile.go, ournodes.go) into Go
+// closures with Python's semantics (str() and repr(), arithmetic with exact
+// integers, tuples apart from lists, comparisons, slices), and the filters,
+// tests and methods whose gonja versions differ are rewritten from Jinja2's
+// and Python's (pyfilters.go, pytests.go, methods.go, funcs.go, json.go).
 //
 // Undefined values follow Occopus' needs rather than one Jinja2 class:
 // printing, iterating, attribute access, operators and passing them to a
 // function fail with a positioned *RenderError naming the expression, while
-// `default`, `is defined` and boolean tests treat them as Jinja2 does.
+// `default`, `is defined` and boolean tests treat them as Jinja2 does; inside
+// a container they print as Undefined, and an inline if without else gives
+// Jinja2's plain Undefined (printed as ""), as in Jinja2.
 //
-// Known differences from Jinja2: Go maps carry no insertion order, so dicts
-// from Data print and iterate in sorted key order; include/import/extends/
-// block/call are refused; range() returns a list and is capped; integers
-// beyond int64 can be printed but not computed with further; conditional
-// expressions are only supported where gonja parses them ({{ a if c else b }}
-// and set), not nested inside other expressions.
+// TestJinja2Differential compares this package with Python's Jinja2 on
+// generated templates and data (differential_test.go); every difference it
+// found is fixed and has a case in testdata/golden.json, except these, which
+// are deliberate, cannot occur in Occopus templates, or would need Python
+// itself (TestDocumentedDifferences pins each):
+//
+//   - Dicts from Data are Go maps, without insertion order: they print and
+//     iterate in sorted key order (literal dicts keep theirs).
+//   - include, import, from, extends, block, call and autoescape are
+//     refused (they read other files or need inheritance), and so are
+//     recursive for loops; a for loop assigns one name or two (k, v), set
+//     and with one name.
+//   - An attribute never finds a Python method: d.items is the key "items"
+//     (Jinja2 gives dict.items for d.items, and for d['items'] when the key
+//     is missing); printing a function or a macro shows a Go value.
+//   - range() returns a list (at most 100000 items), not a range object;
+//     reverse, dict.keys()/values()/items() and map/select/... return
+//     lists, not iterators or views (which print as <... at 0x...>).
+//   - A negative number to a fractional power (a complex number in Python)
+//     is an error; \N{name} escapes in string literals are refused.
+//   - Markup (escape, safe, tojson) stays Markup through repr, + and * with
+//     strings, slices and the string filters and methods, but Markup % args
+//     does not escape the args.
+//   - An unknown filter or test is a syntax error wherever it is; Jinja2
+//     defers the error to run time inside an if block or an inline if (so
+//     validate reports such a name even in a branch that is never taken).
+//   - A macro parameter's default is evaluated where the macro is defined
+//     and cannot name the macro's parameters (Jinja2: the earlier ones).
+//   - A name assigned at the top level after a nested block (for, with,
+//     macro, filter) reads it is, in Jinja2, undefined in that block until
+//     the assignment ran, even when the data has the name; here the block
+//     reads the data's value.
+//   - break and continue are Jinja2's loopcontrols extension, which Occopus
+//     does not enable: here a loop's else runs only when there were no items
+//     (with the extension, also when no iteration ran to its end), and a
+//     loop's if filter is evaluated for every item before the first
+//     iteration (Jinja2 evaluates it as it goes, so after a break it never
+//     sees the rest).
+//   - Macro calls nest at most 100 deep (Jinja2: Python's recursion limit,
+//     about 200), expressions at most 200 in the parser; a render is
+//     bounded to 1,000,000 evaluation steps.
+//   - Jinja2 folds constant expressions when it compiles a template and
+//     then reports some of their errors (None[1:] ~ 'x') even where they
+//     never run; here they fail only when evaluated.
+//   - pprint is repr with sorted dict keys (Python's wraps long values);
+//     wordwrap, urlize, xmlattr and random are gonja's, not compared.
+//   - Only failure, not its message, is compared: errors here name the
+//     position and the expression, not Python's exception.
 package tmpl
 
 import (
