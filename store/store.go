@@ -8,11 +8,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors. Implementations wrap them with %w.
@@ -24,6 +26,8 @@ var (
 	// refused rather than used as an empty store, because the
 	// infrastructures recorded in what was lost may still be running.
 	ErrNoIdentity = errors.New("no store schema or identity marker")
+	// ErrTooLarge: a value is over the store's bound for it (MaxNotify).
+	ErrTooLarge = errors.New("too large")
 )
 
 // Origins of a description (Infra.Origin).
@@ -42,6 +46,124 @@ func CheckOrigin(origin string) error {
 		return nil
 	}
 	return fmt.Errorf("origin %q: want %q, %q or none", origin, OriginLocal, OriginNetwork)
+}
+
+// Results of a maintenance pass (PassStatus.Result).
+const (
+	// PassOK: the infrastructure is as described.
+	PassOK = "ok"
+	// PassRequeue: nothing failed, but instances are still pending, so
+	// the next pass should come soon.
+	PassRequeue = "requeue"
+	// PassError: the pass failed in a way worth retrying (with backoff).
+	PassError = "error"
+	// PassTerminal: the pass cannot succeed until the description or the
+	// configuration changes (no backend, a bad stored description,
+	// missing credentials).
+	PassTerminal = "terminal"
+	// PassPanic: the pass panicked and was recovered.
+	PassPanic = "panic"
+)
+
+// Bounds of what SetPassStatus and SetNotify store.
+const (
+	// MaxPassError is how many bytes of PassStatus.Error are kept; a
+	// longer one is cut (CutString).
+	MaxPassError = 4 << 10
+	// MaxNotify is the largest Infra.Notify accepted, in bytes; a larger
+	// one is refused with ErrTooLarge, as notify properties are small and
+	// a large value would be read with every Infra.
+	MaxNotify = 64 << 10
+)
+
+// LegacyNotifyKind is the kind of the events in which the REST service
+// kept an infrastructure's notify properties before Infra.Notify. The
+// stores import the newest one of each infrastructure into Notify once,
+// when they upgrade a store written before Notify (SQLite: migration 9;
+// Redis: layout version 2), unless it is JSON null or over MaxNotify (an
+// older one is no substitute: the newest was in force). The events
+// themselves are left to PruneEvents.
+const LegacyNotifyKind = "rest.notify"
+
+// PassStatus is the result of an infrastructure's last maintenance pass,
+// kept in the store so that every process (the service, a CLI maintain,
+// another replica) shows the same.
+type PassStatus struct {
+	// Result is PassOK, PassRequeue, PassError, PassTerminal or PassPanic.
+	Result string `json:"result"`
+	// Error says what went wrong (none for PassOK); at most MaxPassError
+	// bytes of it are stored. The store keeps it as given: scrubbing
+	// secrets from it is the caller's job.
+	Error string `json:"error,omitempty"`
+	// At is when the pass ended.
+	At time.Time `json:"at"`
+	// Failures counts consecutive passes that were not PassOK, this one
+	// included, for backoff; 0 with PassOK.
+	Failures int `json:"failures,omitempty"`
+}
+
+// Check validates a PassStatus for SetPassStatus, which refuses one that
+// fails it: Result must be one of the Pass* values, Failures not
+// negative, and 0 with PassOK.
+func (p PassStatus) Check() error {
+	switch p.Result {
+	case PassOK, PassRequeue, PassError, PassTerminal, PassPanic:
+	default:
+		return fmt.Errorf("pass result %q: want %q, %q, %q, %q or %q",
+			p.Result, PassOK, PassRequeue, PassError, PassTerminal, PassPanic)
+	}
+	if p.Failures < 0 {
+		return fmt.Errorf("pass failures %d < 0", p.Failures)
+	}
+	if p.Result == PassOK && p.Failures != 0 {
+		return fmt.Errorf("pass failures %d with result %q: an ok pass ends a run of failures", p.Failures, PassOK)
+	}
+	return nil
+}
+
+// CheckNotify validates notify properties for SetNotify and returns what
+// to store: nil for none (nil, empty or JSON null), else props unchanged.
+// More than MaxNotify bytes are refused with an error wrapping
+// ErrTooLarge, before they are parsed; invalid JSON with another error.
+// The errors do not quote props, which may hold a webhook's credentials.
+func CheckNotify(props json.RawMessage) (json.RawMessage, error) {
+	if len(props) > MaxNotify {
+		return nil, fmt.Errorf("notify properties of %d bytes, more than %d: %w", len(props), MaxNotify, ErrTooLarge)
+	}
+	if len(props) == 0 {
+		return nil, nil
+	}
+	if !json.Valid(props) {
+		return nil, errors.New("notify properties: invalid JSON")
+	}
+	if string(bytes.TrimSpace(props)) == "null" {
+		return nil, nil
+	}
+	return props, nil
+}
+
+// CutString returns s if it has at most limit bytes, else its longest
+// prefix that ends at a rune boundary and leaves room for "…", followed
+// by "…": at most limit bytes in all (a limit below 3 counts as 3). Bytes
+// that are not UTF-8 count as runes of their own, as in utf8.DecodeRune.
+func CutString(s string, limit int) string {
+	const ellipsis = "…"
+	if len(s) <= limit {
+		return s
+	}
+	n := max(limit-len(ellipsis), 0)
+	// s[n] belongs to the rune starting at the nearest rune start at most
+	// utf8.UTFMax-1 bytes back, if that rune reaches past n; a rune start
+	// at n is a boundary, and so is n with none in reach.
+	for p := n; p >= 0 && p > n-utf8.UTFMax; p-- {
+		if utf8.RuneStart(s[p]) {
+			if _, w := utf8.DecodeRuneInString(s[p:]); p+w > n {
+				n = p
+			}
+			break
+		}
+	}
+	return s[:n] + ellipsis
 }
 
 // Instance states (DESIGN.md).
@@ -77,6 +199,17 @@ type Infra struct {
 	Origin    string    `json:"origin,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// LastPass is the result of the last maintenance pass; zero before
+	// the first one. Infra and Infras read it; only SetPassStatus writes
+	// it (CreateInfra and UpdateInfra ignore it, and UpdateInfra keeps
+	// what is stored).
+	LastPass PassStatus `json:"last_pass,omitzero"`
+	// Notify holds the infrastructure's notify properties (REST), a JSON
+	// document opaque to the store, at most MaxNotify bytes; nil when none
+	// are set. Read like LastPass, written only by SetNotify, removed with
+	// the infrastructure. It may hold a webhook's credentials: not for
+	// logs or error messages.
+	Notify json.RawMessage `json:"notify,omitempty"`
 }
 
 // Instance is one node instance of an infrastructure.
@@ -151,10 +284,13 @@ type Store interface {
 	// NodeDefTypes lists the stored types, sorted.
 	NodeDefTypes(ctx context.Context) ([]string, error)
 
-	// CreateInfra stores a new infrastructure; ErrExists if the id is taken.
+	// CreateInfra stores a new infrastructure, without LastPass or Notify
+	// (they are ignored: see SetPassStatus, SetNotify); ErrExists if the id
+	// is taken.
 	CreateInfra(ctx context.Context, in Infra) error
 	// UpdateInfra replaces name, description, origin, targets and attached
-	// of an existing infrastructure; ErrNotFound if missing.
+	// of an existing infrastructure, keeping its LastPass and Notify;
+	// ErrNotFound if missing.
 	UpdateInfra(ctx context.Context, in Infra) error
 	// Infra returns one infrastructure or ErrNotFound.
 	Infra(ctx context.Context, id string) (Infra, error)
@@ -167,9 +303,28 @@ type Store interface {
 	// DeleteInfra removes everything of the infrastructure in one
 	// transaction: its record, instances, pending scaling requests and
 	// events (from the log of all events too); ErrNotFound if missing, and
-	// then nothing is removed. Events appended for the id afterwards (say,
+	// then nothing is removed. Its LastPass and Notify, being part of the
+	// record, go with it. Events appended for the id afterwards (say,
 	// "infra.destroyed") are new and kept, subject to PruneEvents.
 	DeleteInfra(ctx context.Context, id string) error
+	// SetPassStatus stores s as the infrastructure's LastPass, replacing
+	// the one stored, in one atomic write of that record alone (a pass
+	// calls it every time): readers see the old status or the new one,
+	// whole. Error is cut to MaxPassError bytes (CutString); a zero At is
+	// set to the current time. Nothing else of the record changes, not
+	// UpdatedAt either. It returns ErrNotFound if the infrastructure is
+	// missing, and an error (storing nothing) if s fails PassStatus.Check.
+	// The last call wins; the store does not compare At.
+	SetPassStatus(ctx context.Context, id string, s PassStatus) error
+	// SetNotify stores props as the infrastructure's Notify, replacing
+	// what is stored, in one atomic write of that record alone; nil, empty
+	// or JSON null clears it (Notify reads nil). Nothing else of the record
+	// changes, not UpdatedAt either. props must be valid JSON, stored byte
+	// for byte, of at most MaxNotify bytes: more is refused with an error
+	// wrapping ErrTooLarge, invalid JSON with another error, and then
+	// nothing is stored. It returns ErrNotFound if the infrastructure is
+	// missing.
+	SetNotify(ctx context.Context, id string, props json.RawMessage) error
 
 	// PutInstance inserts or replaces an instance record. The infrastructure
 	// must exist (ErrNotFound otherwise).

@@ -7,10 +7,14 @@
 //
 //	meta              hash   the identity marker: id (a UUID), created_at;
 //	                         made by the first Open, checked by Check; and
-//	                         version, the layout (absent: before eventinfras)
+//	                         version, the layout (absent: before eventinfras;
+//	                         2: with notify, see upgrade)
 //	nodedefs          hash   node type -> definition (JSON list)
 //	infra:<id>        hash   one infrastructure (fields below; origin
-//	                         absent in records older than it: "")
+//	                         absent in records older than it: ""); the last
+//	                         pass in pass_result, pass_error, pass_at,
+//	                         pass_failures (absent before the first) and
+//	                         the notify properties in notify (absent: none)
 //	infras            zset   all infra ids, score 0, members ordered by
 //	                         creation time then insertion (see orderMember)
 //	instances:<id>    hash   node id -> instance JSON (instRec)
@@ -38,6 +42,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,29 +129,68 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("redis: open %s: identity marker: %w", s.where, err)
 	}
 	s.id = id
-	if err := s.indexEvents(ctx); err != nil {
+	if err := s.upgrade(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("redis: open %s: %w", s.where, err)
 	}
 	return s, nil
 }
 
-// layoutVersion is meta's version field once eventinfras is kept.
-const layoutVersion = 1
+// Layout versions, meta's version field (absent: 0), so that each
+// upgrade of a store written by older code is done once.
+const (
+	// layoutEventInfras: eventinfras is kept.
+	layoutEventInfras = 1
+	// layoutNotify: notify properties are the notify field of the infra
+	// hash, and those kept in events of kind store.LegacyNotifyKind were
+	// imported.
+	layoutNotify = 2
+)
 
-// indexEvents builds eventinfras for a store written before it was kept:
-// the infra id of every entry of events, read in pages of 100, then the
-// version in meta, so this is done once. Stores written since keep it up
-// to date with each AppendEvent; running this again (after a crash, or by
-// two processes at once) only adds ids already there.
-func (s *Store) indexEvents(ctx context.Context) error {
+// raiseVersionScript: KEYS meta; ARGV version. Sets the version unless
+// it is at least that already (a newer process got there first).
+var raiseVersionScript = goredis.NewScript(`
+local v = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if v < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'version', ARGV[1]) end
+return 0
+`)
+
+// upgrade brings a store written by older code to the last layout
+// version, one step after the other, each followed by its version, so that a step cut
+// short (a crash) is done again by the next Open. Steps are safe to run
+// again and by several processes at once.
+func (s *Store) upgrade(ctx context.Context) error {
 	v, err := s.c.HGet(ctx, s.kMeta(), "version").Int()
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("layout version: %w", err)
 	}
-	if v >= layoutVersion {
-		return nil
+	steps := []struct {
+		version int
+		fn      func(context.Context) error
+	}{
+		{layoutEventInfras, s.indexEvents},
+		{layoutNotify, s.importNotify},
 	}
+	for _, st := range steps {
+		if v >= st.version {
+			continue
+		}
+		if err := st.fn(ctx); err != nil {
+			return err
+		}
+		if err := raiseVersionScript.Run(ctx, s.c, []string{s.kMeta()}, st.version).Err(); err != nil {
+			return fmt.Errorf("layout version: %w", err)
+		}
+	}
+	return nil
+}
+
+// indexEvents builds eventinfras for a store written before it was kept:
+// the infra id of every entry of events, read in pages of 100. Stores
+// written since keep it up to date with each AppendEvent; running this
+// again (after a crash, or by two processes at once) only adds ids
+// already there.
+func (s *Store) indexEvents(ctx context.Context) error {
 	for start := "-"; ; {
 		msgs, err := s.c.XRangeN(ctx, s.kEvents(), start, "+", 100).Result()
 		if err != nil {
@@ -171,16 +215,99 @@ func (s *Store) indexEvents(ctx context.Context) error {
 			}
 		}
 		if len(msgs) < 100 {
-			break
+			return nil
 		}
 		if start, err = nextID(msgs[len(msgs)-1].ID); err != nil {
 			return fmt.Errorf("index events: %w", err)
 		}
 	}
-	if err := s.c.HSet(ctx, s.kMeta(), "version", layoutVersion).Err(); err != nil {
-		return fmt.Errorf("layout version: %w", err)
+}
+
+// importNotifyScript: KEYS infra hash; ARGV notify properties. Sets the
+// notify field unless the infra is gone or has one (set by SetNotify of
+// a process that upgraded first).
+var importNotifyScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 and redis.call('HEXISTS', KEYS[1], 'notify') == 0 then
+	redis.call('HSET', KEYS[1], 'notify', ARGV[1])
+end
+return 0
+`)
+
+// importNotify gives every infrastructure (read from infras in pages of
+// 100, by member) the notify properties the REST service kept in events
+// of kind store.LegacyNotifyKind before there was a notify field.
+func (s *Store) importNotify(ctx context.Context) error {
+	for start := "-"; ; {
+		members, err := s.c.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: s.kInfras(), Start: start, Stop: "+",
+			ByLex: true, Count: 100}).Result()
+		if err != nil {
+			return fmt.Errorf("import notify properties: %w", err)
+		}
+		for _, m := range members {
+			if len(m) <= orderLen {
+				continue // not a member createInfraScript made
+			}
+			if err := s.importNotifyOf(ctx, m[orderLen:]); err != nil {
+				return fmt.Errorf("import notify properties: %s: %w", m[orderLen:], err)
+			}
+		}
+		if len(members) < 100 {
+			return nil
+		}
+		start = "(" + members[len(members)-1]
 	}
-	return nil
+}
+
+// importNotifyOf imports the data of the newest event of kind
+// store.LegacyNotifyKind of infrastructure id, reading its stream from
+// the end in pages of 100. The newest is what was in force, so when it is
+// JSON null or over store.MaxNotify nothing is imported.
+func (s *Store) importNotifyOf(ctx context.Context, id string) error {
+	for end := "+"; ; {
+		msgs, err := s.c.XRevRangeN(ctx, s.kInfraEvents(id), end, "-", 100).Result()
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			data, _ := m.Values["e"].(string)
+			var r eventRec
+			if err := json.Unmarshal([]byte(data), &r); err != nil {
+				return fmt.Errorf("%s: %w", m.ID, err)
+			}
+			if r.Kind != store.LegacyNotifyKind {
+				continue
+			}
+			props, err := store.CheckNotify(json.RawMessage(r.Data))
+			if err != nil || props == nil {
+				return nil
+			}
+			return importNotifyScript.Run(ctx, s.c, []string{s.kInfra(id)}, string(props)).Err()
+		}
+		if len(msgs) < 100 {
+			return nil
+		}
+		var ok bool
+		if end, ok = prevID(msgs[len(msgs)-1].ID); !ok {
+			return nil
+		}
+	}
+}
+
+// prevID is the stream entry id right before id (ms-seq); false for the
+// first possible one, 0-0, or an id that is not ms-seq.
+func prevID(id string) (string, bool) {
+	ms, sq, ok := strings.Cut(id, "-")
+	m, err1 := strconv.ParseUint(ms, 10, 64)
+	n, err2 := strconv.ParseUint(sq, 10, 64)
+	switch {
+	case !ok || err1 != nil || err2 != nil:
+		return "", false
+	case n > 0:
+		return ms + "-" + strconv.FormatUint(n-1, 10), true
+	case m > 0:
+		return strconv.FormatUint(m-1, 10) + "-" + strconv.FormatUint(math.MaxUint64, 10), true
+	}
+	return "", false
 }
 
 // nextID is the stream entry id right after id (ms-seq).
@@ -293,6 +420,14 @@ const (
 	fUpdated  = "updated_at"
 	fOrigin   = "origin"
 	fOrder    = "order" // the member in the infras zset
+	// LastPass (SetPassStatus), all four set together; absent before the
+	// first pass. pass_error is "" when there is none.
+	fPassResult   = "pass_result"
+	fPassError    = "pass_error"
+	fPassAt       = "pass_at"
+	fPassFailures = "pass_failures"
+	// Notify (SetNotify); absent when none.
+	fNotify = "notify"
 )
 
 // createInfraScript: KEYS infra hash, infras zset, seq:infra; ARGV order
@@ -433,12 +568,24 @@ func parseInfra(m map[string]string) (store.Infra, error) {
 			return in, fmt.Errorf("targets: %w", err)
 		}
 	}
+	if n, ok := m[fNotify]; ok {
+		in.Notify = json.RawMessage(n)
+	}
 	var err error
 	if in.CreatedAt, err = parseTime(m[fCreated]); err != nil {
 		return in, err
 	}
 	if in.UpdatedAt, err = parseTime(m[fUpdated]); err != nil {
 		return in, err
+	}
+	if r, ok := m[fPassResult]; ok {
+		in.LastPass.Result, in.LastPass.Error = r, m[fPassError]
+		if in.LastPass.At, err = parseTime(m[fPassAt]); err != nil {
+			return in, fmt.Errorf("pass status: %w", err)
+		}
+		if in.LastPass.Failures, err = strconv.Atoi(m[fPassFailures]); err != nil {
+			return in, fmt.Errorf("pass status: failures: %w", err)
+		}
 	}
 	return in, nil
 }
@@ -575,6 +722,71 @@ func (s *Store) DeleteInfra(ctx context.Context, id string) error {
 	}
 	if ok == 0 {
 		return fmt.Errorf("redis: delete infra %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// setFieldsScript: KEYS infra hash; ARGV n, then n field/value pairs to
+// set, then the fields to delete. Returns 0 when the infra is missing,
+// else 1. One script, so the fields change together, and never on a
+// record that is gone (HSET would make a new one).
+var setFieldsScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(ARGV[1])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 2, 1 + 2 * n)) end
+if #ARGV > 1 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 2 + 2 * n)) end
+return 1
+`)
+
+// setFields runs setFieldsScript.
+func (s *Store) setFields(ctx context.Context, id string, set []any, del ...any) (bool, error) {
+	args := make([]any, 0, 1+len(set)+len(del))
+	args = append(args, len(set)/2)
+	args = append(args, set...)
+	args = append(args, del...)
+	ok, err := setFieldsScript.Run(ctx, s.c, []string{s.kInfra(id)}, args...).Int()
+	return ok == 1, err
+}
+
+// SetPassStatus implements store.Store: the four pass fields of the
+// infra hash, in one script.
+func (s *Store) SetPassStatus(ctx context.Context, id string, ps store.PassStatus) error {
+	if err := ps.Check(); err != nil {
+		return fmt.Errorf("redis: set pass status %s: %w", id, err)
+	}
+	if ps.At.IsZero() {
+		ps.At = time.Now()
+	}
+	set := []any{fPassResult, ps.Result, fPassError, store.CutString(ps.Error, store.MaxPassError),
+		fPassAt, formatTime(ps.At), fPassFailures, ps.Failures}
+	ok, err := s.setFields(ctx, id, set)
+	if err != nil {
+		return fmt.Errorf("redis: set pass status %s: %w", id, err)
+	}
+	if !ok {
+		return fmt.Errorf("redis: set pass status %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetNotify implements store.Store: the notify field of the infra hash,
+// set or deleted by one script.
+func (s *Store) SetNotify(ctx context.Context, id string, props json.RawMessage) error {
+	props, err := store.CheckNotify(props)
+	if err != nil {
+		return fmt.Errorf("redis: set notify %s: %w", id, err)
+	}
+	var ok bool
+	if props == nil {
+		ok, err = s.setFields(ctx, id, nil, fNotify)
+	} else {
+		ok, err = s.setFields(ctx, id, []any{fNotify, string(props)})
+	}
+	if err != nil {
+		return fmt.Errorf("redis: set notify %s: %w", id, err)
+	}
+	if !ok {
+		return fmt.Errorf("redis: set notify %s: %w", id, store.ErrNotFound)
 	}
 	return nil
 }

@@ -579,7 +579,7 @@ func TestOldLayout(t *testing.T) {
 	if err := old.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if v := old.c.HGet(ctx, old.kMeta(), "version").Val(); v != "1" {
+	if v := old.c.HGet(ctx, old.kMeta(), "version").Val(); v != "2" {
 		t.Errorf("layout version %q", v)
 	}
 	members := old.c.SMembers(ctx, old.kEventInfras()).Val()

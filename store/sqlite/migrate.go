@@ -131,6 +131,29 @@ CREATE TABLE meta (
 	// one must be rewritten by VACUUM, which SQLite refuses inside a
 	// transaction, so it runs before the step's transaction (see step).
 	{outside: incrementalVacuum},
+	// 8: the result of the last maintenance pass (store.Infra.LastPass),
+	// written by SetPassStatus; pass_at NULL (and pass_result '') before
+	// the first pass.
+	{sql: `
+ALTER TABLE infras ADD COLUMN pass_result TEXT NOT NULL DEFAULT '';
+ALTER TABLE infras ADD COLUMN pass_error TEXT NOT NULL DEFAULT '';
+ALTER TABLE infras ADD COLUMN pass_at TEXT;
+ALTER TABLE infras ADD COLUMN pass_failures INTEGER NOT NULL DEFAULT 0;
+`},
+	// 9: notify properties (store.Infra.Notify), written by SetNotify;
+	// NULL when none. The REST service kept them in events of kind
+	// "rest.notify" (store.LegacyNotifyKind) before: each infrastructure
+	// gets its newest one's data, unless that is over 65536 bytes
+	// (store.MaxNotify) or JSON null; the newest is what was in force, so
+	// an older one is no substitute. The values are written out, as a
+	// step must not change once released (TestMigration9Constants).
+	{sql: `
+ALTER TABLE infras ADD COLUMN notify TEXT;
+UPDATE infras SET notify = (
+	SELECT CASE WHEN length(CAST(e.data AS BLOB)) <= 65536 AND e.data <> 'null' THEN e.data END
+	FROM events e WHERE e.infra_id = infras.id AND e.kind = 'rest.notify'
+	ORDER BY e.seq DESC LIMIT 1);
+`},
 }
 
 // metaVersion is the first version that has the identity marker.

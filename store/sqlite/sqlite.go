@@ -592,19 +592,25 @@ func (s *Store) UpdateTargets(ctx context.Context, infraID string, targets map[s
 	return nil
 }
 
-const infraCols = `id, name, description, targets, attached, created_at, updated_at, origin`
+const infraCols = `id, name, description, targets, attached, created_at, updated_at, origin,
+	pass_result, pass_error, pass_at, pass_failures, notify`
 
 func scanInfra(sc interface{ Scan(...any) error }) (store.Infra, error) {
 	var (
-		in                   store.Infra
-		desc, targets        sql.NullString
-		createdAt, updatedAt sql.NullString
-		err                  error
+		in                           store.Infra
+		desc, targets, notify        sql.NullString
+		createdAt, updatedAt, passAt sql.NullString
+		err                          error
 	)
-	if err := sc.Scan(&in.ID, &in.Name, &desc, &targets, &in.Attached, &createdAt, &updatedAt, &in.Origin); err != nil {
+	if err := sc.Scan(&in.ID, &in.Name, &desc, &targets, &in.Attached, &createdAt, &updatedAt, &in.Origin,
+		&in.LastPass.Result, &in.LastPass.Error, &passAt, &in.LastPass.Failures, &notify); err != nil {
 		return in, err
 	}
 	in.Description = rawFrom(desc)
+	in.Notify = rawFrom(notify)
+	if in.LastPass.At, err = parseTime(passAt); err != nil {
+		return in, err
+	}
 	if targets.Valid {
 		if err := json.Unmarshal([]byte(targets.String), &in.Targets); err != nil {
 			return in, fmt.Errorf("targets: %w", err)
@@ -665,6 +671,47 @@ func (s *Store) DeleteInfra(ctx context.Context, id string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: delete infra %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetPassStatus implements store.Store: one UPDATE of the record's pass
+// columns.
+func (s *Store) SetPassStatus(ctx context.Context, id string, ps store.PassStatus) error {
+	if err := ps.Check(); err != nil {
+		return fmt.Errorf("sqlite: set pass status %s: %w", id, err)
+	}
+	if ps.At.IsZero() {
+		ps.At = time.Now()
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE infras SET pass_result = ?, pass_error = ?, pass_at = ?, pass_failures = ?
+		WHERE id = ?`, ps.Result, store.CutString(ps.Error, store.MaxPassError), formatTime(ps.At), ps.Failures, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: set pass status %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: set pass status %s: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: set pass status %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// SetNotify implements store.Store: one UPDATE of the record's notify
+// column.
+func (s *Store) SetNotify(ctx context.Context, id string, props json.RawMessage) error {
+	props, err := store.CheckNotify(props)
+	if err != nil {
+		return fmt.Errorf("sqlite: set notify %s: %w", id, err)
+	}
+	res, err := s.w.ExecContext(ctx, `UPDATE infras SET notify = ? WHERE id = ?`, rawValue(props), id)
+	if err != nil {
+		return fmt.Errorf("sqlite: set notify %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: set notify %s: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: set notify %s: %w", id, store.ErrNotFound)
 	}
 	return nil
 }

@@ -56,3 +56,30 @@ func BenchPutInstance(b *testing.B, s store.Store) {
 		i++
 	}
 }
+
+// BenchSetPassStatus measures storing the result of a pass, which the
+// maintenance loop does after every pass of every infrastructure: among
+// 100 infrastructures, alternating ok and error results.
+func BenchSetPassStatus(b *testing.B, s store.Store) {
+	ctx := b.Context()
+	const n = 100
+	for i := range n {
+		if err := s.CreateInfra(ctx, store.Infra{ID: fmt.Sprintf("infra-%03d", i), CreatedAt: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ok := store.PassStatus{Result: store.PassOK}
+	failed := store.PassStatus{Result: store.PassError, Error: "node web: ec2 RunInstances: RequestLimitExceeded", Failures: 1}
+	i := 0
+	for b.Loop() {
+		ps := ok
+		if i%2 == 1 {
+			ps = failed
+		}
+		ps.At = time.Now()
+		if err := s.SetPassStatus(ctx, fmt.Sprintf("infra-%03d", i%n), ps); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -44,6 +44,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Concurrency", testConcurrency},
 		{"ContextCanceled", testContextCanceled},
 		{"Checker", testChecker},
+		{"PassStatus", testPassStatus},
+		{"PassStatusAtomic", testPassStatusAtomic},
+		{"Notify", testNotify},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -86,6 +89,8 @@ func normRaw(m json.RawMessage) json.RawMessage {
 
 func normInfra(in store.Infra) store.Infra {
 	in.Description = normRaw(in.Description)
+	in.Notify = normRaw(in.Notify)
+	in.LastPass.At = normTime(in.LastPass.At)
 	if len(in.Targets) == 0 {
 		in.Targets = nil
 	}
