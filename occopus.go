@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -319,14 +321,46 @@ func (m *Manager) Maintain(ctx context.Context, id string) (out *engine.PassResu
 		return nil, ErrNoStore
 	}
 	var res *engine.PassResult
-	err = m.withLease(ctx, id, false, func(ctx context.Context) error {
+	err = m.withLease(ctx, id, false, func(ctx context.Context) (perr error) {
 		start := time.Now()
-		var perr error
+		defer func() {
+			if v := recover(); v != nil {
+				perr = engine.Recovered(v)
+				m.log.Error("maintenance pass panicked", "infra", id, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			}
+			m.obs.pass(id, time.Since(start), res, perr)
+			m.recordPass(ctx, id, res, perr)
+		}()
 		res, perr = m.eng.Reconcile(ctx, id)
-		m.obs.pass(id, time.Since(start), res, perr)
 		return perr
 	})
 	return res, err
+}
+
+// Outcome is what a pass came to (store.Pass*): ok, requeue, error,
+// terminal or panic.
+func Outcome(res *PassResult, err error) string { return engine.Outcome(res, err) }
+
+// recordPass stores the outcome of a pass, so that the report, the CLI
+// and every replica show the last error of each infrastructure.
+func (m *Manager) recordPass(ctx context.Context, id string, res *engine.PassResult, err error) {
+	if errors.Is(err, ErrUnknownInfra) || ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return // nothing to record it on, or a pass cut short by shutdown
+	}
+	inf, gerr := m.opt.Store.Infra(context.WithoutCancel(ctx), id)
+	if gerr != nil {
+		return
+	}
+	ps := store.PassStatus{Result: Outcome(res, err), At: time.Now()}
+	if err != nil {
+		ps.Error = m.clean(err).Error()
+	}
+	if ps.Result != store.PassOK {
+		ps.Failures = inf.LastPass.Failures + 1
+	}
+	if serr := m.opt.Store.SetPassStatus(context.WithoutCancel(ctx), id, ps); serr != nil && !errors.Is(serr, store.ErrNotFound) {
+		m.log.Warn("recording the pass failed", "infra", id, "err", serr)
+	}
 }
 
 // withLease runs fn while holding this process's pass lock and, when the
@@ -485,27 +519,99 @@ func (m *Manager) startLoop(id string) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		for {
-			if _, err := m.Maintain(ctx, id); err != nil && ctx.Err() == nil {
-				if errors.Is(err, ErrBusy) {
-					m.log.Debug("another process maintains it; skipping this pass", "infra", id)
-				} else if errors.Is(err, ErrUnknownInfra) {
-					m.log.Info("infrastructure gone; maintenance stops", "infra", id)
-					m.mu.Lock()
-					delete(m.loops, id)
-					m.mu.Unlock()
-					return
-				} else {
-					m.log.Warn("maintenance pass failed", "infra", id, "err", err)
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(m.opt.Interval):
-			}
+		m.loop(ctx, id)
+		m.mu.Lock()
+		if m.loops[id] != nil && ctx.Err() == nil {
+			delete(m.loops, id)
 		}
+		m.mu.Unlock()
 	}()
+}
+
+// RequeueAfter is how soon the loop looks again at an infrastructure
+// whose instances are still starting.
+const RequeueAfter = 2 * time.Second
+
+// MaxBackoff caps the wait after failed passes.
+const MaxBackoff = 5 * time.Minute
+
+// loop maintains one infrastructure until ctx ends or it is gone. The
+// next pass comes after the interval when all is well, soon while
+// instances start, after a growing backoff after failures, and, after a
+// terminal failure, only once its description changes (build -i, a new
+// POST) or the service restarts with another configuration.
+func (m *Manager) loop(ctx context.Context, id string) {
+	var stuck time.Time // UpdatedAt of the description a terminal pass failed on
+	for {
+		delay := m.opt.Interval
+		if !stuck.IsZero() {
+			inf, err := m.opt.Store.Infra(ctx, id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				m.log.Info("infrastructure gone; maintenance stops", "infra", id)
+				return
+			case err == nil && inf.UpdatedAt.Equal(stuck):
+				if !m.sleep(ctx, delay) {
+					return
+				}
+				continue
+			}
+			stuck = time.Time{}
+		}
+		res, err := m.Maintain(ctx, id)
+		if ctx.Err() != nil {
+			return
+		}
+		switch outcome := Outcome(res, err); {
+		case errors.Is(err, ErrBusy):
+			m.log.Debug("another process maintains it; skipping this pass", "infra", id)
+		case errors.Is(err, ErrUnknownInfra):
+			m.log.Info("infrastructure gone; maintenance stops", "infra", id)
+			return
+		case outcome == store.PassRequeue:
+			delay = min(RequeueAfter, m.opt.Interval)
+		case outcome == store.PassTerminal:
+			m.log.Warn("maintenance stops until the description or the configuration changes", "infra", id, "err", err)
+			if inf, gerr := m.opt.Store.Infra(ctx, id); gerr == nil {
+				stuck = inf.UpdatedAt
+			}
+		case outcome == store.PassError || outcome == store.PassPanic:
+			failures := 1
+			if inf, gerr := m.opt.Store.Infra(ctx, id); gerr == nil {
+				failures = max(1, inf.LastPass.Failures)
+			}
+			delay = m.backoff(failures)
+			m.log.Warn("maintenance pass failed", "infra", id, "err", err, "retry_in", delay.Round(time.Millisecond), "failures", failures)
+		}
+		if !m.sleep(ctx, delay) {
+			return
+		}
+	}
+}
+
+// backoff is the wait after the n-th failed pass in a row: from a second
+// (or the interval, if shorter), doubling, capped at MaxBackoff (or the
+// interval, if longer), with a little jitter so that infrastructures that
+// failed together do not retry together.
+func (m *Manager) backoff(n int) time.Duration {
+	d := min(time.Second, m.opt.Interval)
+	limit := max(MaxBackoff, m.opt.Interval)
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+func (m *Manager) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func (m *Manager) stopLoop(id string) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+
+	"github.com/occopus-go/occopus/store"
 )
 
 // ErrTerminal marks an error that no retry can mend: the stored
@@ -87,11 +89,11 @@ func IsTerminal(err error) bool {
 // Pass outcomes (controller-runtime's reconcile results, Nomad's
 // allocation statuses): what the maintenance loop does next.
 const (
-	OutcomeOK       = "ok"       // done: look again after the interval
-	OutcomeRequeue  = "requeue"  // instances still starting: look again soon
-	OutcomeError    = "error"    // retry with per-infrastructure backoff
-	OutcomeTerminal = "terminal" // nothing changes until the description or configuration does
-	OutcomePanic    = "panic"    // recovered, counted, retried like an error
+	OutcomeOK       = store.PassOK       // done: look again after the interval
+	OutcomeRequeue  = store.PassRequeue  // instances still starting: look again soon
+	OutcomeError    = store.PassError    // retry with per-infrastructure backoff
+	OutcomeTerminal = store.PassTerminal // nothing changes until the description or configuration does
+	OutcomePanic    = store.PassPanic    // recovered, counted, retried like an error
 )
 
 // Outcome classifies a pass by its result and error.
