@@ -457,6 +457,10 @@ func parse(src string) (t *Template, err error) {
 		return nil, internalSyntaxError(err)
 	}
 	*gt.Root() = *root
+	if r := gt.Root(); len(r.Nodes) != len(root.Nodes) || r.Macros == nil && root.Macros != nil {
+		// A gonja whose Root returns a copy would render nothing.
+		return nil, &SyntaxError{Line: 1, Col: 1, Msg: fmt.Sprintf("internal error: gonja %s: Template.Root no longer returns the template's own tree; tmpl.parse must be updated", gonjaVersion())}
+	}
 	rw := &rewriter{env: globals, placeholders: pr.exprs}
 	if err := rw.template(gt.Root()); err != nil {
 		return nil, err
