@@ -529,11 +529,16 @@ func (rw *rewriter) compileTest(n *nodes.TestExpression) evalFn {
 	return func(e *exec.Evaluator) *exec.Value {
 		v := in(e)
 		u := asUndefined(v)
+		if u == nil && v.IsError() {
+			return v
+		}
+		// Jinja2 evaluates the arguments before the test looks at the value.
+		params, errv := evalArgs(e, args, kwargs)
+		if errv != nil {
+			return errv
+		}
 		switch name {
 		case "defined", "undefined":
-			if u == nil && v.IsError() {
-				return v
-			}
 			if len(args)+len(kwargs) > 0 {
 				l, c := tokPos(tc.Token)
 				return exec.AsValue(stateOf(e).fail(l, c, "test_%s() takes 1 positional argument but %d were given", name, 1+len(args)+len(kwargs)))
@@ -549,13 +554,6 @@ func (rw *rewriter) compileTest(n *nodes.TestExpression) evalFn {
 		}
 		if u != nil {
 			return exec.AsValue(stateOf(e).failUndef(u, ""))
-		}
-		if v.IsError() {
-			return v
-		}
-		params, errv := evalArgs(e, args, kwargs)
-		if errv != nil {
-			return errv
 		}
 		res := e.ExecuteTestByName(name, v, params)
 		if res.IsError() {

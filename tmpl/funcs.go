@@ -362,7 +362,10 @@ func cmdFunc(e *exec.Evaluator, va *exec.VarArgs) *exec.Value {
 func pyPercent(format string, args any) (string, error) {
 	var list []any
 	var mapping map[string]any
+	mappingLike := false // Python does not check that a list or dict argument was used
 	switch t := plain(args).(type) {
+	case percentObject:
+		list, mappingLike = []any{t.v}, true
 	case []any:
 		list = t
 	case map[string]any:
@@ -504,8 +507,13 @@ func pyPercent(format string, args any) (string, error) {
 			return "", fmt.Errorf("unsupported format character '%c' (0x%x)", verb, verb)
 		}
 	}
-	if mapping == nil && next < len(list) {
+	if mapping == nil && !mappingLike && next < len(list) {
 		return "", errors.New("not all arguments converted during string formatting")
 	}
 	return b.String(), nil
 }
+
+// percentObject is one argument of str % arg that is a list: Python takes
+// it as a single value and, as for a dict, does not complain when the
+// format does not use it.
+type percentObject struct{ v any }

@@ -674,6 +674,8 @@ func filterInt(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
 		return exec.AsValue(err)
 	}
 	switch t := plain(in).(type) {
+	case *big.Int:
+		return exec.AsValue(t)
 	case string:
 		if n, ok := pyIntOf(t, base); ok {
 			return exec.AsValue(n)
@@ -1120,7 +1122,7 @@ func filterIndent(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Valu
 	if truthy(a[1]) {
 		rv = ind + rv
 	}
-	return exec.AsValue(rv)
+	return keepMarkup(in, rv)
 }
 
 // pySplitlines is str.splitlines() (no ends kept).
@@ -1179,12 +1181,12 @@ func filterTruncate(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Va
 	r := []rune(s)
 	cut := string(r[:length-int64(utf8.RuneCountInString(end))])
 	if truthy(a[1]) {
-		return exec.AsValue(cut + end)
+		return keepMarkup(in, cut+end) // a Markup slice plus end is Markup
 	}
 	if i := strings.LastIndex(cut, " "); i >= 0 {
 		cut = cut[:i]
 	}
-	return exec.AsValue(cut + end)
+	return keepMarkup(in, cut+end) // a Markup slice plus end is Markup
 }
 
 // raw unwraps a gonja value: methods must return plain Go values, since

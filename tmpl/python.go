@@ -621,7 +621,7 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			switch seqKind(rv) {
 			case "tuple":
 			case "list":
-				r = []any{r}
+				r = percentObject{r}
 			default:
 				r = raw(rv) // a Markup stays one, for its repr
 			}
