@@ -37,8 +37,11 @@ func init() {
 		if err := descr.Decode("resource", cfg.Resource, &s); err != nil {
 			return nil, err
 		}
-		if s.Zone == "unreachable" {
+		switch s.Zone {
+		case "unreachable":
 			return stuckBackend{mem}, nil
+		case "broken":
+			return nil, fmt.Errorf("rest_fuzz: zone broken cannot be configured")
 		}
 		return mem, nil
 	}})

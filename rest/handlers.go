@@ -159,6 +159,9 @@ func (s *Server) listInfras(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getInfra(w http.ResponseWriter, r *http.Request) {
 	rep, err := s.m.Get(r.Context(), r.PathValue("id"))
+	if err == nil {
+		s.passHeaders(w, r, r.PathValue("id"))
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

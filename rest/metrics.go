@@ -46,7 +46,7 @@ func newMetrics() *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"route"}),
 		passes: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "occopus_reconcile_pass_duration_seconds", Help: "Duration of maintenance (reconcile) passes by result.",
+			Name: "occopus_reconcile_pass_duration_seconds", Help: "Duration of maintenance (reconcile) passes by result (ok, requeue, error, terminal, panic).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
 		}, []string{"result"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -90,11 +90,9 @@ func (m *metrics) observeRequest(route string, code int, d time.Duration) {
 	m.reqDuration.WithLabelValues(route).Observe(d.Seconds())
 }
 
-func (m *metrics) observePass(d time.Duration, err error) {
-	result := "ok"
-	if err != nil {
-		result = "error"
-	}
+// observePass counts a pass by its outcome: ok, requeue, error, terminal,
+// panic (occopus.Outcome).
+func (m *metrics) observePass(d time.Duration, result string) {
 	m.passes.WithLabelValues(result).Observe(d.Seconds())
 }
 

@@ -157,8 +157,8 @@ func New(m *occopus.Manager, cfg Config) (*Server, error) {
 			s.metrics.observeEvent(ev)
 			s.hooks.enqueue(ev)
 		},
-		Pass: func(_ string, d time.Duration, _ *occopus.PassResult, err error) {
-			s.metrics.observePass(d, err)
+		Pass: func(_ string, d time.Duration, res *occopus.PassResult, err error) {
+			s.metrics.observePass(d, occopus.Outcome(res, err))
 		},
 		BackendCall: s.metrics.observeBackendCall,
 		Probe: func(_, _ string, r occopus.ProbeResult) {
@@ -203,6 +203,7 @@ func (s *Server) routes() []route {
 		{"GET /infrastructures/{$}", s.listInfras},
 		{"GET /infrastructures", s.listInfras},
 		{"GET /infrastructures/{id}", s.getInfra},
+		{"GET /infrastructures/{id}/status", s.status},
 		{"GET /infrastructures/{id}/cost", s.getCost},
 		{"DELETE /infrastructures/{id}", s.deleteInfra},
 		{"POST /infrastructures/{id}/scaleup/{node}", s.scaleUp},

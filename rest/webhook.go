@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,10 +13,6 @@ import (
 
 	"github.com/occopus-go/occopus/store"
 )
-
-// notifyKind is the event-log kind that keeps an infrastructure's notify
-// properties, so they survive a restart of the service.
-const notifyKind = "rest.notify"
 
 // Bounds of webhook delivery: the engine never waits for it.
 const (
@@ -166,17 +163,17 @@ func (h *webhooks) get(id string) map[string]any {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	evs, err := h.store.Events(ctx, id, 0, 0)
+	inf, err := h.store.Infra(ctx, id)
 	if err != nil {
-		h.log.Warn("reading notify properties", "infra", id, "err", h.redact(err.Error()))
+		if !errors.Is(err, store.ErrNotFound) {
+			h.log.Warn("reading notify properties", "infra", id, "err", h.redact(err.Error()))
+		}
 		return nil
 	}
-	for _, ev := range evs {
-		if ev.Kind == notifyKind {
-			var v map[string]any
-			if json.Unmarshal(ev.Data, &v) == nil {
-				p = v
-			}
+	if len(inf.Notify) > 0 {
+		var v map[string]any
+		if json.Unmarshal(inf.Notify, &v) == nil {
+			p = v
 		}
 	}
 	h.mu.Lock()
@@ -195,9 +192,11 @@ func (h *webhooks) set(ctx context.Context, id string, props map[string]any) err
 	if err != nil {
 		return err
 	}
-	if err := h.store.AppendEvent(ctx, store.Event{InfraID: id, Kind: notifyKind, Data: raw, Message: "notify properties set"}); err != nil {
+	if err := h.store.SetNotify(ctx, id, raw); err != nil {
 		return fmt.Errorf("store notify properties: %w", err)
 	}
+	// The event says it happened (not what: a webhook URL may be secret).
+	h.store.AppendEvent(ctx, store.Event{InfraID: id, Kind: "notify.set", Message: "notify properties set"})
 	h.mu.Lock()
 	h.props[id] = props
 	h.mu.Unlock()

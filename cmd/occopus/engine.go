@@ -426,15 +426,70 @@ func (e *env) listInfras(ctx context.Context, s *session) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INFRA ID\tNAME\tINSTANCES\tCREATED")
+	fmt.Fprintln(tw, "INFRA ID\tNAME\tATTACHED\tINSTANCES\tAGE\tLAST PASS")
+	now := time.Now()
 	for _, inf := range infras {
-		ins, err := s.m.Instances(ctx, inf.ID)
+		st, err := s.m.Status(ctx, inf.ID)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", cleanLine(inf.ID), cleanLine(inf.Name), len(ins), inf.CreatedAt.Local().Format(time.RFC3339))
+		attached := "no"
+		if st.Attached {
+			attached = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cleanLine(st.InfraID), cleanLine(st.Name), attached,
+			stateCounts(st.Instances), age(now.Sub(st.CreatedAt)), lastPass(st.LastPass, now, 60))
 	}
 	return tw.Flush()
+}
+
+// stateCounts writes instance counts by state, ready first: "2 ready, 1 pending".
+func stateCounts(m map[string]int) string {
+	if len(m) == 0 {
+		return "0"
+	}
+	order := []string{occopus.StateReady, occopus.StatePending, occopus.StateCreating, occopus.StateUnknown,
+		occopus.StateFailed, occopus.StateShutdown, occopus.StateDestroying}
+	var parts []string
+	for _, st := range order {
+		if n := m[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// age writes a duration as a person reads an age: 45s, 12m, 3h, 5d.
+func age(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// lastPass writes the outcome of the last pass and, cut to width
+// characters, its error: "ok 3s ago", "terminal 2m ago: node a: ...".
+func lastPass(lp *occopus.PassStatus, now time.Time, width int) string {
+	if lp == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("%s %s ago", lp.Result, age(now.Sub(lp.At)))
+	if lp.Failures > 1 {
+		s += fmt.Sprintf(" (%d in a row)", lp.Failures)
+	}
+	if lp.Error != "" {
+		msg := cleanLine(lp.Error)
+		if width > 0 && len([]rune(msg)) > width {
+			msg = string([]rune(msg)[:width]) + "…"
+		}
+		s += ": " + msg
+	}
+	return s
 }
 
 func (e *env) afterPass(ctx context.Context, s *session, id string, report bool, format, output, filter string) error {
@@ -456,6 +511,9 @@ func (e *env) afterPass(ctx context.Context, s *session, id string, report bool,
 		} else {
 			printTable(e.stdout, rep)
 			e.printCost(ctx, s, id, filter)
+			if st, err := s.m.Status(ctx, id); err == nil && st.LastPass != nil && st.LastPass.Result != occopus.PassOK {
+				fmt.Fprintf(e.stdout, "last pass: %s\n", lastPass(st.LastPass, time.Now(), 0))
+			}
 		}
 	}
 	if output != "" {

@@ -251,13 +251,16 @@ var localBackend = itBackend{
 		if len(pids) != 1 {
 			t.Fatalf("processes of node %s: %v, want one", nodeID, pids)
 		}
-		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
-			t.Fatalf("kill -9 %d: %v", pids[0], err)
+		// The whole instance goes, as when its host loses it: its process
+		// group (the backend starts each instance in a session of its own),
+		// children included, which would otherwise outlive a killed shell.
+		if err := syscall.Kill(-pids[0], syscall.SIGKILL); err != nil {
+			t.Fatalf("kill -9 -%d: %v", pids[0], err)
 		}
 		eventually(t, 10*time.Second, func() (bool, string) {
 			for _, p := range infraProcs(infraID) {
-				if p.pid == pids[0] {
-					return false, fmt.Sprintf("process %d still there", p.pid)
+				if p.nodeID == nodeID {
+					return false, fmt.Sprintf("process %d of node %s still there", p.pid, nodeID)
 				}
 			}
 			return true, ""

@@ -39,3 +39,25 @@ func TestProgressEscapes(t *testing.T) {
 		t.Fatalf("line %q", line)
 	}
 }
+
+func TestListHelpers(t *testing.T) {
+	if got := stateCounts(map[string]int{"pending": 1, "ready": 2, "failed": 1}); got != "2 ready, 1 pending, 1 failed" {
+		t.Errorf("stateCounts = %q", got)
+	}
+	if got := stateCounts(nil); got != "0" {
+		t.Errorf("stateCounts(nil) = %q", got)
+	}
+	for d, want := range map[time.Duration]string{5 * time.Second: "5s", 12 * time.Minute: "12m", 3 * time.Hour: "3h", 72 * time.Hour: "3d"} {
+		if got := age(d); got != want {
+			t.Errorf("age(%v) = %q, want %q", d, got, want)
+		}
+	}
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	lp := &occopus.PassStatus{Result: "error", Error: "node a: zone\x1b[2J full", At: now.Add(-90 * time.Second), Failures: 3}
+	if got := lastPass(lp, now, 10); got != `error 1m ago (3 in a row): node a: zo…` {
+		t.Errorf("lastPass = %q", got)
+	}
+	if got := lastPass(nil, now, 10); got != "-" {
+		t.Errorf("lastPass(nil) = %q", got)
+	}
+}
