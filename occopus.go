@@ -110,6 +110,9 @@ type Options struct {
 	// Manager's store (default engine.DefaultLimits: 100, 500, 2000);
 	// Validate, Submit, Build and Scale refuse what exceeds them.
 	Limits Limits
+	// Retention bounds the event log when Housekeep runs (default 30 days,
+	// 10,000 events per infrastructure).
+	Retention Retention
 
 	// Engine tunables; zero values take the engine's defaults.
 

@@ -349,6 +349,26 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// housekeepInterval is how often the service prunes the event log.
+const housekeepInterval = 10 * time.Minute
+
+// housekeep runs the Manager's housekeeping now and then every interval
+// until ctx ends.
+func (s *Server) housekeep(ctx context.Context) {
+	t := time.NewTicker(housekeepInterval)
+	defer t.Stop()
+	for {
+		if _, err := s.m.Housekeep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("housekeeping", "err", s.redact(err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // isLoopback reports whether host names only this machine.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
@@ -408,11 +428,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(url stri
 		}
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// A store that lost its schema or identity must not be maintained
+	// from: what it recorded may still be running.
+	if err := s.m.Check(ctx); err != nil {
+		ln.Close()
+		return fmt.Errorf("rest: the store fails its check: %s", s.redact(err.Error()))
+	}
 	ids, err := s.m.ResumeAttached(ctx)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("rest: resume attached infrastructures: %s", s.redact(err.Error()))
 	}
+	go s.housekeep(ctx)
 	scheme := "http"
 	if s.cfg.CertFile != "" {
 		scheme = "https"

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/occopus-go/occopus/auth"
+	"github.com/occopus-go/occopus/store"
 )
 
 // serve runs ListenAndServe until the test ends; it returns the URL, or
@@ -186,5 +188,20 @@ func TestSecretsNeverLeak(t *testing.T) {
 		if strings.Contains(b, secret) {
 			t.Fatalf("secret leaked: %s", b)
 		}
+	}
+}
+
+// brokenStore fails its check (a store that lost its identity).
+type brokenStore struct{ store.Store }
+
+func (brokenStore) Check(context.Context) error { return store.ErrNoIdentity }
+
+// TestRefusesABrokenStore: the service does not start maintaining from a
+// store that fails its check.
+func TestRefusesABrokenStore(t *testing.T) {
+	f := newFixture(t)
+	_, err := serve(t, f, func(c *serverConfig) { c.Manager.Store = brokenStore{f.st} })
+	if err == nil || !strings.Contains(err.Error(), "the store fails its check") || !errors.Is(err, store.ErrNoIdentity) && !strings.Contains(err.Error(), store.ErrNoIdentity.Error()) {
+		t.Fatalf("start on a broken store: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -50,6 +51,10 @@ type Config struct {
 	// Limits cap the instances a node, an infrastructure and the whole
 	// service may have.
 	Limits Limits `yaml:"limits"`
+	// Events bounds the event log (`events: {max_age: 720h,
+	// per_infrastructure: 10000}`); zero fields take the defaults, a
+	// negative one turns that bound off.
+	Events Events `yaml:"events"`
 
 	Store Store `yaml:"-"`
 	REST  REST  `yaml:"-"`
@@ -62,6 +67,12 @@ type Limits struct {
 	PerNode  int `yaml:"instances_per_node"`
 	PerInfra int `yaml:"instances_per_infrastructure"`
 	Total    int `yaml:"instances"`
+}
+
+// Events are the retention bounds of the event log.
+type Events struct {
+	MaxAge   time.Duration
+	PerInfra int
 }
 
 // Store selects the store. Occopus names it `components: uds:`.
@@ -155,7 +166,11 @@ func (c *Config) read(path string) error {
 		WebhookAllow     []string `yaml:"webhook_allow"`
 		MaxDescription   int      `yaml:"max_description_bytes"`
 		Limits           *Limits  `yaml:"limits"`
-		Components       struct {
+		Events           struct {
+			MaxAge   string `yaml:"max_age"`
+			PerInfra int    `yaml:"per_infrastructure"`
+		} `yaml:"events"`
+		Components struct {
 			REST struct {
 				Host string `yaml:"host"`
 				Port int    `yaml:"port"`
@@ -192,6 +207,14 @@ func (c *Config) read(path string) error {
 	case raw.MaxDescription > 0:
 		c.MaxDescriptionBytes = raw.MaxDescription
 	}
+	if v := raw.Events.MaxAge; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("configuration file %s: events.max_age: %q is not a duration such as 720h", path, v)
+		}
+		c.Events.MaxAge = d
+	}
+	c.Events.PerInfra = raw.Events.PerInfra
 	if l := raw.Limits; l != nil {
 		for _, v := range []struct {
 			key string

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoad(t *testing.T) {
@@ -45,6 +46,12 @@ func TestLoad(t *testing.T) {
 				t.Errorf("limits %+v, max description %d, webhook_allow %v", c.Limits, c.MaxDescriptionBytes, c.WebhookAllow)
 			}
 		}},
+		{name: "events retention", file: "events: {max_age: 168h, per_infrastructure: -1}\n", check: func(t *testing.T, c *Config) {
+			if c.Events.MaxAge != 168*time.Hour || c.Events.PerInfra != -1 {
+				t.Errorf("events %+v", c.Events)
+			}
+		}},
+		{name: "bad events age", file: "events: {max_age: a month}\n", wantErr: `events.max_age: "a month" is not a duration`},
 		{name: "negative limit", file: "limits: {instances_per_infrastructure: -1}\n", wantErr: "limits.instances_per_infrastructure: must be at least 1, not -1"},
 		{name: "negative description size", file: "max_description_bytes: -5\n", wantErr: "max_description_bytes: must be positive"},
 		{name: "unknown store", file: "components:\n  uds: {protocol: mongodb}\n", wantErr: `components.uds.protocol: unknown store "mongodb"`},
