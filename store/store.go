@@ -377,3 +377,18 @@ type Store interface {
 type Checker interface {
 	Check(ctx context.Context) error
 }
+
+// Identified is implemented by stores that carry an identity marker
+// (sqlite: table meta; redis: the meta hash): ID returns the store's id, a
+// UUID made when the store was first created and kept with its data, the
+// one read when it was opened. Every backend resource is labelled with it,
+// so that a sweep for orphans can tell what this store made from what
+// another installation sharing the Docker engine or cloud account made:
+//
+//	if s, ok := st.(store.Identified); ok { id, err = s.ID(ctx) }
+//
+// Two stores restored from one backup share an id; so do the processes
+// and replicas sharing one database, which are one store.
+type Identified interface {
+	ID(ctx context.Context) (string, error)
+}

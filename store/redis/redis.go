@@ -82,9 +82,10 @@ type Store struct {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Leaser  = (*Store)(nil)
-	_ store.Checker = (*Store)(nil)
+	_ store.Store      = (*Store)(nil)
+	_ store.Leaser     = (*Store)(nil)
+	_ store.Checker    = (*Store)(nil)
+	_ store.Identified = (*Store)(nil)
 )
 
 // markerScript: KEYS meta; ARGV a new id, the time now. Makes the marker
@@ -342,6 +343,10 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ID implements store.Identified: the identity marker read (or made) by
+// Open (Check tells whether Redis still holds it).
+func (s *Store) ID(context.Context) (string, error) { return s.id, nil }
 
 // Close closes the connections.
 func (s *Store) Close() error { return s.c.Close() }

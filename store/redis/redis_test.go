@@ -519,10 +519,16 @@ func TestCheck(t *testing.T) {
 	if err := s.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A second process sees the same marker.
+	// A second process sees the same marker, and ID is that marker.
 	other := openWith(t, opts)
 	if other.id != s.id {
 		t.Fatalf("second Open: id %s, first %s", other.id, s.id)
+	}
+	if id, err := other.ID(ctx); err != nil || id != s.id || len(id) != 36 {
+		t.Fatalf("ID = %q, %v; want the marker %s", id, err, s.id)
+	}
+	if marker, err := s.c.HGet(ctx, s.kMeta(), "id").Result(); err != nil || marker != s.id {
+		t.Fatalf("meta id %q (%v), ID %q", marker, err, s.id)
 	}
 	fill(t, s, "x")
 

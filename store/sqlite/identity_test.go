@@ -549,3 +549,38 @@ func TestNotARegularFile(t *testing.T) {
 		t.Fatalf("error %q, want %q", err, want)
 	}
 }
+
+// ID is the identity marker: a UUID, the same for every process opening
+// the file (and after a reopen), different for another database.
+func TestID(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "occopus.db")
+	ids := map[string]string{}
+	for _, name := range []string{"first open", "second process", "reopen"} {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := s.ID(t.Context())
+		s.Close()
+		if err != nil {
+			t.Fatalf("%s: ID: %v", name, err)
+		}
+		ids[name] = id
+	}
+	if len(ids["first open"]) != 36 || ids["second process"] != ids["first open"] || ids["reopen"] != ids["first open"] {
+		t.Fatalf("ids of one database: %v, want one UUID", ids)
+	}
+	marker := ""
+	if err := rawDB(t, path).QueryRow(`SELECT id FROM meta WHERE one = 1`).Scan(&marker); err != nil || marker != ids["first open"] {
+		t.Fatalf("meta id %q (%v), ID %q", marker, err, ids["first open"])
+	}
+	other, err := Open(t.Context(), filepath.Join(dir, "other.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if id, err := other.ID(t.Context()); err != nil || id == ids["first open"] || len(id) != 36 {
+		t.Fatalf("another database: ID %q, %v; want another UUID than %s", id, err, ids["first open"])
+	}
+}

@@ -51,8 +51,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Checker = (*Store)(nil)
+	_ store.Store      = (*Store)(nil)
+	_ store.Checker    = (*Store)(nil)
+	_ store.Identified = (*Store)(nil)
 )
 
 // Open opens the database at path, creating it if there is no file there,
@@ -1063,6 +1064,10 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ID implements store.Identified: the identity marker read at Open (Check
+// tells whether the file still holds it).
+func (s *Store) ID(context.Context) (string, error) { return s.id, nil }
 
 // collect scans all rows with scan and closes them.
 func collect[T any](rows *sql.Rows, scan func(*sql.Rows) (T, error)) ([]T, error) {
