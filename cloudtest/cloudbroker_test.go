@@ -39,7 +39,7 @@ func TestTutorialCloudBrokerPing(t *testing.T) {
 		for _, in := range fake.Live() {
 			s, ok := brokerName(in.Name)
 			if !ok {
-				t.Errorf("instance %s: name %q is not occopus-<node name>-<infra id>-<node id>", in.ID, in.Name)
+				t.Errorf("instance %s: name %q is not occopus-<node name>-<infra id>-<node id>[-<store id>]", in.ID, in.Name)
 				continue
 			}
 			s.userData = in.UserData
@@ -93,6 +93,10 @@ func brokerName(name string) (sent, bool) {
 	rest, ok := strings.CutPrefix(name, "occopus-")
 	if !ok || len(rest) < 2*uuidLen+3 {
 		return sent{}, false
+	}
+	// The store id ends the name when the store has one (it has here).
+	if n := len(rest); n > 3*uuidLen+3 && rest[n-uuidLen-1] == '-' && rest[n-2*uuidLen-2] == '-' && rest[n-3*uuidLen-3] == '-' {
+		rest = rest[:n-uuidLen-1]
 	}
 	nodeID := rest[len(rest)-uuidLen:]
 	infraID := rest[len(rest)-2*uuidLen-1 : len(rest)-uuidLen-1]

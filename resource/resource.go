@@ -37,6 +37,12 @@ type Spec struct {
 	InfraID  string
 	NodeID   string // unique per instance; the idempotency key of Create
 	NodeName string
+	// StoreID is the identity of the store that records the instance
+	// (store.Identified), labelled beside the infra id, node id and node
+	// name, so that a sweep for orphans removes only what its own store
+	// made when several installations share a backend. "" when the store
+	// has no identity: the resource is then not provably anyone's.
+	StoreID string
 	// Resource is the rendered `resource` section of the chosen implementation.
 	Resource map[string]any
 	// Context is the contextualisation result.
@@ -75,8 +81,8 @@ type Addresses struct {
 type Handler interface {
 	// Create starts an instance for spec.NodeID. It is idempotent per node
 	// id: a second call for the same node id returns the existing instance
-	// instead of making another one. Resources carry the infra id, node id
-	// and node name as labels/tags.
+	// instead of making another one. Resources carry the infra id, node
+	// id, node name and store id (when not empty) as labels/tags.
 	Create(ctx context.Context, spec Spec) (Handle, error)
 	// Destroy removes the instance. An instance already gone is success.
 	Destroy(ctx context.Context, h Handle) error
@@ -86,12 +92,16 @@ type Handler interface {
 	Addresses(ctx context.Context, h Handle) (Addresses, error)
 }
 
-// Owned is one backend resource found by a Lister.
+// Owned is one backend resource found by a Lister or a Sweeper.
 type Owned struct {
 	Handle   Handle
 	InfraID  string
 	NodeID   string
 	NodeName string
+	// StoreID is the store id the resource is labelled with (Spec.StoreID);
+	// "" when it carries none (made before store ids, by a store without
+	// one, or by a backend that cannot carry it).
+	StoreID string
 }
 
 // Lister is implemented by handlers that can find every resource they made
@@ -100,6 +110,21 @@ type Owned struct {
 type Lister interface {
 	List(ctx context.Context, infraID string) ([]Owned, error)
 }
+
+// Sweeper is implemented by handlers that can list every resource of
+// their backend configuration (endpoint, account, resource group, home)
+// that carries occopus's labels/tags, whatever its infra id: the sweep for
+// orphans compares them with what the store knows. It returns at most
+// MaxSweep resources (more are left for a later sweep, and the handler
+// logs that it stopped); a resource it cannot tell the ids of is left out.
+type Sweeper interface {
+	ListAll(ctx context.Context) ([]Owned, error)
+}
+
+// MaxSweep bounds what one ListAll returns: far above what the engine's
+// instance limits let a store make (2000 by default), so that only a
+// backend shared by many installations comes near it.
+const MaxSweep = 10000
 
 // Finder is implemented by handlers that can find the instance made for one
 // node id (adoption of a `creating` record after a crash).

@@ -60,6 +60,9 @@ const (
 	TagInfraID  = "occopus_infra_id"
 	TagNodeID   = "occopus_node_id"
 	TagNodeName = "occopus_node_name"
+	// TagStoreID names the store that made the resource (when it has an
+	// id), so that a sweep for orphans tells this store's from another's.
+	TagStoreID = "occopus_store_id"
 )
 
 // NameMax is the longest VM or container group name: Azure allows 64
@@ -203,15 +206,20 @@ func sameHost(a, b string) bool {
 	return err1 == nil && err2 == nil && strings.EqualFold(ua.Host, ub.Host)
 }
 
-// Tags are the tags of everything made for one node.
-func Tags(infraID, nodeID, nodeName string) map[string]*string {
+// Tags are the tags of everything made for one node; storeID "" (a store
+// without an id) is left out.
+func Tags(infraID, nodeID, nodeName, storeID string) map[string]*string {
 	cut := func(s string) *string {
 		if len(s) > MaxTagValue {
 			s = s[:MaxTagValue]
 		}
 		return &s
 	}
-	return map[string]*string{TagInfraID: cut(infraID), TagNodeID: cut(nodeID), TagNodeName: cut(nodeName)}
+	tags := map[string]*string{TagInfraID: cut(infraID), TagNodeID: cut(nodeID), TagNodeName: cut(nodeName)}
+	if storeID != "" {
+		tags[TagStoreID] = cut(storeID)
+	}
+	return tags
 }
 
 // TagValue reads one tag of a resource ("" when absent). ARM tag names

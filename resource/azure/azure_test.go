@@ -230,7 +230,7 @@ func TestTaggedPagesAndFilters(t *testing.T) {
 		}
 		_, err := Await(ctx, s, "create", "", func(ctx context.Context) (*runtime.Poller[armnetwork.SecurityGroupsClientCreateOrUpdateResponse], error) {
 			return s.NSGs.BeginCreateOrUpdate(ctx, "rg1", fmt.Sprintf("nsg%d", i), armnetwork.SecurityGroup{Location: to.Ptr("westeurope"),
-				Tags: Tags(infra, fmt.Sprintf("node-%d", i%2), "web")}, nil)
+				Tags: Tags(infra, fmt.Sprintf("node-%d", i%2), "web", "")}, nil)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -262,6 +262,68 @@ func TestTaggedPagesAndFilters(t *testing.T) {
 	}
 }
 
+// TaggedAny reads every page of the group unfiltered and keeps what
+// carries the tag; ByInfraNode groups it by node (without the resources
+// naming no node), StoreOf reads the store id a node's resources carry.
+func TestTaggedAnyByInfraNode(t *testing.T) {
+	s, f, _ := session(t, armfake.Options{PageSize: 2, Polls: -1})
+	ctx := t.Context()
+	if err := s.EnsureGroup(ctx, "westeurope", ""); err != nil {
+		t.Fatal(err)
+	}
+	tag := func(kv ...string) map[string]*string {
+		m := map[string]*string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = to.Ptr(kv[i+1])
+		}
+		return m
+	}
+	for name, tags := range map[string]map[string]*string{
+		"a-nsg": Tags("i1", "n1", "web", "store-1"),
+		"a-pip": Tags("i1", "n1", "web", ""), // made by an earlier version
+		"b-nsg": Tags("i2", "n2", "db", ""),
+		"c-nsg": tag(TagInfraID, "i3"), // no node id: by hand
+		"d-nsg": tag("team", "blue"),   // not occopus's
+	} {
+		_, err := Await(ctx, s, "create", "", func(ctx context.Context) (*runtime.Poller[armnetwork.SecurityGroupsClientCreateOrUpdateResponse], error) {
+			return s.NSGs.BeginCreateOrUpdate(ctx, "rg1", name, armnetwork.SecurityGroup{Location: to.Ptr("westeurope"), Tags: tags}, nil)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.TaggedAny(ctx, "list", TagInfraID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, g := range got {
+		names = append(names, g.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"a-nsg", "a-pip", "b-nsg", "c-nsg"}) {
+		t.Errorf("TaggedAny %v, want the four with an infra id", names)
+	}
+	for _, r := range f.Requests() {
+		if strings.HasSuffix(r.Path, "/resources") && r.Query.Has("$filter") {
+			t.Errorf("TaggedAny sent a $filter (ARM takes a tag name only with a value): %s", r.Query.Get("$filter"))
+		}
+	}
+	keys, byNode := ByInfraNode(got)
+	if !slices.Equal(keys, []NodeKey{{"i1", "n1"}, {"i2", "n2"}}) {
+		t.Fatalf("nodes %v", keys)
+	}
+	for _, tc := range []struct {
+		key   NodeKey
+		n     int
+		store string
+	}{{NodeKey{"i1", "n1"}, 2, "store-1"}, {NodeKey{"i2", "n2"}, 1, ""}} {
+		if items := byNode[tc.key]; len(items) != tc.n || StoreOf(items) != tc.store {
+			t.Errorf("node %v: %d resources, store %q; want %d, %q", tc.key, len(items), StoreOf(items), tc.n, tc.store)
+		}
+	}
+}
+
 // Delete goes in the order ARM accepts, whatever order it is given, and
 // what is gone is done.
 func TestDeleteOrder(t *testing.T) {
@@ -270,7 +332,7 @@ func TestDeleteOrder(t *testing.T) {
 	if err := s.EnsureGroup(ctx, "westeurope", "n"); err != nil {
 		t.Fatal(err)
 	}
-	subnet, ours, err := s.EnsureSubnet(ctx, "n", Network{Base: "vm1", Location: "westeurope", Tags: Tags("i", "n", "x")})
+	subnet, ours, err := s.EnsureSubnet(ctx, "n", Network{Base: "vm1", Location: "westeurope", Tags: Tags("i", "n", "x", "")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -321,11 +321,28 @@ type Tagged struct {
 // group holds nothing.
 func (s *Session) Tagged(ctx context.Context, op, node, tag, value string) ([]Tagged, error) {
 	filter := fmt.Sprintf("tagName eq '%s' and tagValue eq '%s'", tag, strings.ReplaceAll(value, "'", "''"))
-	pager := s.Resources.NewListByResourceGroupPager(s.ResourceGroup, &armresources.ClientListByResourceGroupOptions{Filter: &filter})
+	what := fmt.Sprintf("resources tagged %s=%s", tag, value)
+	return s.listTagged(ctx, op, node, &filter, what, func(t Tagged) bool {
+		// The filter is ARM's business, but a server that ignored
+		// it must not make us adopt or delete strangers.
+		return t.Tags[strings.ToLower(tag)] == value
+	})
+}
+
+// TaggedAny lists the resources of the session's resource group that
+// carry the tag with any value. ARM's $filter takes a tag name only with
+// its value, so the whole group is listed (its pages carry the tags) and
+// the rest is left out here.
+func (s *Session) TaggedAny(ctx context.Context, op, tag string) ([]Tagged, error) {
+	return s.listTagged(ctx, op, "", nil, "resources", func(t Tagged) bool { return t.Tags[strings.ToLower(tag)] != "" })
+}
+
+func (s *Session) listTagged(ctx context.Context, op, node string, filter *string, what string, keep func(Tagged) bool) ([]Tagged, error) {
+	pager := s.Resources.NewListByResourceGroupPager(s.ResourceGroup, &armresources.ClientListByResourceGroupOptions{Filter: filter})
 	var out []Tagged
 	for pages := 0; pager.More(); pages++ {
 		if pages == maxPages {
-			return nil, s.Fail(op, node, fmt.Errorf("more than %d pages of resources tagged %s=%s in resource group %s", maxPages, tag, value, s.ResourceGroup))
+			return nil, s.Fail(op, node, fmt.Errorf("more than %d pages of %s in resource group %s", maxPages, what, s.ResourceGroup))
 		}
 		var page armresources.ClientListByResourceGroupResponse
 		err := s.Do(ctx, op, node, func(ctx context.Context) (err error) {
@@ -348,9 +365,7 @@ func (s *Session) Tagged(ctx context.Context, op, node, tag, value string) ([]Ta
 					t.Tags[strings.ToLower(k)] = *v
 				}
 			}
-			// The filter is ARM's business, but a server that ignored
-			// it must not make us adopt or delete strangers.
-			if t.Tags[strings.ToLower(tag)] != value {
+			if !keep(t) {
 				continue
 			}
 			out = append(out, t)
@@ -369,6 +384,40 @@ func ByNode(items []Tagged, infraID string) map[string][]Tagged {
 		out[t.Tags[TagNodeID]] = append(out[t.Tags[TagNodeID]], t)
 	}
 	return out
+}
+
+// NodeKey is one node of one infrastructure, as its resources' tags name it.
+type NodeKey struct{ InfraID, NodeID string }
+
+// ByInfraNode groups tagged resources by infra id and node id (those
+// without both are left out), in a stable order.
+func ByInfraNode(items []Tagged) ([]NodeKey, map[NodeKey][]Tagged) {
+	out := map[NodeKey][]Tagged{}
+	var keys []NodeKey
+	for _, t := range items {
+		k := NodeKey{t.Tags[TagInfraID], t.Tags[TagNodeID]}
+		if k.InfraID == "" || k.NodeID == "" {
+			continue
+		}
+		if _, ok := out[k]; !ok {
+			keys = append(keys, k)
+		}
+		out[k] = append(out[k], t)
+	}
+	slices.SortFunc(keys, func(a, b NodeKey) int {
+		return cmp.Or(strings.Compare(a.InfraID, b.InfraID), strings.Compare(a.NodeID, b.NodeID))
+	})
+	return keys, out
+}
+
+// StoreOf is the store id the node's resources carry ("" when none does).
+func StoreOf(items []Tagged) string {
+	for _, t := range items {
+		if id := t.Tags[TagStoreID]; id != "" {
+			return id
+		}
+	}
+	return ""
 }
 
 // Has reports whether one of the resources is of type typ.

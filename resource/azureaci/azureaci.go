@@ -97,6 +97,7 @@ var (
 	_ resource.Handler = (*Handler)(nil)
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
+	_ resource.Sweeper = (*Handler)(nil)
 )
 
 // New builds a Handler from a resource section and its auth_data entry.
@@ -265,7 +266,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 
 func (h *Handler) create(ctx context.Context, spec resource.Spec, o settings, group string, made *[]string) (resource.Handle, error) {
 	node := spec.NodeID
-	tags := azure.Tags(spec.InfraID, node, spec.NodeName)
+	tags := azure.Tags(spec.InfraID, node, spec.NodeName, spec.StoreID)
 	if err := h.s.EnsureGroup(ctx, o.Location, node); err != nil {
 		return resource.Handle{}, err
 	}
@@ -523,6 +524,29 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 	return out, nil
 }
 
+// ListAll finds every node of any infrastructure with a container group
+// or what a crash left of its network in the resource group, but the
+// azure_vm nodes sharing the group.
+func (h *Handler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	tagged, err := h.s.TaggedAny(ctx, "list tagged resources", azure.TagInfraID)
+	if err != nil {
+		return nil, err
+	}
+	keys, byNode := azure.ByInfraNode(tagged)
+	var out []resource.Owned
+	for _, k := range keys {
+		if !ours(byNode[k]) {
+			continue
+		}
+		if len(out) == resource.MaxSweep {
+			h.log.Warn("more nodes than one sweep looks at; the rest wait for a later one", "max", resource.MaxSweep)
+			break
+		}
+		out = append(out, h.owned(k.InfraID, k.NodeID, byNode[k]))
+	}
+	return out, nil
+}
+
 // ours: a node with a container group, or only a network left.
 func ours(items []azure.Tagged) bool {
 	for _, t := range items {
@@ -557,7 +581,7 @@ func (h *Handler) owned(infraID, nodeID string, items []azure.Tagged) resource.O
 		}
 		d.Created = append(d.Created, t.ID)
 	}
-	return resource.Owned{Handle: makeHandle(h.s.ID(azure.TypeContainerGroup, group), d), InfraID: infraID, NodeID: nodeID, NodeName: nodeName}
+	return resource.Owned{Handle: makeHandle(h.s.ID(azure.TypeContainerGroup, group), d), InfraID: infraID, NodeID: nodeID, NodeName: nodeName, StoreID: azure.StoreOf(items)}
 }
 
 func deref(p *string) string {

@@ -65,7 +65,7 @@ func newEnv(t *testing.T, o armfake.Options, extra map[string]any) *env {
 }
 
 func (e *env) spec(name string) resource.Spec {
-	return resource.Spec{InfraID: uuid.NewString(), NodeID: uuid.NewString(), NodeName: name, Resource: e.h.defaults,
+	return resource.Spec{InfraID: uuid.NewString(), NodeID: uuid.NewString(), NodeName: name, StoreID: uuid.NewString(), Resource: e.h.defaults,
 		Context: resource.Context{
 			Env:     []string{"message=Hello World! I am the client node created by Occopus."},
 			Command: []string{"sh", "-c", "echo \"$message\" > /tmp/message.txt; wget -O /tmp/nginx_content.html 127.0.0.5; while true; do sleep 1000; done"},
@@ -158,6 +158,7 @@ func TestPublicGroup(t *testing.T) {
 		{[]any{"tags", azure.TagInfraID}, spec.InfraID},
 		{[]any{"tags", azure.TagNodeID}, spec.NodeID},
 		{[]any{"tags", azure.TagNodeName}, "Nginx-Client"},
+		{[]any{"tags", azure.TagStoreID}, spec.StoreID},
 	}
 	for _, ch := range checks {
 		if got := get(b, ch.path...); got != ch.want {

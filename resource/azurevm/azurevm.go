@@ -94,6 +94,7 @@ var (
 	_ resource.Handler = (*Handler)(nil)
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
+	_ resource.Sweeper = (*Handler)(nil)
 )
 
 // New builds a Handler from a resource section and its auth_data entry.
@@ -216,7 +217,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 // operation failed).
 func (h *Handler) create(ctx context.Context, spec resource.Spec, o Instance, vm string, made *[]string) (resource.Handle, error) {
 	node := spec.NodeID
-	tags := azure.Tags(spec.InfraID, node, spec.NodeName)
+	tags := azure.Tags(spec.InfraID, node, spec.NodeName, spec.StoreID)
 	if err := h.s.EnsureGroup(ctx, o.Location, node); err != nil {
 		return resource.Handle{}, err
 	}
@@ -660,6 +661,30 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 	return out, nil
 }
 
+// ListAll finds every node of any infrastructure with something tagged
+// in the resource group (its VM, or what a crash left of its network),
+// but the azure_aci nodes sharing the group.
+func (h *Handler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	tagged, err := h.s.TaggedAny(ctx, "list tagged resources", azure.TagInfraID)
+	if err != nil {
+		return nil, err
+	}
+	keys, byNode := azure.ByInfraNode(tagged)
+	var out []resource.Owned
+	for _, k := range keys {
+		items := byNode[k]
+		if azure.Has(items, azure.TypeContainerGroup) {
+			continue // an azure_aci node
+		}
+		if len(out) == resource.MaxSweep {
+			h.log.Warn("more nodes than one sweep looks at; the rest wait for a later one", "max", resource.MaxSweep)
+			break
+		}
+		out = append(out, h.owned(k.InfraID, k.NodeID, items))
+	}
+	return out, nil
+}
+
 // Find returns the handle of what was made for one node id.
 func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Handle, bool, error) {
 	tagged, err := h.s.Tagged(ctx, "find node "+nodeID, nodeID, azure.TagNodeID, nodeID)
@@ -689,7 +714,7 @@ func (h *Handler) owned(infraID, nodeID string, items []azure.Tagged) resource.O
 	if _, _, _, vm, err := azure.ParseID(vmID); err == nil {
 		vmID = h.s.ID(azure.TypeVM, vm)
 	}
-	return resource.Owned{Handle: makeHandle(vmID, d), InfraID: infraID, NodeID: nodeID, NodeName: nodeName}
+	return resource.Owned{Handle: makeHandle(vmID, d), InfraID: infraID, NodeID: nodeID, NodeName: nodeName, StoreID: azure.StoreOf(items)}
 }
 
 func deref(p *string) string {

@@ -91,7 +91,7 @@ func newEnv(t *testing.T, o armfake.Options, extra map[string]any) *env {
 const cloudInit = "#cloud-config\nruncmd:\n- ping 127.0.0.9 -c 5 > /tmp/ping-result.txt 2>&1\nwrite_files:\n- content: |\n    Hello World! I am the sender node created by Occopus.\n  path: /tmp/message.txt\n"
 
 func (e *env) spec(name string) resource.Spec {
-	return resource.Spec{InfraID: uuid.NewString(), NodeID: uuid.NewString(), NodeName: name,
+	return resource.Spec{InfraID: uuid.NewString(), NodeID: uuid.NewString(), NodeName: name, StoreID: uuid.NewString(),
 		Resource: e.h.defaults, Context: resource.Context{UserData: cloudInit}}
 }
 
@@ -178,14 +178,15 @@ func TestCreateSendsWhatOccopusSends(t *testing.T) {
 	if got := get(nicRef, "id"); got != e.h.s.ID(azure.TypeNIC, vmName+"-nic") {
 		t.Errorf("VM's NIC %v", got)
 	}
-	// Every tagged resource carries the three tags.
+	// Every tagged resource carries the four tags.
 	for _, typ := range []string{"virtualMachines", "networkInterfaces", "virtualNetworks"} {
 		for _, b := range e.puts(t, typ) {
 			if strings.Contains(fmt.Sprint(get(b, "properties", "addressPrefix")), "/") {
 				continue // a subnet: ARM takes no tags there
 			}
 			tags, _ := b["tags"].(map[string]any)
-			if tags[azure.TagInfraID] != spec.InfraID || tags[azure.TagNodeID] != spec.NodeID || tags[azure.TagNodeName] != "ping-sender" {
+			if tags[azure.TagInfraID] != spec.InfraID || tags[azure.TagNodeID] != spec.NodeID || tags[azure.TagNodeName] != "ping-sender" ||
+				tags[azure.TagStoreID] != spec.StoreID {
 				t.Errorf("%s tags %v", typ, tags)
 			}
 		}
@@ -658,6 +659,11 @@ func TestLeftoversFoundByTag(t *testing.T) {
 	}
 	if st, err := e.h.State(ctx, hd); !errors.Is(err, resource.ErrNotFound) {
 		t.Errorf("State of leftovers without a VM: %s, %v; want ErrNotFound", st, err)
+	}
+	// The sweep for orphans finds them too, with the store that made them.
+	all, err := e.h.ListAll(ctx)
+	if err != nil || len(all) != 1 || all[0].Handle.ID != hd.ID || all[0].InfraID != spec.InfraID || all[0].StoreID != spec.StoreID {
+		t.Fatalf("ListAll = %+v, %v; want the leftovers of node %s, store %s", all, err, spec.NodeID, spec.StoreID)
 	}
 	e.f.ClearInjections()
 	if err := e.h.Destroy(ctx, hd); err != nil {

@@ -20,10 +20,12 @@
 // description's elements, disable_autostop and isolated (true unless the
 // description says otherwise), the rendered cloud-init base64-encoded in
 // cloud-init with cloud-init-b64 true, and a name made of the node name,
-// the infra id and the node id. Before posting, and between the attempts
-// of a retried post whose answer may have been lost, it looks for a live
-// instance of that name (idempotence per node id; Find and List use the
-// name too). State reads {endpoint}/instances/{id}.xml: starting,
+// the infra id, the node id and (when the store has one) the store id: a
+// CloudBroker instance carries no tags or metadata, so its name is where
+// the store id goes. Before posting, and between the attempts of a retried
+// post whose answer may have been lost, it looks for a live instance of
+// that name, or of the name without the store id that earlier versions
+// gave (idempotence per node id; Find, List and ListAll use the name too). State reads {endpoint}/instances/{id}.xml: starting,
 // initializing, preparing → pending; running → running; stopping,
 // halted → shutdown; failed → failed; anything else unknown. Addresses:
 // the internal IP is what getip answers (as Occopus's IP), the external
@@ -39,6 +41,7 @@
 package cloudbroker
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -49,9 +52,12 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/google/uuid"
 
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/cloudapi"
@@ -77,6 +83,7 @@ var (
 	_ resource.Handler = (*Handler)(nil)
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
+	_ resource.Sweeper = (*Handler)(nil)
 	_ resource.Coster  = (*Handler)(nil)
 	_ resource.Closer  = (*Handler)(nil)
 )
@@ -173,26 +180,76 @@ func makeHandle(id string, d handleData) resource.Handle {
 }
 
 // instanceName names the instance made for a node: how a retried create,
-// Find and List recognise it.
-func instanceName(infraID, nodeID, nodeName string) string {
-	return "occopus-" + nodeName + "-" + infraID + "-" + nodeID
+// Find, List and ListAll recognise it. The store id ends it when there is
+// one: occopus-<node name>-<infra id>-<node id>[-<store id>].
+func instanceName(infraID, nodeID, nodeName, storeID string) string {
+	name := "occopus-" + nodeName + "-" + infraID + "-" + nodeID
+	if storeID != "" {
+		name += "-" + storeID
+	}
+	return name
+}
+
+// uuidLen is the length of a UUID in its usual form: the engine's infra
+// and node ids and the stores' ids are UUIDs.
+const uuidLen = 36
+
+// cutUUID cuts "-<uuid>" off the end of s.
+func cutUUID(s string) (rest, id string, ok bool) {
+	if len(s) < uuidLen+1 || s[len(s)-uuidLen-1] != '-' {
+		return s, "", false
+	}
+	if _, err := uuid.Parse(s[len(s)-uuidLen:]); err != nil {
+		return s, "", false
+	}
+	return s[:len(s)-uuidLen-1], s[len(s)-uuidLen:], true
 }
 
 // owner reads back what instanceName wrote, for one infrastructure.
-func owner(name, infraID string) (nodeName, nodeID string, ok bool) {
+func owner(name, infraID string) (nodeName, nodeID, storeID string, ok bool) {
 	rest, ok := strings.CutPrefix(name, "occopus-")
 	if !ok {
-		return "", "", false
+		return "", "", "", false
 	}
 	i := strings.LastIndex(rest, "-"+infraID+"-")
 	if i < 0 {
-		return "", "", false
+		return "", "", "", false
 	}
 	nodeName, nodeID = rest[:i], rest[i+len(infraID)+2:]
-	if nodeID == "" {
-		return "", "", false
+	if node, store, ok := cutUUID(nodeID); ok && node != "" {
+		nodeID, storeID = node, store
 	}
-	return nodeName, nodeID, true
+	if nodeID == "" {
+		return "", "", "", false
+	}
+	return nodeName, nodeID, storeID, true
+}
+
+// parseName reads back what instanceName wrote for any infrastructure
+// whose infra id and node id are UUIDs (as the engine makes them): the
+// ids are cut off the end, three with a store id, else two.
+func parseName(name string) (nodeName, infraID, nodeID, storeID string, ok bool) {
+	rest, ok := strings.CutPrefix(name, "occopus-")
+	if !ok {
+		return "", "", "", "", false
+	}
+	var ids []string
+	for len(ids) < 3 {
+		r, id, ok := cutUUID(rest)
+		if !ok {
+			break
+		}
+		rest, ids = r, append([]string{id}, ids...)
+	}
+	switch {
+	case len(ids) == 3 && rest != "":
+		return rest, ids[0], ids[1], ids[2], true
+	case len(ids) == 3: // a node name that is a UUID, and no store id
+		return ids[0], ids[1], ids[2], "", true
+	case len(ids) == 2 && rest != "":
+		return rest, ids[0], ids[1], "", true
+	}
+	return "", "", "", "", false
 }
 
 // live: an instance that has not been stopped.
@@ -227,7 +284,7 @@ func (h *Handler) request(spec resource.Spec) (*createRequest, error) {
 		case v == nil:
 			continue // a key written without a value: nothing to send
 		case k == "name":
-			return nil, fmt.Errorf("cloudbroker: node %s: description.name: the backend names instances after the node (%s) so that a retried creation finds its instance; remove the key", spec.NodeID, instanceName(spec.InfraID, spec.NodeID, spec.NodeName))
+			return nil, fmt.Errorf("cloudbroker: node %s: description.name: the backend names instances after the node (%s) so that a retried creation finds its instance; remove the key", spec.NodeID, instanceName(spec.InfraID, spec.NodeID, spec.NodeName, spec.StoreID))
 		case !xmlName.MatchString(k):
 			return nil, fmt.Errorf("cloudbroker: node %s: description.%s is no element name CloudBroker's XML can carry", spec.NodeID, k)
 		}
@@ -253,7 +310,7 @@ func (h *Handler) request(spec resource.Spec) (*createRequest, error) {
 	for _, k := range keys {
 		add(k, fields[k])
 	}
-	add("name", instanceName(spec.InfraID, spec.NodeID, spec.NodeName))
+	add("name", instanceName(spec.InfraID, spec.NodeID, spec.NodeName, spec.StoreID))
 	if ud := spec.Context.UserData; ud != "" {
 		add("cloud-init", base64.StdEncoding.EncodeToString([]byte(ud)))
 		add("cloud-init-b64", "true")
@@ -275,7 +332,9 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		return resource.Handle{}, err
 	}
 	defer h.locks.Lock(spec.NodeID)()
-	name := instanceName(spec.InfraID, spec.NodeID, spec.NodeName)
+	name := instanceName(spec.InfraID, spec.NodeID, spec.NodeName, spec.StoreID)
+	// What an earlier version, which put no store id in names, made.
+	legacy := instanceName(spec.InfraID, spec.NodeID, spec.NodeName, "")
 	d := handleData{InfraID: spec.InfraID, NodeID: spec.NodeID}
 	var out instance
 	attempt := 0
@@ -283,7 +342,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		attempt++
 		// Also on the first attempt: an earlier Create of this node may
 		// have made it (a retried build, a lost answer).
-		in, found, err := h.findOnce(ctx, name)
+		in, found, err := h.findOnce(ctx, name, legacy)
 		if err != nil {
 			return err
 		}
@@ -309,16 +368,16 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	return makeHandle(out.ID, d), nil
 }
 
-// findOnce looks for the live instance of a name (one listing, inside a
-// retried call). Should two exist, every caller gets the same one.
-func (h *Handler) findOnce(ctx context.Context, name string) (instance, bool, error) {
+// findOnce looks for the live instance of one of the names (one listing,
+// inside a retried call). Should two exist, every caller gets the same one.
+func (h *Handler) findOnce(ctx context.Context, names ...string) (instance, bool, error) {
 	var all instances
 	if err := h.c.do(ctx, http.MethodGet, "/instances.xml", nil, &all); err != nil {
 		return instance{}, false, err
 	}
 	var match []instance
 	for _, in := range all.Instances {
-		if in.Name == name && live(in) {
+		if slices.Contains(names, in.Name) && live(in) {
 			match = append(match, in)
 		}
 	}
@@ -432,7 +491,7 @@ func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Ha
 	}
 	var match []instance
 	for _, in := range all {
-		if _, id, ok := owner(in.Name, infraID); ok && id == nodeID && live(in) {
+		if _, id, _, ok := owner(in.Name, infraID); ok && id == nodeID && live(in) {
 			match = append(match, in)
 		}
 	}
@@ -451,14 +510,41 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 	}
 	var out []resource.Owned
 	for _, in := range all {
-		name, id, ok := owner(in.Name, infraID)
+		name, id, store, ok := owner(in.Name, infraID)
 		if !ok || !live(in) {
 			continue
 		}
 		out = append(out, resource.Owned{Handle: makeHandle(in.ID, handleData{InfraID: infraID, NodeID: id}),
-			InfraID: infraID, NodeID: id, NodeName: name})
+			InfraID: infraID, NodeID: id, NodeName: name, StoreID: store})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	return out, nil
+}
+
+// ListAll returns every live instance of the account named for a node
+// (parseName: the infra and node ids must be UUIDs, as the engine's are),
+// whoever made it.
+func (h *Handler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	all, err := h.list(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []resource.Owned
+	for _, in := range all {
+		name, infra, node, store, ok := parseName(in.Name)
+		if !ok || !live(in) {
+			continue
+		}
+		if len(out) == resource.MaxSweep {
+			h.log.Warn("more instances than one sweep looks at; the rest wait for a later one", "max", resource.MaxSweep)
+			break
+		}
+		out = append(out, resource.Owned{Handle: makeHandle(in.ID, handleData{InfraID: infra, NodeID: node}),
+			InfraID: infra, NodeID: node, NodeName: name, StoreID: store})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return cmp.Or(strings.Compare(out[i].InfraID, out[j].InfraID), strings.Compare(out[i].NodeID, out[j].NodeID)) < 0
+	})
 	return out, nil
 }
 

@@ -450,22 +450,125 @@ func TestAddresses(t *testing.T) {
 	}
 }
 
+const (
+	uuidInfra = "11111111-1111-4111-8111-000000000001"
+	uuidNode  = "22222222-2222-4222-8222-000000000001"
+	uuidStore = "33333333-3333-4333-8333-000000000001"
+)
+
 func TestOwnerOfNames(t *testing.T) {
 	cases := []struct {
-		name, infra, wantNode, wantID string
-		ok                            bool
+		name, infra, wantNode, wantID, wantStore string
+		ok                                       bool
 	}{
-		{instanceName("infra-1", "n1", "web"), "infra-1", "web", "n1", true},
-		{instanceName("0b3c-11", "22222222-2222-4222-8222-000000000001", "ping-receiver"), "0b3c-11", "ping-receiver", "22222222-2222-4222-8222-000000000001", true},
-		{instanceName("infra-1", "n1", "web"), "infra-2", "", "", false},
-		{"somebody-else", "infra-1", "", "", false},
-		{"occopus-web-infra-1-", "infra-1", "", "", false},
+		{instanceName("infra-1", "n1", "web", ""), "infra-1", "web", "n1", "", true},
+		{instanceName("0b3c-11", uuidNode, "ping-receiver", ""), "0b3c-11", "ping-receiver", uuidNode, "", true},
+		{instanceName("0b3c-11", uuidNode, "ping-receiver", uuidStore), "0b3c-11", "ping-receiver", uuidNode, uuidStore, true},
+		{instanceName("infra-1", "n1", "web", uuidStore), "infra-1", "web", "n1", uuidStore, true},
+		{instanceName("infra-1", "n1", "web", ""), "infra-2", "", "", "", false},
+		{"somebody-else", "infra-1", "", "", "", false},
+		{"occopus-web-infra-1-", "infra-1", "", "", "", false},
 	}
 	for _, tc := range cases {
-		node, id, ok := owner(tc.name, tc.infra)
-		if node != tc.wantNode || id != tc.wantID || ok != tc.ok {
-			t.Errorf("owner(%q, %q) = %q %q %v, want %q %q %v", tc.name, tc.infra, node, id, ok, tc.wantNode, tc.wantID, tc.ok)
+		node, id, store, ok := owner(tc.name, tc.infra)
+		if node != tc.wantNode || id != tc.wantID || store != tc.wantStore || ok != tc.ok {
+			t.Errorf("owner(%q, %q) = %q %q %q %v, want %q %q %q %v", tc.name, tc.infra, node, id, store, ok, tc.wantNode, tc.wantID, tc.wantStore, tc.ok)
 		}
+	}
+}
+
+func TestParseName(t *testing.T) {
+	cases := []struct {
+		name                       string
+		nodeName, infra, node, sto string
+		ok                         bool
+	}{
+		{instanceName(uuidInfra, uuidNode, "ping-receiver", uuidStore), "ping-receiver", uuidInfra, uuidNode, uuidStore, true},
+		{instanceName(uuidInfra, uuidNode, "web", ""), "web", uuidInfra, uuidNode, "", true},
+		{instanceName(uuidInfra, uuidNode, uuidStore, ""), uuidStore, uuidInfra, uuidNode, "", true}, // a node named like a UUID
+		// An infra id that is no UUID (the engine makes none) is misread, but
+		// as a name without a store id: never taken for this store's.
+		{instanceName("infra-1", uuidNode, "web", uuidStore), "web-infra-1", uuidNode, uuidStore, "", true},
+		{instanceName(uuidInfra, uuidNode, "", ""), "", "", "", "", false},
+		{"occopus-" + uuidInfra + "-" + uuidNode, "", "", "", "", false}, // no node name
+		{"somebody-" + uuidInfra + "-" + uuidNode, "", "", "", "", false},
+		{"occopus-web", "", "", "", "", false},
+	}
+	for _, tc := range cases {
+		nodeName, infra, node, store, ok := parseName(tc.name)
+		if nodeName != tc.nodeName || infra != tc.infra || node != tc.node || store != tc.sto || ok != tc.ok {
+			t.Errorf("parseName(%q) = %q %q %q %q %v, want %q %q %q %q %v", tc.name, nodeName, infra, node, store, ok, tc.nodeName, tc.infra, tc.node, tc.sto, tc.ok)
+		}
+	}
+}
+
+// The store id ends the name of what Create makes; an instance an
+// earlier version named without it is found, not made again.
+func TestCreateNamesTheStore(t *testing.T) {
+	f := newFake(t)
+	h := newTest(t, f)
+	spec := newSpec(baseResource(f), "n1")
+	spec.StoreID = uuidStore
+	hd, err := h.Create(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ins := f.Instances(); len(ins) != 1 || ins[0].Name != "occopus-web-infra-1-n1-"+uuidStore || ins[0].ID != hd.ID {
+		t.Fatalf("instances %+v, want one named with the store id", ins)
+	}
+	got, err := h.List(t.Context(), "infra-1")
+	if err != nil || len(got) != 1 || got[0].NodeID != "n1" || got[0].StoreID != uuidStore {
+		t.Fatalf("List = %+v, %v", got, err)
+	}
+	// Made before store ids: found by its old name.
+	old := newSpec(baseResource(f), "n2")
+	first, err := h.Create(t.Context(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.StoreID = uuidStore
+	again, err := h.Create(t.Context(), old)
+	if err != nil || again.ID != first.ID || len(f.Instances()) != 2 {
+		t.Fatalf("Create of a node made without a store id = %s (was %s), %v; %d instances", again.ID, first.ID, err, len(f.Instances()))
+	}
+}
+
+// ListAll finds the live instances of every infrastructure named by the
+// engine's ids, with the store id each name carries.
+func TestListAll(t *testing.T) {
+	f := newFake(t)
+	h := newTest(t, f)
+	res := baseResource(f)
+	specs := map[string]resource.Spec{}
+	for i, store := range []string{uuidStore, "", "33333333-3333-4333-8333-000000000002", uuidStore} {
+		s := newSpec(res, fmt.Sprintf("22222222-2222-4222-8222-00000000000%d", i))
+		s.InfraID, s.StoreID = fmt.Sprintf("11111111-1111-4111-8111-00000000000%d", i), store
+		specs[fmt.Sprint(i)] = s
+	}
+	hds := map[string]resource.Handle{}
+	for k, s := range specs {
+		hd, err := h.Create(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hds[k] = hd
+	}
+	f.Kill(hds["3"].ID)                                                  // halted: history
+	if _, err := h.Create(t.Context(), newSpec(res, "n1")); err != nil { // ids that are no UUIDs
+		t.Fatal(err)
+	}
+	got, err := h.ListAll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []resource.Owned
+	for _, k := range []string{"0", "1", "2"} {
+		s := specs[k]
+		want = append(want, resource.Owned{Handle: makeHandle(hds[k].ID, handleData{InfraID: s.InfraID, NodeID: s.NodeID}),
+			InfraID: s.InfraID, NodeID: s.NodeID, NodeName: "web", StoreID: s.StoreID})
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ListAll = %+v\nwant %+v", got, want)
 	}
 }
 
@@ -544,8 +647,9 @@ func TestConformance(t *testing.T) {
 	var n atomic.Int64
 	resourcetest.Run(t, h, func(t *testing.T) resource.Spec {
 		i := n.Add(1)
+		// UUIDs, as the engine's ids are: ListAll reads them off names.
 		return resource.Spec{
-			InfraID: fmt.Sprintf("infra-%d", i), NodeID: fmt.Sprintf("node-%d", i), NodeName: "web",
+			InfraID: fmt.Sprintf("11111111-1111-4111-8111-%012d", i), NodeID: fmt.Sprintf("22222222-2222-4222-8222-%012d", i), NodeName: "web",
 			Resource: baseResource(f), Context: resource.Context{UserData: userData},
 		}
 	}, resourcetest.WithTimeout(5*time.Second), resourcetest.WithKill(func(t *testing.T, hd resource.Handle) { f.Kill(hd.ID) }))

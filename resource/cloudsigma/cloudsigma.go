@@ -26,11 +26,15 @@
 // drives).
 //
 // Idempotence and adoption: every server carries occopus_infra_id,
-// occopus_node_id and occopus_node_name in its meta, and Create looks for
-// them before creating anything (also between the attempts of a retried
-// call, whose answer may have been lost). The clone is named
-// occopus-<infra id>-<node id>, so a retried clone finds it, and a clone
-// whose server was never made is found (Find, List) and removed.
+// occopus_node_id, occopus_node_name and (when the store has an id)
+// occopus_store_id in its meta, and Create looks for them before creating
+// anything (also between the attempts of a retried call, whose answer may
+// have been lost). The clone is named occopus-<infra id>-<node id>, so a
+// retried clone finds it, and a clone whose server was never made is found
+// (Find, List, ListAll) and removed. A clone carries no store id (the
+// clone action takes a name, not meta): a sweep for orphans cannot tell
+// whose store made a clone without a server, so it never removes one;
+// destroying its infrastructure does.
 //
 // Destroy stops the server (POST ?do=stop, until stopped) and deletes it
 // with its drives (DELETE /servers/{id}/?recurse=all_drives). Drives the
@@ -53,6 +57,7 @@
 package cloudsigma
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -66,6 +71,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/internal/keylock"
@@ -77,6 +84,7 @@ const (
 	MetaInfraID  = "occopus_infra_id"
 	MetaNodeID   = "occopus_node_id"
 	MetaNodeName = "occopus_node_name"
+	MetaStoreID  = "occopus_store_id"
 	// MetaUserData holds the base64 of the rendered cloud-init, named in
 	// MetaBase64Fields as CloudSigma's cloud-init datasource expects.
 	MetaUserData     = "cloudinit-user-data"
@@ -118,6 +126,7 @@ var (
 	_ resource.Handler = (*Handler)(nil)
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
+	_ resource.Sweeper = (*Handler)(nil)
 	_ resource.Closer  = (*Handler)(nil)
 )
 
@@ -276,6 +285,11 @@ func (h *Handler) settings(spec resource.Spec) (Instance, map[string]any, error)
 		meta = mm
 	}
 	meta[MetaInfraID], meta[MetaNodeID], meta[MetaNodeName] = spec.InfraID, spec.NodeID, spec.NodeName
+	// Only the store's own id: a description must not claim another's.
+	delete(meta, MetaStoreID)
+	if spec.StoreID != "" {
+		meta[MetaStoreID] = spec.StoreID
+	}
 	if ud := spec.Context.UserData; ud != "" {
 		meta[MetaUserData] = base64.StdEncoding.EncodeToString([]byte(ud))
 		fields := []string{}
@@ -874,6 +888,39 @@ func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Ha
 // List returns every server carrying the infra id in its meta, and every
 // clone named for the infrastructure that no server uses.
 func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, error) {
+	prefix := cloneName(infraID, "")
+	return h.list(ctx, func(s server) bool { return s.meta(MetaInfraID) == infraID },
+		func(name string) (string, string, bool) {
+			node, ok := strings.CutPrefix(name, prefix)
+			return infraID, node, ok && node != ""
+		})
+}
+
+// ListAll returns every server of the account carrying an infra id and a
+// node id in its meta, and every clone named for a node that no server
+// uses, whoever made them. Infra ids are UUIDs (the engine makes them so),
+// which tells where a clone's name has its node id.
+func (h *Handler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	return h.list(ctx, func(s server) bool { return s.meta(MetaInfraID) != "" && s.meta(MetaNodeID) != "" }, parseCloneName)
+}
+
+// parseCloneName reads back what cloneName wrote for an infra id that is
+// a UUID.
+func parseCloneName(name string) (infraID, nodeID string, ok bool) {
+	rest, ok := strings.CutPrefix(name, "occopus-")
+	const n = 36 // a UUID's length
+	if !ok || len(rest) < n+2 || rest[n] != '-' {
+		return "", "", false
+	}
+	if _, err := uuid.Parse(rest[:n]); err != nil {
+		return "", "", false
+	}
+	return rest[:n], rest[n+1:], true
+}
+
+// list returns the servers keep takes and the clones clone names (infra
+// and node id) that no server uses, at most resource.MaxSweep in all.
+func (h *Handler) list(ctx context.Context, keep func(server) bool, clone func(name string) (infraID, nodeID string, ok bool)) ([]resource.Owned, error) {
 	var (
 		servers []server
 		drives  []drive
@@ -900,26 +947,33 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 		for _, d := range s.Drives {
 			used[d.uuid()] = true
 		}
-		if s.meta(MetaInfraID) != infraID {
+	}
+	for _, s := range servers {
+		if !keep(s) {
 			continue
 		}
-		node := s.meta(MetaNodeID)
+		infra, node := s.meta(MetaInfraID), s.meta(MetaNodeID)
 		out = append(out, resource.Owned{
-			Handle:  makeHandle(s.UUID, handleData{InfraID: infraID, NodeID: node, Drive: bootDriveOf(s)}),
-			InfraID: infraID, NodeID: node, NodeName: s.meta(MetaNodeName),
+			Handle:  makeHandle(s.UUID, handleData{InfraID: infra, NodeID: node, Drive: bootDriveOf(s)}),
+			InfraID: infra, NodeID: node, NodeName: s.meta(MetaNodeName), StoreID: s.meta(MetaStoreID),
 		})
 	}
-	prefix := cloneName(infraID, "")
 	for _, d := range drives {
-		node, ok := strings.CutPrefix(d.Name, prefix)
-		if !ok || node == "" || used[d.UUID] || len(d.MountedOn) > 0 {
+		infra, node, ok := clone(d.Name)
+		if !ok || used[d.UUID] || len(d.MountedOn) > 0 {
 			continue
 		}
 		out = append(out, resource.Owned{
-			Handle:  makeHandle(d.UUID, handleData{Kind: kindDrive, InfraID: infraID, NodeID: node}),
-			InfraID: infraID, NodeID: node,
+			Handle:  makeHandle(d.UUID, handleData{Kind: kindDrive, InfraID: infra, NodeID: node}),
+			InfraID: infra, NodeID: node,
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	sort.Slice(out, func(i, j int) bool {
+		return cmp.Or(strings.Compare(out[i].InfraID, out[j].InfraID), strings.Compare(out[i].NodeID, out[j].NodeID)) < 0
+	})
+	if len(out) > resource.MaxSweep {
+		h.log.Warn("more servers and clones than one listing gives; the rest wait for a later one", "max", resource.MaxSweep)
+		out = out[:resource.MaxSweep]
+	}
 	return out, nil
 }

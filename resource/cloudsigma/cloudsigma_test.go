@@ -299,6 +299,19 @@ func TestServerObject(t *testing.T) {
 			}
 		})
 	}
+	// The store's id goes into meta; one the description claims does not.
+	for _, store := range []string{"5a1e0c2d-0000-4000-8000-000000000001", ""} {
+		spec := newSpec(descrWith(map[string]any{"meta": map[string]any{MetaStoreID: "claimed", "a": "b"}}), "n1")
+		spec.StoreID = store
+		_, obj, err := h.settings(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, _ := obj["meta"].(map[string]any)
+		if got, ok := meta[MetaStoreID]; (store == "" && ok) || (store != "" && got != store) || meta["a"] != "b" {
+			t.Errorf("store id %q: meta %v", store, meta)
+		}
+	}
 	// The spec's section is not touched by the merges.
 	res := descrWith(map[string]any{"meta": map[string]any{"a": "b"}})
 	before, _ := json.Marshal(res)
@@ -720,6 +733,58 @@ func TestListAndFindByMeta(t *testing.T) {
 	}
 	if len(f.Servers()) != 2 || len(f.Drives()) != 2 {
 		t.Errorf("after destroying c: servers %d drives %d, want 2 and 2", len(f.Servers()), len(f.Drives()))
+	}
+}
+
+// ListAll finds the servers of every infrastructure with the store id in
+// their meta, and the clones no server uses named for a node of an
+// infrastructure whose id is a UUID (as the engine's are); a clone carries
+// no store id.
+func TestListAll(t *testing.T) {
+	f := newFake(t)
+	h := newTest(t, f)
+	res := baseResource(f)
+	ours, other, old := newSpec(res, "n1"), newSpec(res, "n2"), newSpec(res, "n3")
+	ours.InfraID, ours.StoreID = "0a0a0a0a-0000-4000-8000-000000000001", "store-a"
+	other.InfraID, other.StoreID = "0a0a0a0a-0000-4000-8000-000000000002", "store-b"
+	hds := map[string]resource.Handle{}
+	for name, s := range map[string]resource.Spec{"ours": ours, "other": other, "old": old} {
+		hd, err := h.Create(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hds[name] = hd
+	}
+	const lostInfra = "0a0a0a0a-0000-4000-8000-000000000009"
+	clone := f.AddDrive(cloneName(lostInfra, "n9"))
+	f.AddDrive("occopus-not-a-uuid-n8")
+	f.AddDrive("ubuntu-22.04")
+	got, err := h.ListAll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ id, infra, node, name, store string }
+	var rows []row
+	for _, o := range got {
+		rows = append(rows, row{o.Handle.ID, o.InfraID, o.NodeID, o.NodeName, o.StoreID})
+	}
+	want := []row{
+		{hds["ours"].ID, ours.InfraID, "n1", "web", "store-a"},
+		{hds["other"].ID, other.InfraID, "n2", "web", "store-b"},
+		{clone, lostInfra, "n9", "", ""},
+		{hds["old"].ID, "infra-1", "n3", "web", ""},
+	}
+	if !reflect.DeepEqual(rows, want) {
+		t.Errorf("ListAll = %+v\nwant %+v", rows, want)
+	}
+	// The clone's handle is enough to delete it.
+	if err := h.Destroy(t.Context(), got[2].Handle); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range f.Drives() {
+		if d.UUID == clone {
+			t.Errorf("clone %s still there after Destroy", clone)
+		}
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -47,11 +48,13 @@ import (
 	"github.com/occopus-go/occopus/resource"
 )
 
-// Labels put on every container, so List/Find can recover them after a crash.
+// Labels put on every container, so List/Find can recover them after a
+// crash, and ListAll can tell this store's from another's.
 const (
 	LabelInfraID  = "occopus.infra_id"
 	LabelNodeID   = "occopus.node_id"
 	LabelNodeName = "occopus.node_name"
+	LabelStoreID  = "occopus.store_id"
 )
 
 // StopTimeout is how long Destroy lets a container handle SIGTERM before
@@ -131,6 +134,7 @@ var (
 	_ resource.Handler = (*Handler)(nil)
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
+	_ resource.Sweeper = (*Handler)(nil)
 )
 
 // New builds a Handler from a resource section. It does not contact the
@@ -293,6 +297,9 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 			LabelNodeID:   spec.NodeID,
 			LabelNodeName: spec.NodeName,
 		},
+	}
+	if spec.StoreID != "" {
+		cfg.Labels[LabelStoreID] = spec.StoreID
 	}
 	yes := true
 	hostCfg := &container.HostConfig{
@@ -628,20 +635,40 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 	if err != nil {
 		return nil, fmt.Errorf("docker: list containers of infra %s on %s: %w", infraID, h.endpoint, err)
 	}
+	return owned(cs), nil
+}
+
+// ListAll finds every container of the engine that carries an infra id
+// label, in any state, whoever made it (another $OCCOPUS_HOME or user on
+// the same engine too: the store id label tells them apart).
+func (h *Handler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	h.negotiate(ctx)
+	cs, err := h.list(ctx, filters.Arg("label", LabelInfraID))
+	if err != nil {
+		return nil, fmt.Errorf("docker: list labelled containers on %s: %w", h.endpoint, err)
+	}
+	if len(cs) > resource.MaxSweep {
+		h.log.Warn("more labelled containers than one sweep looks at; the rest wait for a later one", "containers", len(cs), "max", resource.MaxSweep)
+		cs = cs[:resource.MaxSweep]
+	}
+	out := owned(cs)
+	// A container with an infra id but no node id (made by hand) is
+	// nothing the store could account for.
+	return slices.DeleteFunc(out, func(o resource.Owned) bool { return o.InfraID == "" || o.NodeID == "" }), nil
+}
+
+func owned(cs []container.Summary) []resource.Owned {
 	out := make([]resource.Owned, 0, len(cs))
 	for _, c := range cs {
-		netw := ""
-		if c.HostConfig.NetworkMode != "" {
-			netw = c.HostConfig.NetworkMode
-		}
 		out = append(out, resource.Owned{
-			Handle:   makeHandle(c.ID, containerName(c.Names), netw),
+			Handle:   makeHandle(c.ID, containerName(c.Names), c.HostConfig.NetworkMode),
 			InfraID:  c.Labels[LabelInfraID],
 			NodeID:   c.Labels[LabelNodeID],
 			NodeName: c.Labels[LabelNodeName],
+			StoreID:  c.Labels[LabelStoreID],
 		})
 	}
-	return out, nil
+	return out
 }
 
 // Find returns the container made for one node id.

@@ -209,6 +209,7 @@ func TestLabelsEnvCommandAddresses(t *testing.T) {
 
 	// The helloworld image's own start.sh, configured by env only.
 	s := spec(t)
+	s.StoreID = "store-" + randHex(8)
 	s.Resource["image"] = imgHelloworld
 	msg := "hello-" + randHex(4)
 	s.Context = resource.Context{Env: []string{"message=" + msg}}
@@ -219,7 +220,7 @@ func TestLabelsEnvCommandAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, want := range map[string]string{LabelInfraID: s.InfraID, LabelNodeID: s.NodeID, LabelNodeName: s.NodeName} {
+	for k, want := range map[string]string{LabelInfraID: s.InfraID, LabelNodeID: s.NodeID, LabelNodeName: s.NodeName, LabelStoreID: s.StoreID} {
 		if got := c.Config.Labels[k]; got != want {
 			t.Errorf("label %s = %q, want %q", k, got, want)
 		}
@@ -476,4 +477,70 @@ func TestNoOriginTagInImage(t *testing.T) {
 	if c.Config.Image != imgBusybox+":latest" || c.HostConfig.NetworkMode != "bridge" {
 		t.Errorf("image %s network %s", c.Config.Image, c.HostConfig.NetworkMode)
 	}
+}
+
+// ListAll finds the labelled containers of every infrastructure with the
+// store id each carries (none for one made before store ids), and leaves
+// out a container with an infra id label but no node id (made by hand).
+func TestListAll(t *testing.T) {
+	t.Parallel()
+	h := newHandler(t)
+	ctx := context.Background()
+	ours := spec(t)
+	ours.StoreID = "store-" + randHex(8)
+	old := spec(t) // another infrastructure, no store id
+	hdOurs, hdOld := create(t, h, ours), create(t, h, old)
+	// By hand: only the infra id label.
+	byHand, err := h.cli.ContainerCreate(ctx, &container.Config{Image: imgBusybox + ":latest", Cmd: []string{"sleep", "3600"},
+		Labels: map[string]string{LabelInfraID: ours.InfraID}}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Destroy(context.Background(), resource.Handle{ID: byHand.ID}) })
+
+	all, err := h.ListAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]resource.Owned{}
+	for _, o := range all {
+		got[o.Handle.ID] = o
+	}
+	tests := []struct {
+		name                  string
+		id                    string
+		infra, node, nodeName string
+		store                 string
+		listed                bool
+	}{
+		{"with a store id", hdOurs.ID, ours.InfraID, ours.NodeID, ours.NodeName, ours.StoreID, true},
+		{"without a store id", hdOld.ID, old.InfraID, old.NodeID, old.NodeName, "", true},
+		{"infra id label only", byHand.ID, "", "", "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, ok := got[tc.id]
+			if ok != tc.listed {
+				t.Fatalf("listed %v, want %v (ListAll: %d containers)", ok, tc.listed, len(all))
+			}
+			if !ok {
+				return
+			}
+			if o.InfraID != tc.infra || o.NodeID != tc.node || o.NodeName != tc.nodeName || o.StoreID != tc.store {
+				t.Errorf("ListAll has %+v, want infra %s node %s name %s store %q", o, tc.infra, tc.node, tc.nodeName, tc.store)
+			}
+			if o.Handle.ID != tc.id || ContainerName(o.InfraID, o.NodeID) != strings.TrimPrefix(mustName(t, h, tc.id), "/") {
+				t.Errorf("handle %+v does not name container %s", o.Handle, shortID(tc.id))
+			}
+		})
+	}
+}
+
+func mustName(t *testing.T, h *Handler, id string) string {
+	t.Helper()
+	c, err := h.cli.ContainerInspect(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Name
 }

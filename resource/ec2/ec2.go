@@ -20,7 +20,8 @@
 // secretkey.
 //
 // Every instance is tagged occopus:infra_id, occopus:node_id,
-// occopus:node_name and Name (the node name unless tags gives one), and is
+// occopus:node_name, occopus:store_id (when the store has an id) and Name
+// (the node name unless tags gives one), and is
 // created with ClientToken derived from the node id, so a RunInstances
 // retried after a lost answer never makes a second VM.
 //
@@ -42,6 +43,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,11 +60,13 @@ import (
 	"github.com/occopus-go/occopus/resource"
 )
 
-// Tags put on every instance, so List/Find can recover them after a crash.
+// Tags put on every instance, so List/Find can recover them after a
+// crash, and ListAll can tell this store's from another's.
 const (
 	TagInfraID  = "occopus:infra_id"
 	TagNodeID   = "occopus:node_id"
 	TagNodeName = "occopus:node_name"
+	TagStoreID  = "occopus:store_id"
 )
 
 // MaxUserData is EC2's limit on user data before base64 encoding.
@@ -91,6 +95,7 @@ var (
 	_ resource.Handler = (*Handler)(nil)
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
+	_ resource.Sweeper = (*Handler)(nil)
 )
 
 // New builds a Handler from a resource section and its auth_data entry. It
@@ -264,6 +269,10 @@ func (h *Handler) runInput(spec resource.Spec) (*ec2.RunInstancesInput, error) {
 	tags[TagInfraID] = spec.InfraID
 	tags[TagNodeID] = spec.NodeID
 	tags[TagNodeName] = spec.NodeName
+	delete(tags, TagStoreID) // the section's tags must not claim a store
+	if spec.StoreID != "" {
+		tags[TagStoreID] = spec.StoreID
+	}
 	keys := make([]string, 0, len(tags))
 	for k := range tags {
 		keys = append(keys, k)
@@ -418,6 +427,23 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 	if err != nil {
 		return nil, err
 	}
+	return owned(insts), nil
+}
+
+// ListAll finds every live instance of the endpoint and region tagged
+// with an infra id (EC2's tag-key filter), whoever made it.
+func (h *Handler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	insts, err := h.searchFilters(ctx, "list tagged instances", []types.Filter{{Name: aws.String("tag-key"), Values: []string{TagInfraID}}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := owned(insts)
+	// An instance tagged with an infra id but no node id (by hand) is
+	// nothing a store could account for.
+	return slices.DeleteFunc(out, func(o resource.Owned) bool { return o.InfraID == "" || o.NodeID == "" }), nil
+}
+
+func owned(insts []types.Instance) []resource.Owned {
 	out := make([]resource.Owned, 0, len(insts))
 	for _, in := range insts {
 		t := tagMap(in.Tags)
@@ -426,9 +452,10 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 			InfraID:  t[TagInfraID],
 			NodeID:   t[TagNodeID],
 			NodeName: t[TagNodeName],
+			StoreID:  t[TagStoreID],
 		})
 	}
-	return out, nil
+	return out
 }
 
 // Find finds the live instance made for one node id.
@@ -441,7 +468,7 @@ func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Ha
 }
 
 func (h *Handler) search(ctx context.Context, what string, tags map[string]string) ([]types.Instance, error) {
-	filters := []types.Filter{{Name: aws.String("instance-state-name"), Values: live}}
+	var filters []types.Filter
 	keys := make([]string, 0, len(tags))
 	for k := range tags {
 		keys = append(keys, k)
@@ -450,6 +477,13 @@ func (h *Handler) search(ctx context.Context, what string, tags map[string]strin
 	for _, k := range keys {
 		filters = append(filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{tags[k]}})
 	}
+	return h.searchFilters(ctx, what, filters, tags)
+}
+
+// searchFilters pages through the live instances that pass the filters
+// and have the tags, at most resource.MaxSweep of them.
+func (h *Handler) searchFilters(ctx context.Context, what string, extra []types.Filter, tags map[string]string) ([]types.Instance, error) {
+	filters := append([]types.Filter{{Name: aws.String("instance-state-name"), Values: live}}, extra...)
 	var all []types.Instance
 	var token *string
 	for {
@@ -467,6 +501,10 @@ func (h *Handler) search(ctx context.Context, what string, tags map[string]strin
 				// cloud that ignores some must not make us adopt strangers.
 				if !matches(inst, tags) {
 					continue
+				}
+				if len(all) == resource.MaxSweep {
+					h.log.Warn("more instances than one listing reads; the rest wait for a later one", "what", what, "max", resource.MaxSweep)
+					return all, nil
 				}
 				all = append(all, inst)
 			}

@@ -11,12 +11,17 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/resource"
@@ -114,6 +119,7 @@ func (e *env) spec(name string) resource.Spec {
 		InfraID:  fmt.Sprintf("infra-%d", n),
 		NodeID:   fmt.Sprintf("0b5c2d7e-0000-4000-8000-%012d", n),
 		NodeName: name,
+		StoreID:  "5a1e0c2d-0000-4000-8000-000000000001",
 		Resource: resourceSection(e.url),
 		Context:  resource.Context{UserData: "#cloud-config\n"},
 		Auth:     map[string]any{"accesskey": e.f.AccessKey(), "secretkey": testSecret},
@@ -170,7 +176,7 @@ func TestCreateSendsTheRightParameters(t *testing.T) {
 	in, _ := e.f.Instance(hd.ID)
 	wantTags := map[string]string{
 		"Name": "ping-sender", "team": "blue", "cost": "42",
-		TagInfraID: spec.InfraID, TagNodeID: spec.NodeID, TagNodeName: "ping-sender",
+		TagInfraID: spec.InfraID, TagNodeID: spec.NodeID, TagNodeName: "ping-sender", TagStoreID: spec.StoreID,
 	}
 	if !reflect.DeepEqual(in.Tags, wantTags) {
 		t.Errorf("tags = %v, want %v", in.Tags, wantTags)
@@ -463,7 +469,7 @@ func TestListAndFind(t *testing.T) {
 			}
 			continue
 		}
-		want = append(want, resource.Owned{Handle: hd, InfraID: s.InfraID, NodeID: s.NodeID, NodeName: name})
+		want = append(want, resource.Owned{Handle: hd, InfraID: s.InfraID, NodeID: s.NodeID, NodeName: name, StoreID: s.StoreID})
 	}
 	other := e.spec("web") // another infrastructure
 	if _, err := e.h.Create(t.Context(), other); err != nil {
@@ -861,4 +867,51 @@ func get(form map[string][]string, k string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// ListAll pages through every live instance tagged with an infra id
+// (tag-key filter), with the store id each carries; one tagged by hand
+// with an infra id only, and one without occopus's tags, are left out.
+func TestListAll(t *testing.T) {
+	e := setup(t)
+	e.f.SetPageSize(1) // force NextToken paging
+	ours, other, unlabelled, gone := e.spec("web"), e.spec("db"), e.spec("old"), e.spec("gone")
+	other.StoreID = "5a1e0c2d-0000-4000-8000-000000000002"
+	unlabelled.StoreID = ""
+	hds := map[string]resource.Handle{}
+	for name, s := range map[string]resource.Spec{"ours": ours, "other": other, "unlabelled": unlabelled, "gone": gone} {
+		hd, err := e.h.Create(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hds[name] = hd
+	}
+	if err := e.h.Destroy(t.Context(), hds["gone"]); err != nil {
+		t.Fatal(err)
+	}
+	// By hand: an infra id tag only, and no occopus tag at all.
+	for _, tags := range [][]types.Tag{{{Key: aws.String(TagInfraID), Value: aws.String("by-hand")}}, {{Key: aws.String("Name"), Value: aws.String("mine")}}} {
+		if _, err := e.h.cli.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: aws.String("ami-1"), InstanceType: types.InstanceTypeT3Micro,
+			MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: tags}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := e.h.ListAll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(got, func(i, j int) bool { return got[i].NodeName < got[j].NodeName })
+	want := []resource.Owned{
+		{Handle: hds["other"], InfraID: other.InfraID, NodeID: other.NodeID, NodeName: "db", StoreID: other.StoreID},
+		{Handle: hds["unlabelled"], InfraID: unlabelled.InfraID, NodeID: unlabelled.NodeID, NodeName: "old"},
+		{Handle: hds["ours"], InfraID: ours.InfraID, NodeID: ours.NodeID, NodeName: "web", StoreID: ours.StoreID},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ListAll = %+v\nwant %+v", got, want)
+	}
+	in, _ := e.f.Instance(hds["unlabelled"].ID)
+	if _, ok := in.Tags[TagStoreID]; ok {
+		t.Errorf("an instance made without a store id is tagged %s=%q", TagStoreID, in.Tags[TagStoreID])
+	}
 }

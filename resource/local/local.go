@@ -12,8 +12,9 @@
 // Files under $OCCOPUS_HOME/local/<infra_id>/: <node_id>.log gets the
 // process's stdout and stderr, <node_id>.json its record (pid, start time,
 // address). The process also carries OCCOPUS_INFRA_ID, OCCOPUS_NODE_ID,
-// OCCOPUS_NODE_NAME and OCCOPUS_IP in its environment, so List finds it in
-// /proc even when its record was lost.
+// OCCOPUS_NODE_NAME, OCCOPUS_IP and (when the store has one) OCCOPUS_STORE_ID
+// in its environment, so List and ListAll find it in /proc even when its
+// record was lost, and tell whose store made it.
 package local
 
 import (
@@ -60,6 +61,7 @@ const (
 	EnvNodeID   = "OCCOPUS_NODE_ID"
 	EnvNodeName = "OCCOPUS_NODE_NAME"
 	EnvIP       = "OCCOPUS_IP"
+	EnvStoreID  = "OCCOPUS_STORE_ID"
 )
 
 // InheritedEnv are the variables of the orchestrator's own environment an
@@ -96,6 +98,7 @@ var (
 	_ resource.Handler = (*Handler)(nil)
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
+	_ resource.Sweeper = (*Handler)(nil)
 )
 
 // New builds a Handler; Config.Home (else $OCCOPUS_HOME) is required.
@@ -148,6 +151,7 @@ type record struct {
 	InfraID   string    `json:"infra_id"`
 	NodeID    string    `json:"node_id"`
 	NodeName  string    `json:"node_name"`
+	StoreID   string    `json:"store_id,omitempty"`
 	Command   []string  `json:"command"`
 	Log       string    `json:"log"`
 	Created   time.Time `json:"created"`
@@ -314,6 +318,9 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		EnvNodeID+"="+spec.NodeID,
 		EnvNodeName+"="+spec.NodeName,
 		EnvIP+"="+addr)
+	if spec.StoreID != "" {
+		cmd.Env = append(cmd.Env, EnvStoreID+"="+spec.StoreID)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A session of its own: no terminal signals from ours, and a process
 	// group Destroy can signal as a whole.
@@ -333,7 +340,7 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	}
 	r := &record{
 		PID: pid, StartTime: st.startTime, Address: addr,
-		InfraID: spec.InfraID, NodeID: spec.NodeID, NodeName: spec.NodeName,
+		InfraID: spec.InfraID, NodeID: spec.NodeID, NodeName: spec.NodeName, StoreID: spec.StoreID,
 		Command: cmd.Args, Log: logPath, Created: time.Now().UTC(),
 	}
 	if err := h.writeRecord(r); err != nil {
@@ -560,7 +567,52 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 }
 
 func owned(r *record) resource.Owned {
-	return resource.Owned{Handle: r.handle(), InfraID: r.InfraID, NodeID: r.NodeID, NodeName: r.NodeName}
+	return resource.Owned{Handle: r.handle(), InfraID: r.InfraID, NodeID: r.NodeID, NodeName: r.NodeName, StoreID: r.StoreID}
+}
+
+// ListAll returns the instances of every infrastructure: the records
+// under this home, plus session leaders in /proc that carry an infra and
+// a node id but have no record here. /proc shows the processes of other
+// homes of this user too (another $OCCOPUS_HOME, another service): their
+// store id tells them apart.
+func (h *Handler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	seen := map[[2]string]bool{}
+	var out []resource.Owned
+	add := func(r *record) bool {
+		k := [2]string{r.InfraID, r.NodeID}
+		if r.InfraID == "" || r.NodeID == "" || seen[k] {
+			return true
+		}
+		if len(out) == resource.MaxSweep {
+			h.log.Warn("more instances than one sweep looks at; the rest wait for a later one", "max", resource.MaxSweep)
+			return false
+		}
+		seen[k] = true
+		out = append(out, owned(r))
+		return true
+	}
+	for _, r := range h.allRecords() {
+		// A record is named after its ids: one whose content says
+		// otherwise is not ours to act on.
+		if checkIDs(r.InfraID, r.NodeID) != nil {
+			continue
+		}
+		if !add(r) {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	for _, p := range scanProc() {
+		if p.leader() && !add(p.record("")) {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].InfraID < out[j].InfraID || out[i].InfraID == out[j].InfraID && out[i].NodeID < out[j].NodeID
+	})
+	return out, nil
 }
 
 // Find returns the instance of one node id, by record or in /proc.

@@ -537,3 +537,61 @@ func TestReadStatOddName(t *testing.T) {
 		t.Errorf("readStat = %+v, %v", st, err)
 	}
 }
+
+// ListAll finds the instances of every infrastructure, with the store id
+// each carries in its record and environment: those with records here,
+// one whose record was lost (found in /proc), one of another home (its
+// process seen in /proc), one made without a store id.
+func TestListAll(t *testing.T) {
+	home, otherHome := t.TempDir(), t.TempDir()
+	h := newHandler(t, home, map[string]any{"stop_timeout": "1s"})
+	other := newHandler(t, otherHome, map[string]any{"stop_timeout": "1s"})
+	ours, lost, foreign, unlabelled := spec("sleep 3600"), spec("sleep 3600"), spec("sleep 3600"), spec("sleep 3600")
+	ours.StoreID, lost.StoreID, foreign.StoreID = "store-"+randHex(6), "store-"+randHex(6), "store-"+randHex(6)
+	lost.NodeName = "lost"
+	hds := map[string]resource.Handle{}
+	for name, s := range map[string]resource.Spec{"ours": ours, "lost": lost, "unlabelled": unlabelled} {
+		hds[name] = create(t, h, s)
+	}
+	hds["foreign"] = create(t, other, foreign)
+	if err := os.Remove(filepath.Join(home, "local", lost.InfraID, lost.NodeID+".json")); err != nil {
+		t.Fatal(err)
+	}
+	env, err := readProc(pidOf(t, hds["ours"]))
+	if err != nil || env.env[EnvStoreID] != ours.StoreID {
+		t.Fatalf("environment of the instance: %v, %v; want %s=%s", env.env, err, EnvStoreID, ours.StoreID)
+	}
+
+	all, err := h.ListAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]resource.Owned{}
+	for _, o := range all {
+		byID[o.Handle.ID] = o
+	}
+	for _, tc := range []struct {
+		name string
+		spec resource.Spec
+	}{{"ours", ours}, {"lost", lost}, {"foreign", foreign}, {"unlabelled", unlabelled}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, ok := byID[hds[tc.name].ID]
+			if !ok {
+				t.Fatalf("ListAll (%d instances) lacks pid %s", len(all), hds[tc.name].ID)
+			}
+			if o.InfraID != tc.spec.InfraID || o.NodeID != tc.spec.NodeID || o.NodeName != tc.spec.NodeName || o.StoreID != tc.spec.StoreID {
+				t.Errorf("ListAll has %+v, want infra %s node %s name %s store %q", o, tc.spec.InfraID, tc.spec.NodeID, tc.spec.NodeName, tc.spec.StoreID)
+			}
+			if st, err := h.State(context.Background(), o.Handle); err != nil || st != resource.StateRunning {
+				t.Errorf("State of the listed handle = %s, %v", st, err)
+			}
+		})
+	}
+	// The handle ListAll gave is enough to remove the instance whose
+	// record was lost (what a sweep does).
+	pid := pidOf(t, hds["lost"])
+	if err := h.Destroy(context.Background(), byID[hds["lost"].ID].Handle); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lost instance to end", func() bool { return !alive(pid, 0) })
+}

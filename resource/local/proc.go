@@ -66,7 +66,7 @@ func (p proc) leader() bool { return p.session == p.pid && p.state != 'Z' }
 func (p proc) record(logPath string) *record {
 	return &record{
 		PID: p.pid, StartTime: p.startTime, Address: p.env[EnvIP],
-		InfraID: p.env[EnvInfraID], NodeID: p.env[EnvNodeID], NodeName: p.env[EnvNodeName],
+		InfraID: p.env[EnvInfraID], NodeID: p.env[EnvNodeID], NodeName: p.env[EnvNodeName], StoreID: p.env[EnvStoreID],
 		Log: logPath,
 	}
 }

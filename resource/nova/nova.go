@@ -18,9 +18,10 @@
 // auth_data: username and password, or type: application_credential with
 // id and secret.
 //
-// Every server carries the metadata occopus_infra_id, occopus_node_id and
-// occopus_node_name; Create looks for it before creating (idempotency per
-// node id, also across a lost answer), and List/Find use it. A floating IP
+// Every server carries the metadata occopus_infra_id, occopus_node_id,
+// occopus_node_name and (when the store has an id) occopus_store_id;
+// Create looks for it before creating (idempotency per node id, also
+// across a lost answer), and List/Find/ListAll use it. A floating IP
 // carries the description "occopus:<infra id>:<node id>", so a retried
 // Create reuses it and Destroy releases it even without the handle's data.
 //
@@ -59,6 +60,7 @@ const (
 	MetaInfraID  = "occopus_infra_id"
 	MetaNodeID   = "occopus_node_id"
 	MetaNodeName = "occopus_node_name"
+	MetaStoreID  = "occopus_store_id"
 )
 
 // Defaults of the wait for ACTIVE before a floating IP is associated.
@@ -100,6 +102,7 @@ var (
 	_ resource.Handler = (*Handler)(nil)
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
+	_ resource.Sweeper = (*Handler)(nil)
 )
 
 // New builds a Handler from a resource section and its auth_data entry.
@@ -272,6 +275,9 @@ func (h *Handler) createServer(ctx context.Context, c *clients, spec resource.Sp
 			MetaNodeID:   spec.NodeID,
 			MetaNodeName: spec.NodeName,
 		},
+	}
+	if spec.StoreID != "" {
+		co.Metadata[MetaStoreID] = spec.StoreID
 	}
 	if spec.Context.UserData != "" {
 		co.UserData = []byte(spec.Context.UserData)
@@ -466,6 +472,16 @@ func (h *Handler) handleOf(ctx context.Context, c *clients, s servers.Server) re
 
 // List returns every live server carrying the infra id.
 func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, error) {
+	return h.listWhere(ctx, func(s servers.Server) bool { return s.Metadata[MetaInfraID] == infraID })
+}
+
+// ListAll returns every live server of the project carrying an infra id
+// and a node id in its metadata, whoever made it.
+func (h *Handler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	return h.listWhere(ctx, func(s servers.Server) bool { return s.Metadata[MetaInfraID] != "" && s.Metadata[MetaNodeID] != "" })
+}
+
+func (h *Handler) listWhere(ctx context.Context, keep func(servers.Server) bool) ([]resource.Owned, error) {
 	c, err := h.connect(ctx)
 	if err != nil {
 		return nil, err
@@ -481,17 +497,24 @@ func (h *Handler) List(ctx context.Context, infraID string) ([]resource.Owned, e
 	}
 	var out []resource.Owned
 	for _, s := range all {
-		if s.Metadata[MetaInfraID] != infraID || gone(s) {
+		if !keep(s) || gone(s) {
 			continue
 		}
+		if len(out) == resource.MaxSweep {
+			h.log.Warn("more servers than one listing reads; the rest wait for a later one", "max", resource.MaxSweep)
+			break
+		}
 		out = append(out, resource.Owned{
-			Handle:   makeHandle(s.ID, handleData{InfraID: infraID, NodeID: s.Metadata[MetaNodeID]}),
-			InfraID:  infraID,
+			Handle:   makeHandle(s.ID, handleData{InfraID: s.Metadata[MetaInfraID], NodeID: s.Metadata[MetaNodeID]}),
+			InfraID:  s.Metadata[MetaInfraID],
 			NodeID:   s.Metadata[MetaNodeID],
 			NodeName: s.Metadata[MetaNodeName],
+			StoreID:  s.Metadata[MetaStoreID],
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].NodeID < out[j].NodeID })
+	sort.Slice(out, func(i, j int) bool {
+		return cmp.Or(strings.Compare(out[i].InfraID, out[j].InfraID), strings.Compare(out[i].NodeID, out[j].NodeID)) < 0
+	})
 	return out, nil
 }
 

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
 	"github.com/occopus-go/occopus/internal/cloudapi"
 	"github.com/occopus-go/occopus/resource"
 	"github.com/occopus-go/occopus/resource/nova/novafake"
@@ -112,25 +114,29 @@ func TestCreateRequestBody(t *testing.T) {
 	ud := base64.StdEncoding.EncodeToString([]byte(userData))
 	meta := `{"occopus_infra_id": "infra-1", "occopus_node_id": "n1", "occopus_node_name": "web"}`
 	cases := []struct {
-		name string
-		res  map[string]any
-		want string
+		name  string
+		res   map[string]any
+		store string
+		want  string
 	}{
-		{"nova-ping section", map[string]any{"server_name": "mypingreceiver", "key_name": "mykey", "security_groups": []any{"default", "ping"}},
+		{"with the store's id", map[string]any{"network_id": nil}, "5a1e0c2d-0000-4000-8000-000000000001",
+			`{"server": {"name": "web-n1", "imageRef": "img-1", "flavorRef": "f-1", "user_data": "` + ud + `", "metadata":
+			 {"occopus_infra_id": "infra-1", "occopus_node_id": "n1", "occopus_node_name": "web", "occopus_store_id": "5a1e0c2d-0000-4000-8000-000000000001"}}}`},
+		{"nova-ping section", map[string]any{"server_name": "mypingreceiver", "key_name": "mykey", "security_groups": []any{"default", "ping"}}, "",
 			`{"server": {"name": "mypingreceiver", "imageRef": "img-1", "flavorRef": "f-1", "user_data": "` + ud + `",
 			 "networks": [{"uuid": "net-private"}], "key_name": "mykey",
 			 "security_groups": [{"name": "default"}, {"name": "ping"}], "metadata": ` + meta + `}}`},
-		{"defaults: name from node, no key, no groups, no network", map[string]any{"network_id": nil},
+		{"defaults: name from node, no key, no groups, no network", map[string]any{"network_id": nil}, "",
 			`{"server": {"name": "web-n1", "imageRef": "img-1", "flavorRef": "f-1", "user_data": "` + ud + `", "metadata": ` + meta + `}}`},
-		{"flavor given by id", map[string]any{"flavor_name": "f-2"},
+		{"flavor given by id", map[string]any{"flavor_name": "f-2"}, "",
 			`{"server": {"name": "web-n1", "imageRef": "img-1", "flavorRef": "f-2", "user_data": "` + ud + `",
 			 "networks": [{"uuid": "net-private"}], "metadata": ` + meta + `}}`},
-		{"boot from volume, deleted with the server", map[string]any{"volume_size": 20},
+		{"boot from volume, deleted with the server", map[string]any{"volume_size": 20}, "",
 			`{"server": {"name": "web-n1", "imageRef": "", "flavorRef": "f-1", "user_data": "` + ud + `",
 			 "networks": [{"uuid": "net-private"}], "metadata": ` + meta + `,
 			 "block_device_mapping_v2": [{"source_type": "image", "uuid": "img-1", "destination_type": "volume",
 			   "volume_size": 20, "boot_index": 0, "delete_on_termination": true}]}}`},
-		{"boot from a persistent volume", map[string]any{"volume_size": "8", "volume_persist": true, "security_groups": "only"},
+		{"boot from a persistent volume", map[string]any{"volume_size": "8", "volume_persist": true, "security_groups": "only"}, "",
 			`{"server": {"name": "web-n1", "imageRef": "", "flavorRef": "f-1", "user_data": "` + ud + `",
 			 "networks": [{"uuid": "net-private"}], "metadata": ` + meta + `, "security_groups": [{"name": "only"}],
 			 "block_device_mapping_v2": [{"source_type": "image", "uuid": "img-1", "destination_type": "volume",
@@ -141,7 +147,9 @@ func TestCreateRequestBody(t *testing.T) {
 			f := newFake(t)
 			res := with(baseResource(f), tc.res)
 			h := newTest(t, f, res, nil)
-			hd, err := h.Create(t.Context(), newSpec(res, "n1"))
+			spec := newSpec(res, "n1")
+			spec.StoreID = tc.store
+			hd, err := h.Create(t.Context(), spec)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -713,6 +721,56 @@ func TestListAndFindByMetadata(t *testing.T) {
 	}
 	if _, found, _ := h.Find(t.Context(), "infra-1", "n2"); found {
 		t.Error("Find returned a server being deleted")
+	}
+}
+
+// ListAll finds every live server of the project with an infra id and a
+// node id in its metadata, and the store id it carries; a server being
+// deleted, one with an infra id only (made by hand) and one without
+// occopus's metadata are left out.
+func TestListAll(t *testing.T) {
+	f := newFake(t)
+	h := newTest(t, f, nil, nil)
+	res := baseResource(f)
+	ours, other, old, deleting := newSpec(res, "n1"), newSpec(res, "n2"), newSpec(res, "n3"), newSpec(res, "n4")
+	ours.StoreID, other.StoreID, deleting.StoreID = "store-a", "store-b", "store-a"
+	other.InfraID, old.InfraID = "infra-2", "infra-3"
+	hds := map[string]resource.Handle{}
+	for name, s := range map[string]resource.Spec{"ours": ours, "other": other, "old": old, "deleting": deleting} {
+		hd, err := h.Create(t.Context(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hds[name] = hd
+	}
+	f.SetStatus(hds["deleting"].ID, "ACTIVE", "deleting")
+	c, err := h.connect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, meta := range []map[string]string{{MetaInfraID: "by-hand"}, {"owner": "someone"}} {
+		if _, err := servers.Create(t.Context(), c.compute, servers.CreateOpts{Name: fmt.Sprint("hand-", i), ImageRef: "img-1", FlavorRef: "f-1", Metadata: meta}, nil).Extract(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := h.ListAll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []resource.Owned{
+		{Handle: makeHandle(hds["ours"].ID, handleData{InfraID: "infra-1", NodeID: "n1"}), InfraID: "infra-1", NodeID: "n1", NodeName: "web", StoreID: "store-a"},
+		{Handle: makeHandle(hds["other"].ID, handleData{InfraID: "infra-2", NodeID: "n2"}), InfraID: "infra-2", NodeID: "n2", NodeName: "web", StoreID: "store-b"},
+		{Handle: makeHandle(hds["old"].ID, handleData{InfraID: "infra-3", NodeID: "n3"}), InfraID: "infra-3", NodeID: "n3", NodeName: "web"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ListAll = %+v\nwant %+v", got, want)
+	}
+	// What ListAll gives is enough to remove the server.
+	if err := h.Destroy(t.Context(), got[2].Handle); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.State(t.Context(), hds["old"]); !errors.Is(err, resource.ErrNotFound) {
+		t.Errorf("State after Destroy of the listed handle: %v, want not found", err)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/occopus-go/occopus/resource"
 )
 
@@ -35,14 +37,23 @@ func WithTimeout(d time.Duration) Option {
 
 // Run runs the conformance suite. newSpec must return a spec with an infra
 // id and node id unique to the test, for an instance that keeps running
-// until destroyed.
+// until destroyed; a spec without a store id gets one (a UUID, as the
+// stores' ids are), so that every backend shows it labels it.
 func Run(t *testing.T, h resource.Handler, newSpec func(t *testing.T) resource.Spec, opts ...Option) {
 	t.Helper()
 	o := options{timeout: 30 * time.Second}
 	for _, f := range opts {
 		f(&o)
 	}
-	s := &suite{h: h, newSpec: newSpec, o: o}
+	storeID := uuid.NewString()
+	withStore := func(t *testing.T) resource.Spec {
+		spec := newSpec(t)
+		if spec.StoreID == "" {
+			spec.StoreID = storeID
+		}
+		return spec
+	}
+	s := &suite{h: h, newSpec: withStore, o: o}
 	t.Run("Lifecycle", s.lifecycle)
 	t.Run("ConcurrentCreate", s.concurrentCreate)
 	t.Run("TwoNodes", s.twoNodes)
@@ -132,6 +143,33 @@ func (s *suite) owned(t *testing.T, ctx context.Context, infraID string) ([]reso
 	return got, true
 }
 
+// all lists every labelled resource, or returns ok=false without a
+// Sweeper.
+func (s *suite) all(t *testing.T, ctx context.Context) ([]resource.Owned, bool) {
+	t.Helper()
+	sw, ok := s.h.(resource.Sweeper)
+	if !ok {
+		return nil, false
+	}
+	got, err := sw.ListAll(ctx)
+	if err != nil {
+		t.Fatalf("ListAll: %v", err)
+	}
+	if len(got) > resource.MaxSweep {
+		t.Fatalf("ListAll returned %d resources, more than resource.MaxSweep (%d)", len(got), resource.MaxSweep)
+	}
+	return got, true
+}
+
+func findOwned(all []resource.Owned, id string) (resource.Owned, bool) {
+	for _, o := range all {
+		if o.Handle.ID == id {
+			return o, true
+		}
+	}
+	return resource.Owned{}, false
+}
+
 func (s *suite) lifecycle(t *testing.T) {
 	ctx := s.ctx(t)
 	spec := s.newSpec(t)
@@ -155,6 +193,17 @@ func (s *suite) lifecycle(t *testing.T) {
 		}
 		if got[0].NodeName != spec.NodeName {
 			t.Errorf("List node name = %q, want %q", got[0].NodeName, spec.NodeName)
+		}
+		if got[0].StoreID != spec.StoreID {
+			t.Errorf("List store id = %q, want %q", got[0].StoreID, spec.StoreID)
+		}
+	}
+	if all, ok := s.all(t, ctx); ok {
+		o, found := findOwned(all, h.ID)
+		if !found {
+			t.Errorf("ListAll (%d resources) lacks %s of node %s", len(all), h.ID, spec.NodeID)
+		} else if o.InfraID != spec.InfraID || o.NodeID != spec.NodeID || o.NodeName != spec.NodeName || o.StoreID != spec.StoreID {
+			t.Errorf("ListAll has %+v, want infra %s node %s name %s store %s", o, spec.InfraID, spec.NodeID, spec.NodeName, spec.StoreID)
 		}
 	}
 	if f, ok := s.h.(resource.Finder); ok {
@@ -187,6 +236,11 @@ func (s *suite) lifecycle(t *testing.T) {
 	}
 	if got, ok := s.owned(t, ctx, spec.InfraID); ok && len(got) != 0 {
 		t.Errorf("List after Destroy = %+v, want empty", got)
+	}
+	if all, ok := s.all(t, ctx); ok {
+		if o, found := findOwned(all, h.ID); found {
+			t.Errorf("ListAll after Destroy still has %+v", o)
+		}
 	}
 	if f, ok := s.h.(resource.Finder); ok {
 		if _, found, err := f.Find(ctx, spec.InfraID, spec.NodeID); err != nil || found {
