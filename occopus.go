@@ -113,6 +113,10 @@ type Options struct {
 	// Retention bounds the event log when Housekeep runs (default 30 days,
 	// 10,000 events per infrastructure).
 	Retention Retention
+	// Orphans configure the sweep for orphans (Orphans, and the REST
+	// service's periodic sweep): remove after a 10-minute grace, every 10
+	// minutes, by default.
+	Orphans OrphanOptions
 
 	// Engine tunables; zero values take the engine's defaults.
 
@@ -151,6 +155,7 @@ type Manager struct {
 	owner     string // this Manager, for store leases
 	obs       observers
 	secrets   []string // of auth_data, removed from returned errors
+	orphans   orphanMemory
 }
 
 // New returns a Manager.

@@ -69,7 +69,7 @@ type Options struct {
 	// destroy), so it may write to an unsynchronised writer.
 	OnEvent func(store.Event)
 	// OnBackendCall, when set, is called after every call to a backend
-	// (op: create, destroy, state, addresses, find, list) with its
+	// (op: create, destroy, state, addresses, find, list, list_all) with its
 	// duration and error. It must not block.
 	OnBackendCall func(backend, op string, d time.Duration, err error)
 	// OnProbe, when set, is called with every health-check result.
@@ -104,6 +104,7 @@ type Engine struct {
 	handlers *handlerCache
 	limiter  *cloudapi.Limiters
 	cms      cmCache // config managers (configmgr.go)
+	sid      storeIDCache
 
 	eventMu sync.Mutex // serialises Options.OnEvent
 }

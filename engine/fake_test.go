@@ -25,10 +25,15 @@ type fakeCloud struct {
 	addr string
 	// stateErr, when set, is what State answers for every instance.
 	stateErr error
+	// onListAll, when set, runs inside ListAll before it reads the
+	// instances (with cloud.mu not held): what happens at the backend
+	// while a sweep lists.
+	onListAll func()
 }
 
 type fakeInstance struct {
 	id, infra, node, name string
+	zone, store           string // the handler's zone; the spec's store id
 	env                   []string
 	state                 resource.State
 }
@@ -69,7 +74,8 @@ func (h *fakeHandler) Create(ctx context.Context, spec resource.Spec) (resource.
 	cloud.next++
 	cloud.creates++
 	id := fmt.Sprintf("fake-%d", cloud.next)
-	cloud.instances[id] = &fakeInstance{id: id, infra: spec.InfraID, node: spec.NodeID, name: spec.NodeName, env: spec.Context.Env, state: resource.StateRunning}
+	cloud.instances[id] = &fakeInstance{id: id, infra: spec.InfraID, node: spec.NodeID, name: spec.NodeName, zone: h.zone, store: spec.StoreID,
+		env: spec.Context.Env, state: resource.StateRunning}
 	return resource.Handle{ID: id}, nil
 }
 
@@ -111,10 +117,37 @@ func (h *fakeHandler) List(ctx context.Context, infraID string) ([]resource.Owne
 	var out []resource.Owned
 	for _, in := range cloud.instances {
 		if in.infra == infraID {
-			out = append(out, resource.Owned{Handle: resource.Handle{ID: in.id}, InfraID: in.infra, NodeID: in.node, NodeName: in.name})
+			out = append(out, in.owned())
 		}
 	}
 	return out, nil
+}
+
+// ListAll lists the instances made in the handler's zone (a zone stands
+// for an endpoint), of every infrastructure.
+func (h *fakeHandler) ListAll(ctx context.Context) ([]resource.Owned, error) {
+	cloud.mu.Lock()
+	hook := cloud.onListAll
+	cloud.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	if h.zone == "unreachable" {
+		return nil, fmt.Errorf("zone %s: endpoint gone", h.zone)
+	}
+	var out []resource.Owned
+	for _, in := range cloud.instances {
+		if in.zone == h.zone {
+			out = append(out, in.owned())
+		}
+	}
+	return out, nil
+}
+
+func (in *fakeInstance) owned() resource.Owned {
+	return resource.Owned{Handle: resource.Handle{ID: in.id}, InfraID: in.infra, NodeID: in.node, NodeName: in.name, StoreID: in.store}
 }
 
 func (h *fakeHandler) Find(ctx context.Context, infraID, nodeID string) (resource.Handle, bool, error) {
@@ -158,6 +191,7 @@ var (
 	_ resource.Handler = (*fakeHandler)(nil)
 	_ resource.Lister  = (*fakeHandler)(nil)
 	_ resource.Finder  = (*fakeHandler)(nil)
+	_ resource.Sweeper = (*fakeHandler)(nil)
 )
 
 func specFor(infra, nodeID, name string) resource.Spec {

@@ -9,8 +9,9 @@ import (
 )
 
 // metered times every backend call for Options.OnBackendCall. Optional
-// capabilities (Lister, Finder) are reached through asLister/asFinder, which
-// look at the wrapped handler, so the wrapper does not claim any it lacks.
+// capabilities (Lister, Finder, Sweeper) are reached through asLister,
+// asFinder and asSweeper, which look at the wrapped handler, so the
+// wrapper does not claim any it lacks.
 type metered struct {
 	h   resource.Handler
 	typ string
@@ -67,6 +68,28 @@ type meteredLister struct {
 func (l meteredLister) List(ctx context.Context, infraID string) (out []resource.Owned, err error) {
 	defer func(start time.Time) { l.m.observe("list", start, err) }(time.Now())
 	return l.l.List(ctx, infraID)
+}
+
+type meteredSweeper struct {
+	s resource.Sweeper
+	m *metered
+}
+
+func (s meteredSweeper) ListAll(ctx context.Context) (out []resource.Owned, err error) {
+	defer func(start time.Time) { s.m.observe("list_all", start, err) }(time.Now())
+	return s.s.ListAll(ctx)
+}
+
+func asSweeper(h resource.Handler) (resource.Sweeper, bool) {
+	if m, ok := h.(*metered); ok {
+		s, ok := m.h.(resource.Sweeper)
+		if !ok {
+			return nil, false
+		}
+		return meteredSweeper{s: s, m: m}, true
+	}
+	s, ok := h.(resource.Sweeper)
+	return s, ok
 }
 
 func asFinder(h resource.Handler) (resource.Finder, bool) {

@@ -526,7 +526,7 @@ func (e *Engine) create(ctx context.Context, v *view, n *compile.Node) (store.In
 		var hd resource.Handle
 		err = e.registerNode(ctx, v, n, r, nodeID, addrs)
 		if err == nil {
-			hd, err = h.Create(ctx, resource.Spec{InfraID: v.inf.ID, NodeID: nodeID, NodeName: n.Name, Resource: r.Resource, Context: r.Context, Auth: authData})
+			hd, err = h.Create(ctx, resource.Spec{InfraID: v.inf.ID, NodeID: nodeID, NodeName: n.Name, StoreID: e.StoreID(ctx), Resource: r.Resource, Context: r.Context, Auth: authData})
 		}
 		release()
 		if err != nil {

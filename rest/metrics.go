@@ -30,6 +30,7 @@ type metrics struct {
 	probes      *prometheus.HistogramVec
 	calls       *prometheus.HistogramVec
 	callErrors  *prometheus.CounterVec
+	orphans     *prometheus.GaugeVec
 
 	mu       sync.Mutex
 	creating map[string]time.Time // node id -> when it entered creating
@@ -73,9 +74,12 @@ func newMetrics() *metrics {
 		callErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "occopus_backend_call_errors_total", Help: "Failed calls to resource backends by backend type and operation.",
 		}, []string{"backend", "op"}),
+		orphans: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "occopus_orphans", Help: "Backend resources the store does not know of: found (this store's, not removed yet) and foreign (another store's or none: never removed) as the last sweep saw them; removed: by this service since it started.",
+		}, []string{"state"}),
 		creating: map[string]time.Time{},
 	}
-	m.reg.MustRegister(m.requests, m.reqDuration, m.passes, m.transitions, m.toReady, m.events, m.webhook, m.probes, m.calls, m.callErrors,
+	m.reg.MustRegister(m.requests, m.reqDuration, m.passes, m.transitions, m.toReady, m.events, m.webhook, m.probes, m.calls, m.callErrors, m.orphans,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,6 +98,15 @@ func (m *metrics) observeRequest(route string, code int, d time.Duration) {
 // panic (occopus.Outcome).
 func (m *metrics) observePass(d time.Duration, result string) {
 	m.passes.WithLabelValues(result).Observe(d.Seconds())
+}
+
+// observeOrphans sets the gauges from a sweep's report: what it saw, and
+// what it removed added to the removals before (a removed orphan is not
+// seen again, so the last sweep's count alone would hide it at once).
+func (m *metrics) observeOrphans(rep *occopus.OrphanReport) {
+	m.orphans.WithLabelValues(occopus.OrphanFound).Set(float64(rep.Count(occopus.OrphanFound)))
+	m.orphans.WithLabelValues(occopus.OrphanForeign).Set(float64(rep.Count(occopus.OrphanForeign)))
+	m.orphans.WithLabelValues(occopus.OrphanRemoved).Add(float64(rep.Count(occopus.OrphanRemoved)))
 }
 
 func (m *metrics) observeProbe(r health.Result) {

@@ -352,21 +352,54 @@ func (s *Server) Close() error {
 // housekeepInterval is how often the service prunes the event log.
 const housekeepInterval = 10 * time.Minute
 
-// housekeep runs the Manager's housekeeping now and then every interval
+// housekeep runs the Manager's housekeeping, and its sweep for orphans
+// (unless the configuration turns it off), now and then every interval
 // until ctx ends.
 func (s *Server) housekeep(ctx context.Context) {
 	t := time.NewTicker(housekeepInterval)
 	defer t.Stop()
+	o := s.m.OrphanOptions()
+	var sweep <-chan time.Time
+	if o.Sweep != occopus.SweepOff {
+		st := time.NewTicker(o.Interval)
+		defer st.Stop()
+		sweep = st.C
+		s.sweepOrphans(ctx, o)
+	}
 	for {
 		if _, err := s.m.Housekeep(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("housekeeping", "err", s.redact(err.Error()))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		for again := true; again; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				again = false
+			case <-sweep:
+				s.sweepOrphans(ctx, o)
+			}
 		}
 	}
+}
+
+// sweepOrphans runs one sweep for orphans and updates the metrics; the
+// Manager logs what it found and removed.
+func (s *Server) sweepOrphans(ctx context.Context, o occopus.OrphanOptions) {
+	rep, err := s.m.Orphans(ctx, o.Sweep == occopus.SweepRemove)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		s.log.Warn("sweep for orphans", "err", s.redact(err.Error()))
+	}
+	if rep == nil {
+		return
+	}
+	for _, f := range rep.Failed {
+		s.log.Warn("sweep for orphans: a backend could not be asked", "backend", f.Backend, "err", s.redact(f.Error))
+	}
+	s.metrics.observeOrphans(rep)
 }
 
 // isLoopback reports whether host names only this machine.

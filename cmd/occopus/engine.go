@@ -66,7 +66,8 @@ func (e *env) managerOptions(cfg *config.Config, ad *auth.Data) occopus.Options 
 	opt := occopus.Options{Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallel: cfg.Parallel,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, MaxDescriptionBytes: cfg.MaxDescriptionBytes,
 		Limits:    occopus.Limits{PerNode: cfg.Limits.PerNode, PerInfra: cfg.Limits.PerInfra, Total: cfg.Limits.Total},
-		Retention: occopus.Retention{MaxAge: cfg.Events.MaxAge, PerInfra: cfg.Events.PerInfra}}
+		Retention: occopus.Retention{MaxAge: cfg.Events.MaxAge, PerInfra: cfg.Events.PerInfra},
+		Orphans:   occopus.OrphanOptions{Sweep: cfg.Orphans.Sweep, Grace: cfg.Orphans.Grace, Interval: cfg.Orphans.Interval}}
 	if ad != nil {
 		opt.Auth = ad
 	}

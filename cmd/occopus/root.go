@@ -139,6 +139,7 @@ func newRoot(e *env) *cobra.Command {
 		newMaintain(e),
 		newScale(e),
 		newPlan(e),
+		newOrphans(e),
 		newVersion(e),
 		newRESTService(e),
 	)

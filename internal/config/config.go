@@ -55,6 +55,9 @@ type Config struct {
 	// per_infrastructure: 10000}`); zero fields take the defaults, a
 	// negative one turns that bound off.
 	Events Events `yaml:"events"`
+	// Orphans configure the sweep for orphans (`orphans: {sweep: remove,
+	// grace: 10m, interval: 10m}`); zero fields take the defaults.
+	Orphans Orphans `yaml:"orphans"`
 
 	Store Store `yaml:"-"`
 	REST  REST  `yaml:"-"`
@@ -73,6 +76,17 @@ type Limits struct {
 type Events struct {
 	MaxAge   time.Duration
 	PerInfra int
+}
+
+// Orphans configure the REST service's sweep for orphans.
+type Orphans struct {
+	// Sweep is remove, report or off ("": the default, remove).
+	Sweep string
+	// Grace is how long an orphan is seen before it is removed (0: the
+	// default, 10 minutes; negative: none, written `grace: 0s`).
+	Grace time.Duration
+	// Interval between sweeps (0: the default, 10 minutes).
+	Interval time.Duration
 }
 
 // Store selects the store. Occopus names it `components: uds:`.
@@ -170,6 +184,11 @@ func (c *Config) read(path string) error {
 			MaxAge   string `yaml:"max_age"`
 			PerInfra int    `yaml:"per_infrastructure"`
 		} `yaml:"events"`
+		Orphans struct {
+			Sweep    string `yaml:"sweep"`
+			Grace    string `yaml:"grace"`
+			Interval string `yaml:"interval"`
+		} `yaml:"orphans"`
 		Components struct {
 			REST struct {
 				Host string `yaml:"host"`
@@ -215,6 +234,9 @@ func (c *Config) read(path string) error {
 		c.Events.MaxAge = d
 	}
 	c.Events.PerInfra = raw.Events.PerInfra
+	if err := c.Orphans.read(raw.Orphans.Sweep, raw.Orphans.Grace, raw.Orphans.Interval); err != nil {
+		return fmt.Errorf("configuration file %s: orphans.%w", path, err)
+	}
 	if l := raw.Limits; l != nil {
 		for _, v := range []struct {
 			key string
@@ -260,6 +282,34 @@ func (c *Config) read(path string) error {
 		}
 	default:
 		return fmt.Errorf("configuration file %s: components.uds.protocol: unknown store %q (use sqlite or redis)", path, u.Protocol)
+	}
+	return nil
+}
+
+// read checks and sets the `orphans:` keys; the error starts with the key.
+func (o *Orphans) read(sweep, grace, interval string) error {
+	switch sweep {
+	case "", "remove", "report", "off":
+		o.Sweep = sweep
+	default:
+		return fmt.Errorf("sweep: %q is not remove, report or off", sweep)
+	}
+	if grace != "" {
+		d, err := time.ParseDuration(grace)
+		if err != nil || d < 0 {
+			return fmt.Errorf("grace: %q is not a duration such as 10m (0s: remove at first sight)", grace)
+		}
+		o.Grace = d
+		if d == 0 {
+			o.Grace = -1 // none, which 0 (the default) cannot say
+		}
+	}
+	if interval != "" {
+		d, err := time.ParseDuration(interval)
+		if err != nil || d < time.Second {
+			return fmt.Errorf("interval: %q is not a duration of at least 1s such as 10m", interval)
+		}
+		o.Interval = d
 	}
 	return nil
 }

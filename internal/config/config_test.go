@@ -52,6 +52,30 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "bad events age", file: "events: {max_age: a month}\n", wantErr: `events.max_age: "a month" is not a duration`},
+		{name: "orphans: defaults", check: func(t *testing.T, c *Config) {
+			if c.Orphans != (Orphans{}) {
+				t.Errorf("orphans %+v, want zero (the Manager's defaults)", c.Orphans)
+			}
+		}},
+		{name: "orphans keys", file: "orphans: {sweep: report, grace: 30m, interval: 1h}\n", check: func(t *testing.T, c *Config) {
+			if c.Orphans != (Orphans{Sweep: "report", Grace: 30 * time.Minute, Interval: time.Hour}) {
+				t.Errorf("orphans %+v", c.Orphans)
+			}
+		}},
+		{name: "orphans: no grace", file: "orphans: {sweep: remove, grace: 0s}\n", check: func(t *testing.T, c *Config) {
+			if c.Orphans != (Orphans{Sweep: "remove", Grace: -1}) {
+				t.Errorf("orphans %+v, want remove with no grace (-1)", c.Orphans)
+			}
+		}},
+		{name: "orphans off", file: "orphans:\n  sweep: off\n", check: func(t *testing.T, c *Config) {
+			if c.Orphans.Sweep != "off" {
+				t.Errorf("orphans %+v", c.Orphans)
+			}
+		}},
+		{name: "bad orphan sweep", file: "orphans: {sweep: delete}\n", wantErr: `orphans.sweep: "delete" is not remove, report or off`},
+		{name: "bad orphan grace", file: "orphans: {grace: soon}\n", wantErr: `orphans.grace: "soon" is not a duration`},
+		{name: "negative orphan grace", file: "orphans: {grace: -5m}\n", wantErr: `orphans.grace: "-5m"`},
+		{name: "orphan interval too short", file: "orphans: {interval: 1ms}\n", wantErr: `orphans.interval: "1ms" is not a duration of at least 1s`},
 		{name: "negative limit", file: "limits: {instances_per_infrastructure: -1}\n", wantErr: "limits.instances_per_infrastructure: must be at least 1, not -1"},
 		{name: "negative description size", file: "max_description_bytes: -5\n", wantErr: "max_description_bytes: must be positive"},
 		{name: "unknown store", file: "components:\n  uds: {protocol: mongodb}\n", wantErr: `components.uds.protocol: unknown store "mongodb"`},
