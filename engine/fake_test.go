@@ -134,8 +134,11 @@ func (h *fakeHandler) ListAll(ctx context.Context) ([]resource.Owned, error) {
 	}
 	cloud.mu.Lock()
 	defer cloud.mu.Unlock()
-	if h.zone == "unreachable" {
+	switch h.zone {
+	case "unreachable":
 		return nil, fmt.Errorf("zone %s: endpoint gone", h.zone)
+	case "list-panics":
+		panic("fake: a bug in ListAll")
 	}
 	var out []resource.Owned
 	for _, in := range cloud.instances {

@@ -138,7 +138,11 @@ func (e *Engine) FindOrphans(ctx context.Context) (*OrphanScan, error) {
 			return nil
 		})
 	}
-	_ = limitN(sweepParallel, jobs)
+	// A job fails only by panicking (limitN recovers it): that backend's
+	// listing is lost, the others count.
+	if err := limitN(sweepParallel, jobs); err != nil {
+		scan.Failed = append(scan.Failed, Leftover{Backend: "*", Error: e.Redact(fmt.Sprintf("listing a backend: %v", err))})
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -266,18 +266,24 @@ func TestRemoveOrphan(t *testing.T) {
 	}
 }
 
-// A backend that cannot be listed is named in Failed; the sweep goes on
-// with the others.
+// A backend that cannot be listed, or whose listing panics, is named in
+// Failed; the sweep goes on with the others.
 func TestFindOrphansBackendFails(t *testing.T) {
 	w, zone, _, storeID := sweepWorld(t, "fake")
-	w.importDefs("'node_def:gone':\n  - resource: {type: fake, zone: unreachable}\n    health_check: {ping: false}\n")
+	w.importDefs("'node_def:gone':\n  - resource: {type: fake, zone: unreachable}\n    health_check: {ping: false}\n" +
+		"'node_def:buggy':\n  - resource: {type: fake, zone: list-panics}\n    health_check: {ping: false}\n")
 	lost := plant(zone, uuid.NewString(), "n1", "web", storeID)
 	scan, err := w.eng.FindOrphans(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(scan.Failed) != 1 || scan.Failed[0].Backend != "fake" || !strings.Contains(scan.Failed[0].Error, "endpoint gone") {
-		t.Errorf("failed %+v, want the unreachable zone", scan.Failed)
+	var why []string
+	for _, f := range scan.Failed {
+		why = append(why, f.Backend+": "+f.Error)
+	}
+	if len(why) != 2 || !strings.Contains(strings.Join(why, "\n"), "fake: list every labelled resource: zone unreachable: endpoint gone") ||
+		!strings.Contains(strings.Join(why, "\n"), "a bug in ListAll") {
+		t.Errorf("failed %q, want the unreachable zone and the panic", why)
 	}
 	if len(scan.Orphans) != 1 || scan.Orphans[0].ID != lost {
 		t.Errorf("orphans %+v, want %s", scan.Orphans, lost)
