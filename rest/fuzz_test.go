@@ -114,6 +114,14 @@ func serveFuzz(t *testing.T, h http.Handler, method, path, ctype string, body []
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
+	if rec.Code == http.StatusTemporaryRedirect || rec.Code == http.StatusMovedPermanently {
+		// The mux's answer to a path that is not clean ("/a/./b"): where
+		// the clean one is.
+		if rec.Header().Get("Location") == "" {
+			t.Fatalf("%s %s: %d without a Location", method, path, rec.Code)
+		}
+		return rec.Code, nil
+	}
 	var v map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
 		t.Fatalf("%s %s: %d, body is not JSON: %q", method, path, rec.Code, rec.Body.String())
