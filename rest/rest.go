@@ -383,10 +383,16 @@ func (s *Server) housekeep(ctx context.Context) {
 	}
 }
 
+// sweepTimeout bounds one sweep for orphans (a backend that hangs must
+// not stop the housekeeping for good); longer intervals allow longer.
+const sweepTimeout = 5 * time.Minute
+
 // sweepOrphans runs one sweep for orphans and updates the metrics; the
 // Manager logs what it found and removed.
 func (s *Server) sweepOrphans(ctx context.Context, o occopus.OrphanOptions) {
-	rep, err := s.m.Orphans(ctx, o.Sweep == occopus.SweepRemove)
+	sctx, cancel := context.WithTimeout(ctx, max(sweepTimeout, o.Interval))
+	defer cancel()
+	rep, err := s.m.Orphans(sctx, o.Sweep == occopus.SweepRemove)
 	if ctx.Err() != nil {
 		return
 	}
