@@ -900,7 +900,8 @@ func filterUnique(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Valu
 	if err != nil {
 		return exec.AsValue(err)
 	}
-	var seen []any
+	seen := map[string]bool{} // Python's set: by hash key, so 1, 1.0 and True are one
+	var others []any          // values without a simple key, compared one by one
 	out := []any{}
 	for _, it := range items {
 		k, err := key(it)
@@ -911,11 +912,18 @@ func filterUnique(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Valu
 			return exec.AsValue(err)
 		}
 		dup := false
-		for _, s := range seen {
-			dup = dup || pyEqual(s, k)
+		if hk, ok := hashKey(k); ok {
+			dup = seen[hk]
+			seen[hk] = true
+		} else {
+			for _, o := range others {
+				dup = dup || pyEqual(o, k)
+			}
+			if !dup {
+				others = append(others, k)
+			}
 		}
 		if !dup {
-			seen = append(seen, k)
 			out = append(out, it)
 		}
 	}
@@ -1557,4 +1565,37 @@ func filterForceescape(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec
 		return exec.AsValue(err)
 	}
 	return exec.AsSafeValue(pyMarkup(htmlEscape.Replace(s)))
+}
+
+// hashKey is a string that equal Python values share (1 == 1.0 == True),
+// for the scalars and tuples of them; ok is false for anything else.
+func hashKey(v any) (string, bool) {
+	switch t := plain(v).(type) {
+	case nil:
+		return "N", true
+	case bool, int64:
+		n, _, _, _ := number(t)
+		return "n" + strconv.FormatInt(n, 10), true
+	case float64:
+		if t == math.Trunc(t) && math.Abs(t) < 1<<62 {
+			return "n" + strconv.FormatInt(int64(t), 10), true
+		}
+		return "f" + strconv.FormatFloat(t, 'g', -1, 64), true
+	case string:
+		return "s" + t, true
+	case []any:
+		if _, ok := raw(v).(pyTuple); !ok {
+			return "", false
+		}
+		k := "t("
+		for _, x := range t {
+			xk, ok := hashKey(x)
+			if !ok {
+				return "", false
+			}
+			k += strconv.Itoa(len(xk)) + ":" + xk
+		}
+		return k + ")", true
+	}
+	return "", false
 }

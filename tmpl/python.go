@@ -554,13 +554,21 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			}
 			return n
 		}
+		// tooMany reports whether n copies of size units exceed limit,
+		// without the multiplication (which overflows for a huge n).
+		tooMany := func(size int, n, limit int64) bool {
+			return size > 0 && rep(n) > limit/int64(size)
+		}
 		if _, ok := r.(string); ok && lnum && !lfl { // n * str is str * n
 			l, r, lv, rv, li, ri = r, l, rv, lv, ri, li
 			lnum, rnum, lfl, rfl = rnum, lnum, rfl, lfl
 		}
 		if s, ok := l.(string); ok && rnum && !rfl {
-			if int64(len(s))*rep(ri) > 1<<24 {
+			if tooMany(len(s), ri, 1<<24) {
 				return nil, errors.New("string repetition too large")
+			}
+			if s == "" {
+				ri = 0
 			}
 			out := strings.Repeat(s, int(rep(ri)))
 			if _, m := lv.Interface().(pyMarkup); m {
@@ -569,7 +577,7 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			return out, nil
 		}
 		if s, ok := r.(string); ok && lnum && !lfl {
-			if int64(len(s))*rep(li) > 1<<24 {
+			if tooMany(len(s), li, 1<<24) {
 				return nil, errors.New("string repetition too large")
 			}
 			return strings.Repeat(s, int(rep(li))), nil
@@ -579,8 +587,11 @@ func binop(op *tokens.Token, lv, rv *exec.Value) (any, error) {
 			lnum, rnum, lfl, rfl = rnum, lnum, rfl, lfl
 		}
 		if a, ok := l.([]any); ok && rnum && !rfl {
-			if int64(len(a))*rep(ri) > 1<<20 {
+			if tooMany(len(a), ri, 1<<20) {
 				return nil, errors.New("list repetition too large")
+			}
+			if len(a) == 0 {
+				ri = 0 // [] * 10**18 is [] at once
 			}
 			out := []any{}
 			for k := int64(0); k < ri; k++ {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var errData = Data{
@@ -265,6 +266,8 @@ func TestRenderNeverPanics(t *testing.T) {
 		"{{ ''[0] }}", "{{ [1][1:0:-1] }}", "{{ range(0) | max }}", "{% for k, v in 1 %}{% endfor %}",
 		"{{ (1, 2) | map('upper') | list }}", "{{ none.x }}", "{{ loop.index }}", "{{ 2 ** -1 }}",
 		"{{ 'x' * -1 }}", "{{ '%(a)s' | format(a=1) }}", "{{ '%' | format() }}", "{% set x.y = 1 %}",
+		"{{ [] * 9223372036854775807 }}", "{{ [1, 2] * 9223372036854775807 }}", "{{ 'ab' * 9223372036854775807 }}",
+		"{{ '' * 9223372036854775807 }}", "{{ 9223372036854775807 * [1] }}", "{{ range(100000) | unique | list | length }}",
 	} {
 		func() {
 			defer func() {
@@ -272,7 +275,11 @@ func TestRenderNeverPanics(t *testing.T) {
 					t.Errorf("%q panicked: %v", src, r)
 				}
 			}()
+			start := time.Now()
 			_, _ = Render(src, Data{"x": nil}, Options{})
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("%q took %s", src, d) // huge counts must fail fast
+			}
 		}()
 	}
 }
