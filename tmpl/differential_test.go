@@ -233,7 +233,7 @@ func TestJinja2Differential(t *testing.T) {
 			t.Fatal(err)
 		}
 		t1 := time.Now()
-		got, gotErr := Render(src, dd, Options{Addresses: testAddrs})
+		got, gotErr := renderWatched(i, src, dd)
 		if pythonObjectOutput(want) {
 			pyObjects++
 			continue
@@ -308,4 +308,19 @@ func TestPythonObjectOutput(t *testing.T) {
 	if pythonObjectOutput(jinjaResult{Error: "TypeError"}) {
 		t.Error("an error is compared")
 	}
+}
+
+// renderWatched renders one case; a render that does not end within a
+// minute fails the test with the case, rather than stalling a long run.
+func renderWatched(i int, src string, data Data) (string, error) {
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			panic(fmt.Sprintf("TestJinja2Differential: case %d (seed %d) has rendered for a minute: %q", i, *diffSeed, src))
+		}
+	}()
+	return Render(src, data, Options{Addresses: testAddrs})
 }
