@@ -52,7 +52,11 @@ func TestCreateBounded(t *testing.T) {
 	if !strings.Contains(v["message"].(string), "would have 10 instances, more than the 8 an infrastructure may have") {
 		t.Fatalf("per-infrastructure limit: %v", v["message"])
 	}
+	// A huge scaleup saturates and is clamped by the node's max.
 	v = expect(t, call(t, "POST", hs.URL+"/infrastructures/"+one+"/scaleup/a/9223372036854775807", ""), 200)
+	if v["count"] != float64(5) {
+		t.Fatalf("scaleup by the largest int64: %v", v)
+	}
 	two := "infra_name: two\nnodes:\n  - {name: a, type: rest_worker, scaling: {min: 5, max: 5}}\n"
 	v = expect(t, call(t, "POST", hs.URL+"/infrastructures/", two, "Content-Type", "application/yaml"), 400)
 	if !strings.Contains(v["message"].(string), fmt.Sprintf("its 5 instances with the %d of the other infrastructures would be more than the 10", 6)) {
