@@ -133,12 +133,12 @@ func TestScaleEndpoints(t *testing.T) {
 	u := hs.URL + "/infrastructures/" + id
 
 	v := expect(t, call(t, "POST", u+"/scaleup/worker", ""), 200)
-	want := map[string]any{"method": "scaleup", "infraid": id, "nodename": "worker", "count": float64(1)}
+	want := map[string]any{"method": "scaleup", "infraid": id, "nodename": "worker", "count": float64(1), "target": float64(2)}
 	if !equalMaps(v, want) {
 		t.Fatalf("scaleup %v", v)
 	}
 	v = expect(t, call(t, "POST", u+"/scaleup/worker/2", ""), 200)
-	want["count"] = float64(2)
+	want["count"], want["target"] = float64(2), float64(4)
 	if !equalMaps(v, want) {
 		t.Fatalf("scaleup/2 %v", v)
 	}
@@ -163,7 +163,7 @@ func TestScaleEndpoints(t *testing.T) {
 	expect(t, call(t, "POST", hs.URL+"/infrastructures/"+unknownID+"/scaledown/worker", ""), 404)
 
 	v = expect(t, call(t, "POST", u+"/scaleto/worker/2", ""), 200)
-	if !equalMaps(v, map[string]any{"method": "scaleto", "infraid": id, "nodename": "worker", "count": float64(2)}) {
+	if !equalMaps(v, map[string]any{"method": "scaleto", "infraid": id, "nodename": "worker", "count": float64(2), "target": float64(2)}) {
 		t.Fatalf("scaleto %v", v)
 	}
 	expect(t, call(t, "POST", u+"/scaleto/worker/0", ""), 400)

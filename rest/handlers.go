@@ -45,12 +45,16 @@ type DeleteFailed struct {
 	Left []occopus.Leftover `json:"left"`
 }
 
-// ScaleResult is the body of scaleup and scaleto.
+// ScaleResult is the body of scaleup and scaleto. Count echoes the request,
+// as Occopus does; Target and Clamped say what was stored, so that a client
+// learns at once that min or max bounded its request.
 type ScaleResult struct {
 	Method   string `json:"method"`
 	InfraID  string `json:"infraid"`
 	NodeName string `json:"nodename"`
 	Count    int    `json:"count"`
+	Target   int    `json:"target"`
+	Clamped  string `json:"clamped,omitempty"`
 }
 
 // ScaleDownResult is the body of scaledown; NodeID is the instance asked
@@ -230,7 +234,7 @@ func (s *Server) scaleUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logScale(id, node, after.Target, after.Clamped)
-	s.writeJSON(w, http.StatusOK, ScaleResult{Method: "scaleup", InfraID: id, NodeName: node, Count: count})
+	s.writeJSON(w, http.StatusOK, ScaleResult{Method: "scaleup", InfraID: id, NodeName: node, Count: count, Target: after.Target, Clamped: after.Clamped})
 }
 
 func (s *Server) scaleDown(w http.ResponseWriter, r *http.Request) {
@@ -262,7 +266,7 @@ func (s *Server) scaleTo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logScale(id, node, after.Target, after.Clamped)
-	s.writeJSON(w, http.StatusOK, ScaleResult{Method: "scaleto", InfraID: id, NodeName: node, Count: count})
+	s.writeJSON(w, http.StatusOK, ScaleResult{Method: "scaleto", InfraID: id, NodeName: node, Count: count, Target: after.Target, Clamped: after.Clamped})
 }
 
 func (s *Server) logScale(id, node string, target int, clamped string) {

@@ -54,7 +54,7 @@ func TestCreateBounded(t *testing.T) {
 	}
 	// A huge scaleup saturates and is clamped by the node's max.
 	v = expect(t, call(t, "POST", hs.URL+"/infrastructures/"+one+"/scaleup/a/9223372036854775807", ""), 200)
-	if v["count"] != float64(5) {
+	if v["target"] != float64(5) || !strings.Contains(fmt.Sprint(v["clamped"]), "max") {
 		t.Fatalf("scaleup by the largest int64: %v", v)
 	}
 	two := "infra_name: two\nnodes:\n  - {name: a, type: rest_worker, scaling: {min: 5, max: 5}}\n"
