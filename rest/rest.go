@@ -118,9 +118,9 @@ type Server struct {
 	egress    *egressPolicy
 }
 
-// New builds a Server over m. The Manager's AllowCmd should be the
-// configuration's allow_cmd && allow_network_cmd: descriptions arrive over
-// the network.
+// New builds a Server over m. Every description it receives is submitted
+// with occopus.FromNetwork, so the Manager's AllowCmd and AllowNetworkCmd
+// (allow_cmd, allow_network_cmd) both decide whether its cmd() runs.
 func New(m *occopus.Manager, cfg Config) (*Server, error) {
 	if m == nil {
 		return nil, errors.New("rest: New needs a Manager")
