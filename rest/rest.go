@@ -13,7 +13,11 @@
 //	POST   /infrastructures/{id}/scaledown/{node}[/{nodeid}]   {"method": "scaledown", ...}
 //	POST   /infrastructures/{id}/scaleto/{node}/{count}        {"method": "scaleto", ...}
 //	POST   /infrastructures/{id}/attach|detach|notify          {"infraid": ID}
+//	GET    /infrastructures/{id}/status                        the last pass's outcome
+//	GET    /infrastructures/{id}/cost                          costs where backends tell them
 //
+// A DELETE with ?force=true removes the record even when resources remain,
+// and lists them.
 // Errors are JSON {"status_code": N, "reason": "Not Found", "message": "..."}
 // with the same HTTP status. Every response and log line is scrubbed of the
 // credentials of auth_data (Config.Secrets).
