@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"math/rand/v2"
 	"net/url"
 	"regexp"
 	"sort"
@@ -58,6 +59,13 @@ type Options struct {
 	// Addresses gives the private and public address of the n-th instance
 	// (n from 1). Default: 127.10.n/250.n%250+2 and 127.20.n/250.n%250+2.
 	Addresses func(n int) (private, public string)
+	// Throttle is the fraction (0 to 1) of authenticated requests answered
+	// with EC2's throttling error (503 RequestLimitExceeded) instead of
+	// being served, drawn from a generator seeded with ThrottleSeed, so a
+	// run can be repeated. The counters count them; [Server.Throttled]
+	// tells how many there were.
+	Throttle     float64
+	ThrottleSeed uint64
 }
 
 // LoopbackAddresses is the default address plan.
@@ -129,8 +137,21 @@ type Server struct {
 	pageSize         int
 	freeze           bool
 
+	throttle  float64
+	rng       *rand.Rand // draws the throttled requests; under mu
+	throttled int
+
+	// history is every change of an instance between live (exists for a
+	// client) and not, in order, for PeakLive.
+	history []liveChange
+
 	closeOnce sync.Once
 	hang      chan struct{}
+}
+
+type liveChange struct {
+	id   string
+	live bool
 }
 
 // New starts a fake EC2 endpoint; Close stops it.
@@ -139,6 +160,7 @@ func New(opts Options) *Server {
 		region: opts.Region, runLatency: opts.RunLatency, addrs: opts.Addresses, access: opts.AccessKey,
 		instances: map[string]*Instance{}, tokens: map[string]string{}, calls: map[string]int{},
 		paths: map[string]int{}, hang: make(chan struct{}),
+		throttle: opts.Throttle, rng: rand.New(rand.NewPCG(opts.ThrottleSeed, 0x0ec2)),
 	}
 	if s.region == "" {
 		s.region = DefaultRegion
@@ -346,8 +368,57 @@ func (s *Server) SetState(id, state string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if in := s.instances[id]; in != nil {
-		in.State = state
+		s.setState(in, state)
 	}
+}
+
+// isLive says whether an instance in state exists for a client (as Live
+// counts).
+func isLive(state string) bool { return state != "terminated" && state != "shutting-down" }
+
+// setState changes an instance's state, keeping the history; under mu.
+func (s *Server) setState(in *Instance, state string) {
+	if was, is := isLive(in.State), isLive(state); was != is {
+		s.history = append(s.history, liveChange{in.ID, is})
+	}
+	in.State = state
+}
+
+// Throttled is how many requests were answered with the injected
+// throttling error (Options.Throttle).
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
+}
+
+// PeakLive is, for each combination of the values of the tags named, the
+// largest number of instances carrying it that were live at the same time
+// since the server started (an instance missing a tag has the value "").
+// The key is the values joined by "/", in the order of tags. It is exact:
+// every change between live and not is recorded as it happens.
+func (s *Server) PeakLive(tags ...string) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, peak := map[string]int{}, map[string]int{}
+	for _, c := range s.history {
+		in := s.instances[c.id]
+		if in == nil {
+			continue // purged: its tags are gone with it
+		}
+		vals := make([]string, len(tags))
+		for i, t := range tags {
+			vals[i] = in.Tags[t]
+		}
+		k := strings.Join(vals, "/")
+		if c.live {
+			now[k]++
+			peak[k] = max(peak[k], now[k])
+		} else {
+			now[k]--
+		}
+	}
+	return peak
 }
 
 // Kill terminates an instance behind the client's back.
@@ -400,6 +471,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case form.Get("Version") != "2016-11-15":
 		s.error(w, http.StatusBadRequest, "InvalidParameterValue", "unsupported Version "+form.Get("Version"))
+		return
+	}
+
+	if s.throttleNow() {
+		s.error(w, http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.")
 		return
 	}
 
@@ -467,6 +543,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.WriteHeader(status)
 	fmt.Fprint(w, body)
+}
+
+// throttleNow draws whether this request is throttled (Options.Throttle).
+func (s *Server) throttleNow() bool {
+	if s.throttle <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rng.Float64() >= s.throttle {
+		return false
+	}
+	s.throttled++
+	return true
 }
 
 func (s *Server) error(w http.ResponseWriter, status int, code, msg string) {
@@ -564,6 +654,7 @@ func (s *Server) runInstances(form url.Values) (int, string) {
 	}
 	s.instances[in.ID] = in
 	s.order = append(s.order, in.ID)
+	s.history = append(s.history, liveChange{in.ID, true})
 	if token != "" {
 		s.tokens[token] = in.ID
 	}
@@ -579,7 +670,7 @@ func (s *Server) advance(in *Instance) {
 	case "pending":
 		in.State = "running"
 	case "shutting-down":
-		in.State = "terminated"
+		in.State = "terminated" // not live either way
 	case "terminated":
 		if s.forgetTerminated {
 			delete(s.instances, in.ID)
@@ -710,7 +801,7 @@ func (s *Server) terminateInstances(form url.Values) (int, string) {
 		}
 		prev := in.State
 		if in.State != "terminated" {
-			in.State = "shutting-down"
+			s.setState(in, "shutting-down")
 		}
 		fmt.Fprintf(&b, `<item><instanceId>%s</instanceId><currentState><code>%d</code><name>%s</name></currentState><previousState><code>%d</code><name>%s</name></previousState></item>`,
 			id, stateCode[in.State], in.State, stateCode[prev], prev)
