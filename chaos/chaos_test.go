@@ -377,7 +377,9 @@ func dockerBackend(t *testing.T) *backend {
 			}
 			return out, nil
 		},
-		note: func() string { return "backend view: docker ps -a by label " + docker.LabelStoreID + ", peaks from the engine's events" },
+		note: func() string {
+			return "backend view: docker ps -a by label " + docker.LabelStoreID + ", peaks from the engine's events"
+		},
 	}
 }
 
