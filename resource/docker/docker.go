@@ -694,7 +694,14 @@ func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Ha
 	if c.State == container.StateCreated {
 		// Its creator died between create and start (kill -9 during a
 		// build): finish the creation, or the instance never runs.
-		if err := h.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		err := h.cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+		if cerrdefs.IsNotFound(err) {
+			// Listed, then gone: the daemon was undoing a create whose
+			// client went away (seen by the chaos suite). There is
+			// nothing to adopt; the caller creates it again.
+			return resource.Handle{}, false, nil
+		}
+		if err != nil {
 			return resource.Handle{}, false, fmt.Errorf("docker: start container %s of node %s: %w", shortID(c.ID), nodeID, err)
 		}
 	}

@@ -544,3 +544,83 @@ func mustName(t *testing.T, h *Handler, id string) string {
 	}
 	return c.Name
 }
+
+// engineAPI is a loopback server answering a few Docker Engine API calls,
+// for what a real engine does only in a race: list a container that is
+// gone by the next call (a create being undone after its client died).
+func engineAPI(t *testing.T, answer func(w http.ResponseWriter, r *http.Request) bool) *Handler {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.47")
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			_, _ = io.WriteString(w, "OK")
+			return
+		}
+		if !answer(w, r) {
+			t.Errorf("unexpected engine call %s %s", r.Method, r.URL.Path)
+			http.Error(w, `{"message":"not in this test"}`, http.StatusNotImplemented)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	hi, err := New(resource.Config{Resource: map[string]any{"type": "docker", "endpoint": "tcp://" + srv.Listener.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hi.(*Handler).Close() })
+	return hi.(*Handler)
+}
+
+func TestFindCreatedContainerThatVanishes(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name      string
+		start     int // status of the start call
+		wantFound bool
+		wantErr   string
+	}{
+		{"started", http.StatusNoContent, true, ""},
+		{"gone before the start", http.StatusNotFound, false, ""},
+		{"start refused", http.StatusInternalServerError, false, "start container 0123456789ab of node n1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var starts atomic.Int32
+			h := engineAPI(t, func(w http.ResponseWriter, r *http.Request) bool {
+				switch {
+				case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/containers/json"):
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = io.WriteString(w, `[{"Id":"`+id+`","Names":["/occopus-i1-n1"],"State":"created",`+
+						`"Labels":{"occopus.infra_id":"i1","occopus.node_id":"n1","occopus.node_name":"web"},"HostConfig":{"NetworkMode":"bridge"}}]`)
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/"+id+"/start"):
+					starts.Add(1)
+					if tc.start != http.StatusNoContent {
+						w.Header().Set("Content-Type", "application/json")
+						w.WriteHeader(tc.start)
+						_, _ = io.WriteString(w, `{"message":"No such container: `+id+`"}`)
+						return true
+					}
+					w.WriteHeader(http.StatusNoContent)
+				default:
+					return false
+				}
+				return true
+			})
+			hd, found, err := h.Find(t.Context(), "i1", "n1")
+			if starts.Load() != 1 {
+				t.Errorf("%d start calls, want 1 (a created container is started)", starts.Load())
+			}
+			switch {
+			case tc.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Find: %v, want an error with %q", err, tc.wantErr)
+				}
+			case err != nil:
+				t.Fatalf("Find: %v", err)
+			case found != tc.wantFound:
+				t.Fatalf("Find found %v (%+v), want %v", found, hd, tc.wantFound)
+			case found && hd.ID != id:
+				t.Fatalf("Find: handle %+v, want container %s", hd, id)
+			}
+		})
+	}
+}
