@@ -635,6 +635,19 @@ func (r *runner) calibrate() {
 			t.Fatalf("after the calibration destroy: %d left, %v", n, err)
 		}
 	}
+	// The calibration's own peaks are not the first trial's.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	peaks, err := r.b.peaks(ctx)
+	if err != nil {
+		t.Fatalf("peaks after the calibration: %v", err)
+	}
+	for k, n := range peaks {
+		if n > targets("scale-up")[k[strings.LastIndex(k, "/")+1:]] {
+			t.Errorf("calibration: %s had %d instances at once", k, n)
+		}
+	}
+	r.peaks = peaks
 	t.Logf("%s: shortest of %d uninterrupted runs: build %v, scale-up maintain %v, destroy %v", r.b.name, rounds,
 		r.span["build"].Round(time.Millisecond), r.span["scale-up"].Round(time.Millisecond), r.span["destroy"].Round(time.Millisecond))
 }
