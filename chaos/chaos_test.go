@@ -427,6 +427,7 @@ type trial struct {
 	outcome      string // of the signalled process
 	setup        string // what failed before the signal, if anything
 	heal, remove []string
+	healLog      string // stderr of the heal passes
 	left         int
 	records      int
 	dups         []string
@@ -726,6 +727,7 @@ func (r *runner) trial(tr *trial) {
 	for _, id := range r.listed() {
 		hres := r.occ("maintain", "-i", id)
 		tr.heal = append(tr.heal, r.record("maintain (heal)", hres))
+		tr.healLog += hres.stderr
 		if hres.code != 0 {
 			t.Logf("trial %d: maintain -i %s: %s\n%s", tr.n, id, hres.how, tail(hres.stderr, 10))
 		}
@@ -768,8 +770,8 @@ func (r *runner) trial(tr *trial) {
 	}
 	r.peaks = peaks
 	if tr.left > 0 || len(tr.dups) > 0 || tr.records > 0 {
-		t.Errorf("trial %d (%s %s at %v, infra %s): %d left, %d records left, duplicates %v\nsignalled command's stderr:\n%s",
-			tr.n, tr.sig, tr.phase, tr.delay, tr.infra, tr.left, tr.records, tr.dups, tail(res.stderr, 30))
+		t.Errorf("trial %d (%s %s at %v, infra %s): %d left, %d records left, duplicates %v\nsignalled command's stderr:\n%s\nheal passes' stderr:\n%s",
+			tr.n, tr.sig, tr.phase, tr.delay, tr.infra, tr.left, tr.records, tr.dups, tail(res.stderr, 30), tail(tr.healLog, 30))
 		// The next trial starts clean, so that its figures are its own.
 		r.sweep()
 	}
