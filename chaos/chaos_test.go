@@ -386,9 +386,12 @@ func dockerBackend(t *testing.T) *backend {
 // ------------------------------------------------------------------- ec2
 
 // ec2Backend runs the fake in this process, on loopback; the CLI
-// processes reach it through the endpoint of the node definitions.
+// processes reach it through the endpoint of the node definitions, and
+// the credentials of auth_data.yaml in their $OCCOPUS_HOME.
 func ec2Backend(t *testing.T, throttle float64, seed uint64) *backend {
-	fake := ec2fake.New(ec2fake.Options{Throttle: throttle, ThrottleSeed: seed})
+	// A create takes a while, as at a cloud, so that signals find
+	// RunInstances calls under way, not only the process starting.
+	fake := ec2fake.New(ec2fake.Options{Throttle: throttle, ThrottleSeed: seed, RunLatency: 300 * time.Millisecond})
 	t.Cleanup(fake.Close)
 	return &backend{
 		name:     "ec2",
