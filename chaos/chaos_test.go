@@ -390,8 +390,9 @@ func dockerBackend(t *testing.T) *backend {
 // the credentials of auth_data.yaml in their $OCCOPUS_HOME.
 func ec2Backend(t *testing.T, throttle float64, seed uint64) *backend {
 	// A create takes a while, as at a cloud, so that signals find
-	// RunInstances calls under way, not only the process starting.
-	fake := ec2fake.New(ec2fake.Options{Throttle: throttle, ThrottleSeed: seed, RunLatency: 300 * time.Millisecond})
+	// RunInstances calls under way, not only the process starting; and
+	// a create a killed process had sent is carried out, as at a cloud.
+	fake := ec2fake.New(ec2fake.Options{Throttle: throttle, ThrottleSeed: seed, RunLatency: 300 * time.Millisecond, FinishAbandoned: true})
 	t.Cleanup(fake.Close)
 	return &backend{
 		name:     "ec2",

@@ -56,6 +56,10 @@ type Options struct {
 	// the instance is made when the delay is over. Concurrent calls wait
 	// concurrently.
 	RunLatency time.Duration
+	// FinishAbandoned carries out a RunInstances whose client went away
+	// during RunLatency (killed, timed out), as a cloud does with a request
+	// it received, and Close waits for it; by default the fake drops it.
+	FinishAbandoned bool
 	// Addresses gives the private and public address of the n-th instance
 	// (n from 1). Default: 127.10.n/250.n%250+2 and 127.20.n/250.n%250+2.
 	Addresses func(n int) (private, public string)
@@ -118,6 +122,7 @@ type Server struct {
 	srv        *httptest.Server
 	region     string
 	runLatency time.Duration
+	finish     bool // Options.FinishAbandoned
 	addrs      func(int) (string, string)
 
 	mu        sync.Mutex
@@ -157,7 +162,7 @@ type liveChange struct {
 // New starts a fake EC2 endpoint; Close stops it.
 func New(opts Options) *Server {
 	s := &Server{
-		region: opts.Region, runLatency: opts.RunLatency, addrs: opts.Addresses, access: opts.AccessKey,
+		region: opts.Region, runLatency: opts.RunLatency, finish: opts.FinishAbandoned, addrs: opts.Addresses, access: opts.AccessKey,
 		instances: map[string]*Instance{}, tokens: map[string]string{}, calls: map[string]int{},
 		paths: map[string]int{}, hang: make(chan struct{}),
 		throttle: opts.Throttle, rng: rand.New(rand.NewPCG(opts.ThrottleSeed, 0x0ec2)),
@@ -505,12 +510,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case "RunInstances":
 		if s.runLatency > 0 {
 			t := time.NewTimer(s.runLatency)
+			gone, closing := r.Context().Done(), (<-chan struct{})(s.hang)
+			if s.finish {
+				// The cloud goes on without its client; Close waits.
+				gone, closing = nil, nil
+			}
 			select {
 			case <-t.C:
-			case <-r.Context().Done():
+			case <-gone:
 				t.Stop()
 				return
-			case <-s.hang:
+			case <-closing:
 				t.Stop()
 				return
 			}

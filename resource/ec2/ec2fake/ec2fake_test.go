@@ -1,11 +1,15 @@
 package ec2fake
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // post sends one signed-looking Query API request and returns the status
@@ -141,5 +145,48 @@ func TestPeakLive(t *testing.T) {
 	}
 	if got := s.PeakLive("node"); got["web"] != 3 {
 		t.Errorf("PeakLive(node)[web] = %d, want 3 (i1's two and i2's one)", got["web"])
+	}
+}
+
+// A RunInstances whose client gives up during the latency: dropped by
+// default, carried out with FinishAbandoned (Close waits for it).
+func TestFinishAbandoned(t *testing.T) {
+	for _, finish := range []bool{false, true} {
+		t.Run(map[bool]string{false: "dropped", true: "finished"}[finish], func(t *testing.T) {
+			s := New(Options{RunLatency: 200 * time.Millisecond, FinishAbandoned: finish})
+			ctx, cancel := context.WithCancel(t.Context())
+			form := url.Values{"Action": {"RunInstances"}, "ImageId": {"ami-1"}, "MinCount": {"1"}, "MaxCount": {"1"}, "Version": {"2016-11-15"}}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL(), strings.NewReader(form.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+s.AccessKey()+"/20261201/"+s.Region()+
+				"/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature="+strings.Repeat("ab", 32))
+			done := make(chan error, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+			// Give up once the fake has the request (it counts it first).
+			for s.Count("RunInstances") == 0 {
+				runtime.Gosched()
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("client: %v, want it cancelled", err)
+			}
+			s.Close()
+			want := 0
+			if finish {
+				want = 1
+			}
+			if got := s.Created(); got != want {
+				t.Errorf("%d instances made after the client gave up, want %d", got, want)
+			}
+		})
 	}
 }
