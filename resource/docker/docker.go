@@ -623,9 +623,32 @@ func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
 	case err == nil, cerrdefs.IsNotFound(err):
 		return nil
 	case cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress"):
-		return nil // a concurrent Destroy is removing it
+		// Another removal is under way (a concurrent Destroy, or one whose
+		// client was interrupted: the daemon goes on). Gone means gone:
+		// return when it is, or a replacement made next would run beside
+		// it (the chaos suite saw a node at 2 of 1 after a Ctrl-C'd destroy).
+		if werr := h.waitRemoved(ctx, hd.ID); werr != nil {
+			return fmt.Errorf("docker: destroy container %s on %s: waiting for the removal under way: %w", shortID(hd.ID), h.endpoint, werr)
+		}
+		return nil
 	}
 	return fmt.Errorf("docker: destroy container %s on %s: %w", shortID(hd.ID), h.endpoint, err)
+}
+
+// waitRemoved returns once the container no longer exists.
+func (h *Handler) waitRemoved(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	okC, errC := h.cli.ContainerWait(ctx, id, container.WaitConditionRemoved)
+	select {
+	case <-okC:
+		return nil
+	case err := <-errC:
+		if cerrdefs.IsNotFound(err) {
+			return nil // removed before the wait began
+		}
+		return err
+	}
 }
 
 // List finds every container labelled with the infra id, in any state.

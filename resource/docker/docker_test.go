@@ -11,7 +11,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -620,6 +623,53 @@ func TestFindCreatedContainerThatVanishes(t *testing.T) {
 				t.Fatalf("Find found %v (%+v), want %v", found, hd, tc.wantFound)
 			case found && hd.ID != id:
 				t.Fatalf("Find: handle %+v, want container %s", hd, id)
+			}
+		})
+	}
+}
+
+// A Destroy that meets a removal already under way (one whose client was
+// interrupted: the daemon goes on) returns only once the container is
+// gone, so that nothing made next runs beside it.
+func TestDestroyWaitsForARemovalUnderWay(t *testing.T) {
+	const id = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	for _, waitAnswer := range []int{http.StatusOK, http.StatusNotFound} {
+		t.Run(strconv.Itoa(waitAnswer), func(t *testing.T) {
+			var mu sync.Mutex
+			var calls []string
+			note := func(s string) { mu.Lock(); calls = append(calls, s); mu.Unlock() }
+			h := engineAPI(t, func(w http.ResponseWriter, r *http.Request) bool {
+				w.Header().Set("Content-Type", "application/json")
+				switch {
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/"+id+"/stop"):
+					w.WriteHeader(http.StatusNotModified) // already stopped
+				case r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/containers/"+id):
+					w.WriteHeader(http.StatusConflict)
+					_, _ = io.WriteString(w, `{"message":"removal of container `+id+` is already in progress"}`)
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/"+id+"/wait"):
+					if c := r.URL.Query().Get("condition"); c != "removed" {
+						t.Errorf("wait condition %q, want removed", c)
+					}
+					w.WriteHeader(waitAnswer)
+					if waitAnswer == http.StatusOK {
+						_, _ = io.WriteString(w, `{"StatusCode":0}`)
+					} else {
+						_, _ = io.WriteString(w, `{"message":"No such container: `+id+`"}`)
+					}
+					note("removed")
+				default:
+					return false
+				}
+				return true
+			})
+			if err := h.Destroy(t.Context(), resource.Handle{ID: id}); err != nil {
+				t.Fatalf("Destroy: %v", err)
+			}
+			note("destroy returned")
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(calls, []string{"removed", "destroy returned"}) {
+				t.Errorf("calls %v: Destroy must wait for the removal under way", calls)
 			}
 		})
 	}
