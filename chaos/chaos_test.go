@@ -400,7 +400,18 @@ func ec2Backend(t *testing.T, throttle float64, seed uint64) *backend {
 		authData: fmt.Sprintf("resource:\n  - type: ec2\n    endpoint: %s\n    auth_data:\n      accesskey: %s\n      secretkey: chaos-secret-key-0123456789\n",
 			fake.URL(), fake.AccessKey()),
 		start: func(*testing.T, string) {},
-		live:  func(context.Context) (int, error) { return fake.Live(), nil },
+		live: func(ctx context.Context) (int, error) {
+			// A create a killed process sent may still be under way;
+			// what it makes belongs to this trial.
+			for fake.InFlight() > 0 {
+				select {
+				case <-ctx.Done():
+					return 0, fmt.Errorf("RunInstances still under way: %w", ctx.Err())
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			return fake.Live(), nil
+		},
 		purge: func(context.Context) error {
 			for _, in := range fake.Instances() {
 				fake.Kill(in.ID)

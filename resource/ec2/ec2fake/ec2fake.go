@@ -142,6 +142,7 @@ type Server struct {
 	pageSize         int
 	freeze           bool
 
+	runs0     int // RunInstances requests being served (InFlight)
 	throttle  float64
 	rng       *rand.Rand // draws the throttled requests; under mu
 	throttled int
@@ -389,6 +390,15 @@ func (s *Server) setState(in *Instance, state string) {
 	in.State = state
 }
 
+// InFlight is how many RunInstances requests are being served now (with
+// FinishAbandoned, also those whose client is gone): until it is 0 an
+// instance may still appear.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs0
+}
+
 // Throttled is how many requests were answered with the injected
 // throttling error (Options.Throttle).
 func (s *Server) Throttled() int {
@@ -508,6 +518,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	var body string
 	switch action {
 	case "RunInstances":
+		s.mu.Lock()
+		s.runs0++
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.runs0--
+			s.mu.Unlock()
+		}()
 		if s.runLatency > 0 {
 			t := time.NewTimer(s.runLatency)
 			gone, closing := r.Context().Done(), (<-chan struct{})(s.hang)

@@ -187,6 +187,9 @@ func TestFinishAbandoned(t *testing.T) {
 			if got := s.Created(); got != want {
 				t.Errorf("%d instances made after the client gave up, want %d", got, want)
 			}
+			if n := s.InFlight(); n != 0 {
+				t.Errorf("InFlight = %d after Close, want 0", n)
+			}
 		})
 	}
 }
