@@ -227,6 +227,10 @@ func ContainerName(infraID, nodeID string) string {
 	return "occopus-" + clean
 }
 
+// nameWait bounds how long Create waits for a create under way that holds
+// the container name.
+const nameWait = 30 * time.Second
+
 // Create starts the node's container, or returns the one already made for
 // its node id.
 func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Handle, error) {
@@ -315,19 +319,39 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	// what was made.
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	resp, err := h.cli.ContainerCreate(octx, cfg, hostCfg, nil, nil, name)
-	if err != nil {
-		if cerrdefs.IsConflict(err) {
-			// Made before (a retry), or by another process between our
-			// look and our create.
-			hd, ok, err2 := h.existing(ctx, name, spec)
-			if err2 != nil {
-				return resource.Handle{}, wrap(err2)
-			}
-			if ok {
-				return hd, nil
-			}
+	var resp container.CreateResponse
+	var err error
+	delay, deadline := 50*time.Millisecond, time.Now().Add(nameWait)
+	for {
+		resp, err = h.cli.ContainerCreate(octx, cfg, hostCfg, nil, nil, name)
+		if !cerrdefs.IsConflict(err) {
+			break
 		}
+		// Made before (a retry), or by another process between our
+		// look and our create.
+		hd, ok, err2 := h.existing(ctx, name, spec)
+		if err2 != nil {
+			return resource.Handle{}, wrap(err2)
+		}
+		if ok {
+			return hd, nil
+		}
+		// The name is taken but nothing answers to it yet: a create
+		// under way, perhaps of a process killed meanwhile, which the
+		// daemon finishes or undoes. Wait for either, then look again;
+		// failing here made the caller replace the node beside it (the
+		// chaos suite saw a node at 2 of 1).
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return resource.Handle{}, wrap(ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+	if err != nil {
 		if local && cerrdefs.IsNotFound(err) {
 			// The image, or the network? ensureImage says which.
 			if ierr := h.ensureImage(ctx, origin, img, tag, spec.Auth); ierr != nil {

@@ -674,3 +674,46 @@ func TestDestroyWaitsForARemovalUnderWay(t *testing.T) {
 		})
 	}
 }
+
+// A create whose name is held by a create still under way (of a process
+// killed meanwhile): Create waits until that container answers to the
+// name and returns it, rather than failing (its caller then made a second
+// instance beside it).
+func TestCreateWaitsForTheNameHolder(t *testing.T) {
+	const id = "aaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccdddd"
+	s := resource.Spec{InfraID: "i1", NodeID: "n1", NodeName: "web",
+		Resource: map[string]any{"type": "docker", "origin": "local", "image": "occopus/busybox", "tag": "latest"},
+		Context:  resource.Context{Command: []string{"sleep 3600"}}}
+	name := ContainerName(s.InfraID, s.NodeID)
+	var creates, inspects atomic.Int32
+	h := engineAPI(t, func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/create"):
+			creates.Add(1)
+			w.WriteHeader(http.StatusConflict)
+			_, _ = io.WriteString(w, `{"message":"Conflict. The container name \"/`+name+`\" is already in use by container \"`+id+`\"."}`)
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/containers/"+name+"/json"):
+			if inspects.Add(1) < 3 { // not registered yet
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = io.WriteString(w, `{"message":"No such container: `+name+`"}`)
+				return true
+			}
+			_, _ = io.WriteString(w, `{"Id":"`+id+`","Name":"/`+name+`","State":{"Status":"running","Running":true},`+
+				`"Config":{"Labels":{"occopus.infra_id":"i1","occopus.node_id":"n1","occopus.node_name":"web"}},"HostConfig":{"NetworkMode":"bridge"}}`)
+		default:
+			return false
+		}
+		return true
+	})
+	hd, err := h.Create(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Create: %v, want the container that holds the name", err)
+	}
+	if hd.ID != id {
+		t.Errorf("Create returned %s, want %s", hd.ID, id)
+	}
+	if c, i := creates.Load(), inspects.Load(); c != 3 || i != 3 {
+		t.Errorf("%d creates and %d looks, want 3 of each (two while the name's holder was not there yet)", c, i)
+	}
+}
