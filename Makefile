@@ -4,7 +4,7 @@ GO      ?= /usr/local/go/bin/go
 export PATH := /usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build demo test fuzz bench clean
+.PHONY: build demo test fuzz bench clean chaos
 
 build:
 	$(GO) build -ldflags "-X main.Version=$(VERSION)" -o bin/occopus ./cmd/occopus
@@ -34,3 +34,12 @@ clean:
 .PHONY: difftest
 difftest:
 	JINJA2_CASES=$${JINJA2_CASES:-1000000} JINJA2_SEED=$${JINJA2_SEED:-1} $(GO) test ./tmpl -count=1 -run TestJinja2Differential -v -timeout 0
+
+# The reliability suite (issue 11), long and on purpose: kill -9 and SIGINT
+# of the CLI at random instants of builds, scale-ups and destroys, on Docker
+# and on the EC2 fake with 30 % throttling; prints the figures.
+# CHAOS_SEED=N repeats a run; CHAOS_KILLS, CHAOS_SIGINTS, CHAOS_BACKENDS.
+chaos:
+	images/build.sh >&2
+	$(GO) vet -tags chaos ./chaos
+	$(GO) test -tags chaos ./chaos -count=1 -run TestChaos -v -timeout 0

@@ -380,6 +380,45 @@ func TestInterruptedCreationIsAdoptedOrRetried(t *testing.T) {
 	}
 }
 
+// A creation whose process died while its request was still under way at
+// the backend: the look finds nothing, the instance appears later. The
+// pass must create again under the same node id (idempotent), not a
+// replacement beside the late instance (found by the chaos suite: a worker
+// at 4 of 3 after kill -9 of a scale-up).
+func TestInterruptedCreationInFlightIsNotDuplicated(t *testing.T) {
+	w := newWorld(t, Options{})
+	w.importDefs(twoLevelDefs)
+	id := w.submit("infra_name: f\nnodes:\n  - {name: db, type: db}\n")
+	ctx := t.Context()
+	host, _ := os.Hostname()
+	if err := w.st.PutInstance(ctx, store.Instance{InfraID: id, NodeID: "in-flight", NodeName: "db", State: store.StateCreating,
+		Backend: "fake", Resource: []byte(`{"type":"fake","zone":"a"}`), Owner: host + "/999999999/1", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	cloud.mu.Lock()
+	cloud.inflight = append(cloud.inflight, specFor(id, "in-flight", "db"))
+	cloud.mu.Unlock()
+	t.Cleanup(func() { cloud.mu.Lock(); cloud.inflight = nil; cloud.mu.Unlock() })
+
+	p, err := w.eng.Reconcile(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cloud.byName(id, "db"); len(got) != 1 {
+		t.Fatalf("%d instances of db (target 1) at the backend: %+v (pass %+v)", len(got), got, p)
+	}
+	if len(p.Dropped) != 0 {
+		t.Errorf("dropped %v, want the interrupted creation kept under its node id", p.Dropped)
+	}
+	in, err := w.st.Instance(ctx, id, "in-flight")
+	if err != nil || in.State != store.StateReady {
+		t.Fatalf("the interrupted creation: %+v %v, want it ready under its node id", in, err)
+	}
+	if ins, _ := w.st.Instances(ctx, id); len(ins) != 1 {
+		t.Errorf("%d instance records, want 1: %+v", len(ins), ins)
+	}
+}
+
 func TestDestroyRemovesOrphans(t *testing.T) {
 	w := newWorld(t, Options{})
 	w.importDefs(twoLevelDefs)

@@ -29,6 +29,10 @@ type fakeCloud struct {
 	// instances (with cloud.mu not held): what happens at the backend
 	// while a sweep lists.
 	onListAll func()
+	// inflight are creations asked for by a process that died: the backend
+	// finishes them (they appear) at the next Create of anyone, after any
+	// look that came before.
+	inflight []resource.Spec
 }
 
 type fakeInstance struct {
@@ -63,6 +67,14 @@ type fakeHandler struct{ zone string }
 func (h *fakeHandler) Create(ctx context.Context, spec resource.Spec) (resource.Handle, error) {
 	cloud.mu.Lock()
 	defer cloud.mu.Unlock()
+	for _, late := range cloud.inflight {
+		cloud.next++
+		cloud.creates++
+		id := fmt.Sprintf("fake-%d", cloud.next)
+		cloud.instances[id] = &fakeInstance{id: id, infra: late.InfraID, node: late.NodeID, name: late.NodeName, zone: h.zone,
+			store: late.StoreID, env: late.Context.Env, state: resource.StateRunning}
+	}
+	cloud.inflight = nil
 	for _, in := range cloud.instances {
 		if in.node == spec.NodeID {
 			return resource.Handle{ID: in.id}, nil // idempotent per node id

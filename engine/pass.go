@@ -205,7 +205,7 @@ func (e *Engine) prepare(ctx context.Context, id string, override *compile.Stati
 // health checks.
 func (e *Engine) refresh(ctx context.Context, v *view, in *store.Instance, apply bool) error {
 	before := *in
-	err := e.observe(ctx, v, in)
+	err := e.observe(ctx, v, in, apply)
 	if err != nil || !apply || instanceEqual(before, *in) {
 		return err
 	}
@@ -224,7 +224,9 @@ func instanceEqual(a, b store.Instance) bool {
 }
 
 // observe updates an instance in memory from its backend and health checks.
-func (e *Engine) observe(ctx context.Context, v *view, in *store.Instance) error {
+// apply is false for a plan, which must not change anything (not even
+// retry an interrupted creation).
+func (e *Engine) observe(ctx context.Context, v *view, in *store.Instance, apply bool) error {
 	switch in.State {
 	case store.StateDestroying, store.StateFailed, store.StateShutdown:
 		return nil
@@ -236,7 +238,7 @@ func (e *Engine) observe(ctx context.Context, v *view, in *store.Instance) error
 		if in.Owner != e.owner && proc.Alive(in.Owner) {
 			return nil // another live process is creating it
 		}
-		return e.adopt(ctx, in)
+		return e.adopt(ctx, v, in, apply)
 	}
 	h, release, err := e.handlerFor(*in)
 	if err != nil {
@@ -411,8 +413,18 @@ func implOf(v *view, in *store.Instance) *descr.Impl {
 }
 
 // adopt resolves a `creating` record whose creator is gone: the backend
-// either has the instance (adopt it) or not (fail it; the plan replaces it).
-func (e *Engine) adopt(ctx context.Context, in *store.Instance) error {
+// either has the instance (adopt it) or not yet (retry the creation with the
+// record's node id; with apply false, fail it and let the plan show its
+// replacement).
+//
+// Not found does not mean never made: the dead creator's request may still
+// be under way at the backend (a Docker create, a RunInstances) and finish
+// after this look. A replacement under a new node id would then run beside
+// it, one instance too many (found by the chaos suite). Creating again under
+// the same node id is safe either way, as Create is idempotent per node id
+// (the container name, EC2's ClientToken): it returns the late instance, or
+// makes the one the late request then cannot.
+func (e *Engine) adopt(ctx context.Context, v *view, in *store.Instance, apply bool) error {
 	h, release, err := e.handlerFor(*in)
 	if err != nil {
 		in.State, in.Error = store.StateFailed, "interrupted creation: "+err.Error()
@@ -432,9 +444,65 @@ func (e *Engine) adopt(ctx context.Context, in *store.Instance) error {
 		raw, _ := json.Marshal(hd)
 		in.Handle, in.State, in.Error = raw, store.StatePending, ""
 		e.log.Info("adopted an instance whose creation was interrupted", "infra", in.InfraID, "node", in.NodeName, "node_id", in.NodeID)
-	default:
+	case !apply:
 		in.State, in.Error = store.StateFailed, "interrupted creation left nothing at the backend"
+	default:
+		if err := e.retryCreate(ctx, v, in); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			in.State, in.Error = store.StateFailed, "interrupted creation left nothing at the backend, and creating it again failed: "+err.Error()
+		}
 	}
+	return nil
+}
+
+// retryCreate creates an instance again under its record's node id and
+// implementation, as create would, taking the record over first (so no
+// other process adopts it meanwhile). On success the record has its
+// handle and is pending.
+func (e *Engine) retryCreate(ctx context.Context, v *view, in *store.Instance) error {
+	n := v.st.ByName[in.NodeName]
+	im := implOf(v, in)
+	if n == nil || im == nil {
+		return fmt.Errorf("node %s or its implementation %d is no longer described", in.NodeName, in.Impl)
+	}
+	for _, dep := range n.DependsOn {
+		if ok, err := e.hasReady(ctx, v.inf.ID, dep); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("its dependency %s has no ready instance", dep)
+		}
+	}
+	addrs, err := e.addressBook(ctx, v)
+	if err != nil {
+		return err
+	}
+	r, err := resolve.Resolve(resolve.Input{InfraID: v.inf.ID, InfraName: v.st.Name, UserID: v.st.UserID, NodeID: in.NodeID, Node: n,
+		Addresses: addrs, AllowCmd: e.opt.AllowCmd}, im)
+	if err != nil {
+		return err
+	}
+	h, authData, release, err := e.handlerWithAuth(r.Resource)
+	if err != nil {
+		return err
+	}
+	defer release()
+	in.Owner = e.owner
+	if err := e.putInstance(ctx, in); err != nil {
+		return err
+	}
+	e.log.Info("creating again an instance whose creation was interrupted", "infra", in.InfraID, "node", in.NodeName, "node_id", in.NodeID)
+	if err := e.registerNode(ctx, v, n, r, in.NodeID, addrs); err != nil {
+		return err
+	}
+	hd, err := h.Create(ctx, resource.Spec{InfraID: v.inf.ID, NodeID: in.NodeID, NodeName: n.Name, StoreID: e.StoreID(ctx),
+		Resource: r.Resource, Context: r.Context, Auth: authData})
+	if err != nil {
+		return err
+	}
+	in.Handle, _ = json.Marshal(hd)
+	in.State, in.Error = store.StatePending, ""
 	return nil
 }
 

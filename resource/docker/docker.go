@@ -227,6 +227,10 @@ func ContainerName(infraID, nodeID string) string {
 	return "occopus-" + clean
 }
 
+// nameWait bounds how long Create waits for a create under way that holds
+// the container name.
+const nameWait = 30 * time.Second
+
 // Create starts the node's container, or returns the one already made for
 // its node id.
 func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Handle, error) {
@@ -315,19 +319,39 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 	// what was made.
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	resp, err := h.cli.ContainerCreate(octx, cfg, hostCfg, nil, nil, name)
-	if err != nil {
-		if cerrdefs.IsConflict(err) {
-			// Made before (a retry), or by another process between our
-			// look and our create.
-			hd, ok, err2 := h.existing(ctx, name, spec)
-			if err2 != nil {
-				return resource.Handle{}, wrap(err2)
-			}
-			if ok {
-				return hd, nil
-			}
+	var resp container.CreateResponse
+	var err error
+	delay, deadline := 50*time.Millisecond, time.Now().Add(nameWait)
+	for {
+		resp, err = h.cli.ContainerCreate(octx, cfg, hostCfg, nil, nil, name)
+		if !cerrdefs.IsConflict(err) {
+			break
 		}
+		// Made before (a retry), or by another process between our
+		// look and our create.
+		hd, ok, err2 := h.existing(ctx, name, spec)
+		if err2 != nil {
+			return resource.Handle{}, wrap(err2)
+		}
+		if ok {
+			return hd, nil
+		}
+		// The name is taken but nothing answers to it yet: a create
+		// under way, perhaps of a process killed meanwhile, which the
+		// daemon finishes or undoes. Wait for either, then look again;
+		// failing here made the caller replace the node beside it (the
+		// chaos suite saw a node at 2 of 1).
+		if time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return resource.Handle{}, wrap(ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+	if err != nil {
 		if local && cerrdefs.IsNotFound(err) {
 			// The image, or the network? ensureImage says which.
 			if ierr := h.ensureImage(ctx, origin, img, tag, spec.Auth); ierr != nil {
@@ -623,9 +647,32 @@ func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
 	case err == nil, cerrdefs.IsNotFound(err):
 		return nil
 	case cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress"):
-		return nil // a concurrent Destroy is removing it
+		// Another removal is under way (a concurrent Destroy, or one whose
+		// client was interrupted: the daemon goes on). Gone means gone:
+		// return when it is, or a replacement made next would run beside
+		// it (the chaos suite saw a node at 2 of 1 after a Ctrl-C'd destroy).
+		if werr := h.waitRemoved(ctx, hd.ID); werr != nil {
+			return fmt.Errorf("docker: destroy container %s on %s: waiting for the removal under way: %w", shortID(hd.ID), h.endpoint, werr)
+		}
+		return nil
 	}
 	return fmt.Errorf("docker: destroy container %s on %s: %w", shortID(hd.ID), h.endpoint, err)
+}
+
+// waitRemoved returns once the container no longer exists.
+func (h *Handler) waitRemoved(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	okC, errC := h.cli.ContainerWait(ctx, id, container.WaitConditionRemoved)
+	select {
+	case <-okC:
+		return nil
+	case err := <-errC:
+		if cerrdefs.IsNotFound(err) {
+			return nil // removed before the wait began
+		}
+		return err
+	}
 }
 
 // List finds every container labelled with the infra id, in any state.
@@ -694,7 +741,14 @@ func (h *Handler) Find(ctx context.Context, infraID, nodeID string) (resource.Ha
 	if c.State == container.StateCreated {
 		// Its creator died between create and start (kill -9 during a
 		// build): finish the creation, or the instance never runs.
-		if err := h.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		err := h.cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+		if cerrdefs.IsNotFound(err) {
+			// Listed, then gone: the daemon was undoing a create whose
+			// client went away (seen by the chaos suite). There is
+			// nothing to adopt; the caller creates it again.
+			return resource.Handle{}, false, nil
+		}
+		if err != nil {
 			return resource.Handle{}, false, fmt.Errorf("docker: start container %s of node %s: %w", shortID(c.ID), nodeID, err)
 		}
 	}

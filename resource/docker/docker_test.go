@@ -11,7 +11,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -543,4 +546,174 @@ func mustName(t *testing.T, h *Handler, id string) string {
 		t.Fatal(err)
 	}
 	return c.Name
+}
+
+// engineAPI is a loopback server answering a few Docker Engine API calls,
+// for what a real engine does only in a race: list a container that is
+// gone by the next call (a create being undone after its client died).
+func engineAPI(t *testing.T, answer func(w http.ResponseWriter, r *http.Request) bool) *Handler {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.47")
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			_, _ = io.WriteString(w, "OK")
+			return
+		}
+		if !answer(w, r) {
+			t.Errorf("unexpected engine call %s %s", r.Method, r.URL.Path)
+			http.Error(w, `{"message":"not in this test"}`, http.StatusNotImplemented)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	hi, err := New(resource.Config{Resource: map[string]any{"type": "docker", "endpoint": "tcp://" + srv.Listener.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hi.(*Handler).Close() })
+	return hi.(*Handler)
+}
+
+func TestFindCreatedContainerThatVanishes(t *testing.T) {
+	const id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name      string
+		start     int // status of the start call
+		wantFound bool
+		wantErr   string
+	}{
+		{"started", http.StatusNoContent, true, ""},
+		{"gone before the start", http.StatusNotFound, false, ""},
+		{"start refused", http.StatusInternalServerError, false, "start container 0123456789ab of node n1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var starts atomic.Int32
+			h := engineAPI(t, func(w http.ResponseWriter, r *http.Request) bool {
+				switch {
+				case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/containers/json"):
+					w.Header().Set("Content-Type", "application/json")
+					_, _ = io.WriteString(w, `[{"Id":"`+id+`","Names":["/occopus-i1-n1"],"State":"created",`+
+						`"Labels":{"occopus.infra_id":"i1","occopus.node_id":"n1","occopus.node_name":"web"},"HostConfig":{"NetworkMode":"bridge"}}]`)
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/"+id+"/start"):
+					starts.Add(1)
+					if tc.start != http.StatusNoContent {
+						w.Header().Set("Content-Type", "application/json")
+						w.WriteHeader(tc.start)
+						_, _ = io.WriteString(w, `{"message":"No such container: `+id+`"}`)
+						return true
+					}
+					w.WriteHeader(http.StatusNoContent)
+				default:
+					return false
+				}
+				return true
+			})
+			hd, found, err := h.Find(t.Context(), "i1", "n1")
+			if starts.Load() != 1 {
+				t.Errorf("%d start calls, want 1 (a created container is started)", starts.Load())
+			}
+			switch {
+			case tc.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Find: %v, want an error with %q", err, tc.wantErr)
+				}
+			case err != nil:
+				t.Fatalf("Find: %v", err)
+			case found != tc.wantFound:
+				t.Fatalf("Find found %v (%+v), want %v", found, hd, tc.wantFound)
+			case found && hd.ID != id:
+				t.Fatalf("Find: handle %+v, want container %s", hd, id)
+			}
+		})
+	}
+}
+
+// A Destroy that meets a removal already under way (one whose client was
+// interrupted: the daemon goes on) returns only once the container is
+// gone, so that nothing made next runs beside it.
+func TestDestroyWaitsForARemovalUnderWay(t *testing.T) {
+	const id = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	for _, waitAnswer := range []int{http.StatusOK, http.StatusNotFound} {
+		t.Run(strconv.Itoa(waitAnswer), func(t *testing.T) {
+			var mu sync.Mutex
+			var calls []string
+			note := func(s string) { mu.Lock(); calls = append(calls, s); mu.Unlock() }
+			h := engineAPI(t, func(w http.ResponseWriter, r *http.Request) bool {
+				w.Header().Set("Content-Type", "application/json")
+				switch {
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/"+id+"/stop"):
+					w.WriteHeader(http.StatusNotModified) // already stopped
+				case r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/containers/"+id):
+					w.WriteHeader(http.StatusConflict)
+					_, _ = io.WriteString(w, `{"message":"removal of container `+id+` is already in progress"}`)
+				case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/"+id+"/wait"):
+					if c := r.URL.Query().Get("condition"); c != "removed" {
+						t.Errorf("wait condition %q, want removed", c)
+					}
+					w.WriteHeader(waitAnswer)
+					if waitAnswer == http.StatusOK {
+						_, _ = io.WriteString(w, `{"StatusCode":0}`)
+					} else {
+						_, _ = io.WriteString(w, `{"message":"No such container: `+id+`"}`)
+					}
+					note("removed")
+				default:
+					return false
+				}
+				return true
+			})
+			if err := h.Destroy(t.Context(), resource.Handle{ID: id}); err != nil {
+				t.Fatalf("Destroy: %v", err)
+			}
+			note("destroy returned")
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(calls, []string{"removed", "destroy returned"}) {
+				t.Errorf("calls %v: Destroy must wait for the removal under way", calls)
+			}
+		})
+	}
+}
+
+// A create whose name is held by a create still under way (of a process
+// killed meanwhile): Create waits until that container answers to the
+// name and returns it, rather than failing (its caller then made a second
+// instance beside it).
+func TestCreateWaitsForTheNameHolder(t *testing.T) {
+	const id = "aaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccddddaaaabbbbccccdddd"
+	s := resource.Spec{InfraID: "i1", NodeID: "n1", NodeName: "web",
+		Resource: map[string]any{"type": "docker", "origin": "local", "image": "occopus/busybox", "tag": "latest"},
+		Context:  resource.Context{Command: []string{"sleep 3600"}}}
+	name := ContainerName(s.InfraID, s.NodeID)
+	var creates, inspects atomic.Int32
+	h := engineAPI(t, func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/containers/create"):
+			creates.Add(1)
+			w.WriteHeader(http.StatusConflict)
+			_, _ = io.WriteString(w, `{"message":"Conflict. The container name \"/`+name+`\" is already in use by container \"`+id+`\"."}`)
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/containers/"+name+"/json"):
+			if inspects.Add(1) < 3 { // not registered yet
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = io.WriteString(w, `{"message":"No such container: `+name+`"}`)
+				return true
+			}
+			_, _ = io.WriteString(w, `{"Id":"`+id+`","Name":"/`+name+`","State":{"Status":"running","Running":true},`+
+				`"Config":{"Labels":{"occopus.infra_id":"i1","occopus.node_id":"n1","occopus.node_name":"web"}},"HostConfig":{"NetworkMode":"bridge"}}`)
+		default:
+			return false
+		}
+		return true
+	})
+	hd, err := h.Create(t.Context(), s)
+	if err != nil {
+		t.Fatalf("Create: %v, want the container that holds the name", err)
+	}
+	if hd.ID != id {
+		t.Errorf("Create returned %s, want %s", hd.ID, id)
+	}
+	if c, i := creates.Load(), inspects.Load(); c != 3 || i != 3 {
+		t.Errorf("%d creates and %d looks, want 3 of each (two while the name's holder was not there yet)", c, i)
+	}
 }

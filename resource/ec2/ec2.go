@@ -72,6 +72,10 @@ const (
 // MaxUserData is EC2's limit on user data before base64 encoding.
 const MaxUserData = 16 * 1024
 
+// DefaultFinishGrace is how long a RunInstances under way is waited for
+// after its caller gave up (see Create).
+const DefaultFinishGrace = 10 * time.Second
+
 // notFoundGrace is how long after our own RunInstances an
 // InvalidInstanceID.NotFound is read as EC2's eventual consistency (the
 // instance is not visible to describes yet) rather than as "gone".
@@ -86,6 +90,8 @@ type Handler struct {
 	log      *slog.Logger
 	cloud    *cloudapi.Caller
 	grace    time.Duration
+	// finishGrace: DefaultFinishGrace; tests shorten it.
+	finishGrace time.Duration
 
 	mu      sync.Mutex
 	created map[string]time.Time // instance id → when our RunInstances returned it
@@ -161,7 +167,7 @@ func newHandler(cfg resource.Config, base http.RoundTripper) (*Handler, error) {
 		log:      log,
 		cloud: &cloudapi.Caller{Provider: "ec2", Endpoint: endpoint, Classify: classify,
 			Secrets: []string{string(cred.SecretKey)}, Log: log},
-		grace:   notFoundGrace,
+		grace: notFoundGrace, finishGrace: DefaultFinishGrace,
 		created: map[string]time.Time{},
 	}, nil
 }
@@ -191,8 +197,37 @@ func (h *Handler) Create(ctx context.Context, spec resource.Spec) (resource.Hand
 		return resource.Handle{}, h.cloud.Fail(what, "", err)
 	}
 	var out *ec2.RunInstancesOutput
-	err = h.cloud.Do(ctx, what, "", func(ctx context.Context) (err error) {
-		out, err = h.cli.RunInstances(ctx, in)
+	err = h.cloud.Do(ctx, what, "", func(actx context.Context) (err error) {
+		// An attempt under way is not dropped at once when ctx ends
+		// (Ctrl-C of a build): EC2 carries out a request it received, and
+		// an instance that appeared after the caller's clean-up looked for
+		// it was left running (the chaos suite found one). The answer is
+		// waited for a while (finishGrace), so the caller can find and
+		// remove the instance; a hung endpoint still lets it go. The
+		// Caller retries nothing once ctx has ended.
+		rctx, cancel := context.WithCancel(context.WithoutCancel(actx))
+		defer cancel()
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+				return
+			case <-actx.Done():
+			}
+			if ctx.Err() == nil {
+				cancel() // the attempt's own timeout
+				return
+			}
+			t := time.NewTimer(h.finishGrace)
+			defer t.Stop()
+			select {
+			case <-done:
+			case <-t.C:
+				cancel()
+			}
+		}()
+		out, err = h.cli.RunInstances(rctx, in)
 		return err
 	})
 	if code, _, _ := apiError(err); code == "IdempotentParameterMismatch" {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -79,7 +80,12 @@ func resourceSection(url string) map[string]any {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	f := ec2fake.New(ec2fake.Options{})
+	return setupWith(t, ec2fake.Options{})
+}
+
+func setupWith(t *testing.T, opts ec2fake.Options) *env {
+	t.Helper()
+	f := ec2fake.New(opts)
 	t.Cleanup(func() {
 		f.Close()
 		for _, s := range f.Errors() {
@@ -520,6 +526,9 @@ func TestCancel(t *testing.T) {
 			if tc.base > 0 {
 				e.h.cloud.Policy = cloudapi.Policy{Attempts: 10, Base: tc.base, Max: tc.base}
 			}
+			// A hung RunInstances is waited for this long after the
+			// cancellation (as one under way would be), then let go.
+			e.h.finishGrace = 100 * time.Millisecond
 			e.f.Inject(tc.fault)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
@@ -913,5 +922,36 @@ func TestListAll(t *testing.T) {
 	in, _ := e.f.Instance(hds["unlabelled"].ID)
 	if _, ok := in.Tags[TagStoreID]; ok {
 		t.Errorf("an instance made without a store id is tagged %s=%q", TagStoreID, in.Tags[TagStoreID])
+	}
+}
+
+// A create interrupted (Ctrl-C of a build) while RunInstances is under
+// way: EC2 carries the request out anyway. The attempt is waited for, so
+// that when Create returns the instance can be found and removed; else it
+// appeared after the rollback's look and was left running (found by the
+// chaos suite: 1 VM left after a SIGINT).
+func TestCreateInterruptedWaitsForTheRunUnderWay(t *testing.T) {
+	e := setupWith(t, ec2fake.Options{RunLatency: 300 * time.Millisecond, FinishAbandoned: true})
+	spec := e.spec("web")
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		for e.f.Count("RunInstances") == 0 {
+			runtime.Gosched()
+		}
+		cancel() // the request is at the cloud
+	}()
+	hd, err := e.h.Create(ctx, spec)
+	if ctx.Err() == nil {
+		t.Fatal("Create returned before it was interrupted")
+	}
+	hd2, found, ferr := e.h.Find(context.Background(), spec.InfraID, spec.NodeID)
+	if ferr != nil || !found {
+		t.Fatalf("after the interrupted Create (%v, %v): Find = %v, %v; the instance it asked for must be findable", hd, err, found, ferr)
+	}
+	if err == nil && hd.ID != hd2.ID {
+		t.Errorf("Create returned %s, Find %s", hd.ID, hd2.ID)
+	}
+	if n := e.f.Count("RunInstances"); n != 1 {
+		t.Errorf("%d RunInstances, want 1 (nothing retried after the interruption)", n)
 	}
 }

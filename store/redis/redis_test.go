@@ -109,7 +109,40 @@ func TestConformance(t *testing.T) {
 
 func TestLeaser(t *testing.T) {
 	testOptions(t)
-	storetest.RunLeaser(t, func(t *testing.T) store.Leaser { return openTest(t) })
+	storetest.RunLeaser(t, func(t *testing.T) (store.Leaser, storetest.Advance) {
+		s := openTest(t)
+		return s, func(t *testing.T, d time.Duration) { advanceLeases(t, s, d) }
+	})
+}
+
+// advanceScript: KEYS lease keys; ARGV ms. Takes ms off each key's expiry
+// and deletes the keys with no more left, as ms of the server's time would.
+var advanceScript = goredis.NewScript(`
+for _, k in ipairs(KEYS) do
+	local left = redis.call('PTTL', k)
+	if left > 0 then
+		if left <= tonumber(ARGV[1]) then redis.call('DEL', k)
+		else redis.call('PEXPIRE', k, left - tonumber(ARGV[1])) end
+	end
+end
+return 0
+`)
+
+// advanceLeases makes d of the Redis server's time go by for s's leases
+// (the server's clock cannot be moved; the leases' remaining times can).
+func advanceLeases(t *testing.T, s *Store, d time.Duration) {
+	t.Helper()
+	ctx := t.Context()
+	keys, err := keysUnder(ctx, s.c, s.kLease(""))
+	if err != nil {
+		t.Fatalf("advance leases: %v", err)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	if err := advanceScript.Run(ctx, s.c, keys, d.Milliseconds()).Err(); err != nil {
+		t.Fatalf("advance leases: %v", err)
+	}
 }
 
 func TestLeaseExpiresInRedis(t *testing.T) {

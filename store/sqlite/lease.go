@@ -17,13 +17,21 @@ var _ store.Leaser = (*Store)(nil)
 // connections and processes; expiry is judged by the local clock, which
 // all processes sharing one database file have in common.
 
+// clock is the time leases are judged by.
+func (s *Store) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
 // Acquire implements store.Leaser: insert, or take over a row that expired
 // or is owner's own.
 func (s *Store) Acquire(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
 	if err := store.CheckLease(key, owner, ttl); err != nil {
 		return false, fmt.Errorf("sqlite: acquire lease %s: %w", key, err)
 	}
-	now := time.Now()
+	now := s.clock()
 	res, err := s.w.ExecContext(ctx, `INSERT INTO leases(key, owner, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 		WHERE leases.expires_at <= ? OR leases.owner = excluded.owner`,
@@ -43,7 +51,7 @@ func (s *Store) Renew(ctx context.Context, key, owner string, ttl time.Duration)
 	if err := store.CheckLease(key, owner, ttl); err != nil {
 		return false, fmt.Errorf("sqlite: renew lease %s: %w", key, err)
 	}
-	now := time.Now()
+	now := s.clock()
 	res, err := s.w.ExecContext(ctx, `UPDATE leases SET expires_at = ?
 		WHERE key = ? AND owner = ? AND expires_at > ?`,
 		now.Add(ttl).UnixNano(), key, owner, now.UnixNano())
@@ -72,7 +80,7 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 // Holder implements store.Leaser.
 func (s *Store) Holder(ctx context.Context, key string) (string, error) {
 	var owner string
-	err := s.r.QueryRowContext(ctx, `SELECT owner FROM leases WHERE key = ? AND expires_at > ?`, key, time.Now().UnixNano()).Scan(&owner)
+	err := s.r.QueryRowContext(ctx, `SELECT owner FROM leases WHERE key = ? AND expires_at > ?`, key, s.clock().UnixNano()).Scan(&owner)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

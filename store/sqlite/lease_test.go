@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,8 +10,24 @@ import (
 	"github.com/occopus-go/occopus/store/storetest"
 )
 
+// The leases are judged by a frozen clock that only advance moves, so no
+// step's outcome depends on how long the steps took.
 func TestLeaser(t *testing.T) {
-	storetest.RunLeaser(t, func(t *testing.T) store.Leaser { return openTemp(t) })
+	storetest.RunLeaser(t, func(t *testing.T) (store.Leaser, storetest.Advance) {
+		s := openTemp(t)
+		var mu sync.Mutex
+		now := time.Unix(1_800_000_000, 0)
+		s.now = func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return now
+		}
+		return s, func(t *testing.T, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(d)
+		}
+	})
 }
 
 // Two Store values on one file (as two processes would have) share leases.

@@ -48,6 +48,9 @@ type Store struct {
 	// id is the identity marker read at Open; Check compares it with the
 	// one in the file.
 	id string
+	// now is the clock that judges leases (time.Now when nil); tests of
+	// this package freeze it.
+	now func() time.Time
 }
 
 var (

@@ -24,6 +24,7 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -55,9 +56,20 @@ type Options struct {
 	// the instance is made when the delay is over. Concurrent calls wait
 	// concurrently.
 	RunLatency time.Duration
+	// FinishAbandoned carries out a RunInstances whose client went away
+	// during RunLatency (killed, timed out), as a cloud does with a request
+	// it received, and Close waits for it; by default the fake drops it.
+	FinishAbandoned bool
 	// Addresses gives the private and public address of the n-th instance
 	// (n from 1). Default: 127.10.n/250.n%250+2 and 127.20.n/250.n%250+2.
 	Addresses func(n int) (private, public string)
+	// Throttle is the fraction (0 to 1) of authenticated requests answered
+	// with EC2's throttling error (503 RequestLimitExceeded) instead of
+	// being served, drawn from a generator seeded with ThrottleSeed, so a
+	// run can be repeated. The counters count them; [Server.Throttled]
+	// tells how many there were.
+	Throttle     float64
+	ThrottleSeed uint64
 }
 
 // LoopbackAddresses is the default address plan.
@@ -110,6 +122,7 @@ type Server struct {
 	srv        *httptest.Server
 	region     string
 	runLatency time.Duration
+	finish     bool // Options.FinishAbandoned
 	addrs      func(int) (string, string)
 
 	mu        sync.Mutex
@@ -129,16 +142,31 @@ type Server struct {
 	pageSize         int
 	freeze           bool
 
+	runs0     int // RunInstances requests being served (InFlight)
+	throttle  float64
+	rng       *rand.Rand // draws the throttled requests; under mu
+	throttled int
+
+	// history is every change of an instance between live (exists for a
+	// client) and not, in order, for PeakLive.
+	history []liveChange
+
 	closeOnce sync.Once
 	hang      chan struct{}
+}
+
+type liveChange struct {
+	id   string
+	live bool
 }
 
 // New starts a fake EC2 endpoint; Close stops it.
 func New(opts Options) *Server {
 	s := &Server{
-		region: opts.Region, runLatency: opts.RunLatency, addrs: opts.Addresses, access: opts.AccessKey,
+		region: opts.Region, runLatency: opts.RunLatency, finish: opts.FinishAbandoned, addrs: opts.Addresses, access: opts.AccessKey,
 		instances: map[string]*Instance{}, tokens: map[string]string{}, calls: map[string]int{},
 		paths: map[string]int{}, hang: make(chan struct{}),
+		throttle: opts.Throttle, rng: rand.New(rand.NewPCG(opts.ThrottleSeed, 0x0ec2)),
 	}
 	if s.region == "" {
 		s.region = DefaultRegion
@@ -346,8 +374,66 @@ func (s *Server) SetState(id, state string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if in := s.instances[id]; in != nil {
-		in.State = state
+		s.setState(in, state)
 	}
+}
+
+// isLive says whether an instance in state exists for a client (as Live
+// counts).
+func isLive(state string) bool { return state != "terminated" && state != "shutting-down" }
+
+// setState changes an instance's state, keeping the history; under mu.
+func (s *Server) setState(in *Instance, state string) {
+	if was, is := isLive(in.State), isLive(state); was != is {
+		s.history = append(s.history, liveChange{in.ID, is})
+	}
+	in.State = state
+}
+
+// InFlight is how many RunInstances requests are being served now (with
+// FinishAbandoned, also those whose client is gone): until it is 0 an
+// instance may still appear.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runs0
+}
+
+// Throttled is how many requests were answered with the injected
+// throttling error (Options.Throttle).
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
+}
+
+// PeakLive is, for each combination of the values of the tags named, the
+// largest number of instances carrying it that were live at the same time
+// since the server started (an instance missing a tag has the value "").
+// The key is the values joined by "/", in the order of tags. It is exact:
+// every change between live and not is recorded as it happens.
+func (s *Server) PeakLive(tags ...string) map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, peak := map[string]int{}, map[string]int{}
+	for _, c := range s.history {
+		in := s.instances[c.id]
+		if in == nil {
+			continue // purged: its tags are gone with it
+		}
+		vals := make([]string, len(tags))
+		for i, t := range tags {
+			vals[i] = in.Tags[t]
+		}
+		k := strings.Join(vals, "/")
+		if c.live {
+			now[k]++
+			peak[k] = max(peak[k], now[k])
+		} else {
+			now[k]--
+		}
+	}
+	return peak
 }
 
 // Kill terminates an instance behind the client's back.
@@ -403,6 +489,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if s.throttleNow() {
+		s.error(w, http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded.")
+		return
+	}
+
 	if flt != nil {
 		switch flt.Kind {
 		case FaultError:
@@ -427,14 +518,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	var body string
 	switch action {
 	case "RunInstances":
+		s.mu.Lock()
+		s.runs0++
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.runs0--
+			s.mu.Unlock()
+		}()
 		if s.runLatency > 0 {
 			t := time.NewTimer(s.runLatency)
+			gone, closing := r.Context().Done(), (<-chan struct{})(s.hang)
+			if s.finish {
+				// The cloud goes on without its client; Close waits.
+				gone, closing = nil, nil
+			}
 			select {
 			case <-t.C:
-			case <-r.Context().Done():
+			case <-gone:
 				t.Stop()
 				return
-			case <-s.hang:
+			case <-closing:
 				t.Stop()
 				return
 			}
@@ -467,6 +571,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.WriteHeader(status)
 	fmt.Fprint(w, body)
+}
+
+// throttleNow draws whether this request is throttled (Options.Throttle).
+func (s *Server) throttleNow() bool {
+	if s.throttle <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rng.Float64() >= s.throttle {
+		return false
+	}
+	s.throttled++
+	return true
 }
 
 func (s *Server) error(w http.ResponseWriter, status int, code, msg string) {
@@ -564,6 +682,7 @@ func (s *Server) runInstances(form url.Values) (int, string) {
 	}
 	s.instances[in.ID] = in
 	s.order = append(s.order, in.ID)
+	s.history = append(s.history, liveChange{in.ID, true})
 	if token != "" {
 		s.tokens[token] = in.ID
 	}
@@ -579,7 +698,7 @@ func (s *Server) advance(in *Instance) {
 	case "pending":
 		in.State = "running"
 	case "shutting-down":
-		in.State = "terminated"
+		in.State = "terminated" // not live either way
 	case "terminated":
 		if s.forgetTerminated {
 			delete(s.instances, in.ID)
@@ -710,7 +829,7 @@ func (s *Server) terminateInstances(form url.Values) (int, string) {
 		}
 		prev := in.State
 		if in.State != "terminated" {
-			in.State = "shutting-down"
+			s.setState(in, "shutting-down")
 		}
 		fmt.Fprintf(&b, `<item><instanceId>%s</instanceId><currentState><code>%d</code><name>%s</name></currentState><previousState><code>%d</code><name>%s</name></previousState></item>`,
 			id, stateCode[in.State], in.State, stateCode[prev], prev)
