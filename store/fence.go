@@ -1,0 +1,35 @@
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrFenced is returned (wrapped) by a write made under a Fence whose
+// lease the writer no longer holds: another process took the work over,
+// and the write was refused so that a stale owner cannot undo the new
+// one's work.
+var ErrFenced = errors.New("write fenced: the lease it was made under is no longer held")
+
+// Fence ties the writes made with a context to a lease (store.Leaser):
+// a store that supports fencing (etcd, sqlite, redis) makes each write
+// conditional on Owner still holding Key, in the same transaction as the
+// write, and refuses it with ErrFenced otherwise. Stores that cannot
+// lease ignore it.
+type Fence struct {
+	Key, Owner string
+}
+
+type fenceKey struct{}
+
+// WithFence returns ctx carrying f; every store write made with it (or a
+// context derived from it) is fenced.
+func WithFence(ctx context.Context, f Fence) context.Context {
+	return context.WithValue(ctx, fenceKey{}, f)
+}
+
+// FenceFrom returns the fence ctx carries, if any.
+func FenceFrom(ctx context.Context) (Fence, bool) {
+	f, ok := ctx.Value(fenceKey{}).(Fence)
+	return f, ok && f.Key != "" && f.Owner != ""
+}
