@@ -17,7 +17,7 @@ import (
 // worked on it (a renewal was refused, or none succeeded within the ttl
 // minus a margin), so the work stopped before its next backend call and
 // its writes are fenced. It comes wrapped with ErrBusy.
-var ErrLeaseLost = errors.New("the lease on the infrastructure was lost")
+var ErrLeaseLost = store.ErrLeaseLost
 
 // Kind of the event a replica records when it starts owning an
 // infrastructure (To: the owner).
@@ -112,6 +112,7 @@ func (m *Manager) acquire(ctx context.Context, l store.Leaser, id string) (bool,
 func (m *Manager) keep(ctx context.Context, l store.Leaser, id string, cancel context.CancelCauseFunc, stop <-chan struct{}) {
 	ttl := m.opt.LeaseTTL
 	bound := ttl - leaseMargin(ttl)
+	deadlineAt := time.Now().Add(bound)
 	deadline := time.NewTimer(bound)
 	defer deadline.Stop()
 	tick := time.NewTicker(ttl / 3)
@@ -121,6 +122,7 @@ func (m *Manager) keep(ctx context.Context, l store.Leaser, id string, cancel co
 		m.log.Warn("lease lost; work on the infrastructure stops", "infra", id, "why", why)
 		cancel(fmt.Errorf("%w: %w: %s", ErrBusy, ErrLeaseLost, why))
 	}
+	expired := func() { lost(fmt.Sprintf("no renewal succeeded for %v", bound)) }
 	for {
 		select {
 		case <-stop:
@@ -128,22 +130,34 @@ func (m *Manager) keep(ctx context.Context, l store.Leaser, id string, cancel co
 		case <-ctx.Done():
 			return
 		case <-deadline.C:
-			lost(fmt.Sprintf("no renewal succeeded for %v", bound))
+			expired()
 			return
 		case <-tick.C:
 			start := time.Now()
-			rctx, rcancel := context.WithTimeout(ctx, ttl/3)
+			// A renewal that hangs (the store out of reach) must not hold
+			// up the deadline.
+			until := start.Add(ttl / 3)
+			if deadlineAt.Before(until) {
+				until = deadlineAt
+			}
+			rctx, rcancel := context.WithDeadline(ctx, until)
 			ok, err := l.Renew(rctx, leaseKey(id), m.owner, ttl)
 			rcancel()
 			switch {
-			case err != nil && ctx.Err() == nil:
-				m.log.Warn("lease renewal failed; retrying", "infra", id, "err", err)
+			case ctx.Err() != nil:
+				return
 			case err == nil && !ok:
 				lost("the store says another process holds it, or nobody")
 				return
 			case err == nil:
 				// The store extended it at some time after start.
-				deadline.Reset(bound - time.Since(start))
+				deadlineAt = start.Add(bound)
+				deadline.Reset(time.Until(deadlineAt))
+			case !time.Now().Before(deadlineAt):
+				expired()
+				return
+			default:
+				m.log.Warn("lease renewal failed; retrying", "infra", id, "err", err)
 			}
 		}
 	}
@@ -155,7 +169,16 @@ func (m *Manager) keep(ctx context.Context, l store.Leaser, id string, cancel co
 // scan tries again when nobody holds it.
 func (m *Manager) ownLoop(ctx context.Context, id string) {
 	l := m.opt.Store.(store.Leaser)
+	// Under the pass lock, and only while attached: a teardown or a pass
+	// of this process holding the lease (same owner) must not have it
+	// taken and released under it.
+	unlock := m.passLocks.Lock(id)
 	got, err := m.acquire(ctx, l, id)
+	if err == nil && got && !m.stillAttached(ctx, id) {
+		l.Release(context.WithoutCancel(ctx), leaseKey(id), m.owner) //nolint:errcheck // expires anyway
+		got = false
+	}
+	unlock()
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("taking the lease failed", "infra", id, "err", err)
@@ -193,6 +216,13 @@ func (m *Manager) ownLoop(ctx context.Context, id string) {
 	// Manager on id is in flight (the HA test relies on it).
 	m.log.Info("stopped maintaining infrastructure", "infra", id, "owner", m.owner, "lost", errors.Is(cause, ErrLeaseLost))
 	if !errors.Is(cause, ErrLeaseLost) {
+		// Under the pass lock: a teardown of this process may hold the
+		// lease now under the same owner; it releases it itself.
+		unlock := m.passLocks.Lock(id)
+		defer unlock()
+		if m.ownedCtx(id) != nil {
+			return
+		}
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer rcancel()
 		if err := l.Release(rctx, leaseKey(id), m.owner); err != nil {

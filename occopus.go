@@ -378,8 +378,8 @@ func Outcome(res *PassResult, err error) string { return engine.Outcome(res, err
 // recordPass stores the outcome of a pass, so that the report, the CLI
 // and every replica show the last error of each infrastructure.
 func (m *Manager) recordPass(ctx context.Context, id string, res *engine.PassResult, err error) {
-	if errors.Is(err, ErrUnknownInfra) || ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return // nothing to record it on, or a pass cut short by shutdown
+	if errors.Is(err, ErrUnknownInfra) || ctx.Err() != nil && errors.Is(err, context.Canceled) || store.LeaseLost(ctx) {
+		return // nothing to record it on, a pass cut short by shutdown, or one whose lease ended: the new owner records
 	}
 	inf, gerr := m.opt.Store.Infra(context.WithoutCancel(ctx), id)
 	if gerr != nil {
@@ -414,7 +414,10 @@ func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(c
 		return fn(ctx)
 	}
 	fence := store.Fence{Key: leaseKey(id), Owner: m.owner}
-	if own := m.ownedCtx(id); own != nil {
+	// An ownership that is ending (its loop stopped) is not used: the
+	// lease is acquired anew below, under the pass lock its loop needs to
+	// release it.
+	if own := m.ownedCtx(id); own != nil && own.Err() == nil {
 		wctx, cancel := context.WithCancelCause(store.WithFence(ctx, fence))
 		defer cancel(nil)
 		stop := context.AfterFunc(own, func() { cancel(context.Cause(own)) })
@@ -500,6 +503,18 @@ func (m *Manager) Detach(ctx context.Context, id string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if m.opt.Share {
+		// The store first: a scan between the two would start the loop
+		// again.
+		if inf.Attached {
+			inf.Attached, inf.UpdatedAt = false, time.Now()
+			if err := m.opt.Store.UpdateInfra(ctx, inf); err != nil {
+				return err
+			}
+		}
+		m.stopLoop(id)
+		return nil
 	}
 	m.stopLoop(id)
 	if inf.Attached {
@@ -687,7 +702,6 @@ func (m *Manager) tearDown(ctx context.Context, id string, force bool) (out *Des
 	if m.opt.Store == nil {
 		return nil, ErrNoStore
 	}
-	m.stopLoop(id)
 	if m.opt.Share {
 		// Its owner may be another replica: a detach in the store makes
 		// it stop and give the lease up within a pass.
@@ -695,6 +709,7 @@ func (m *Manager) tearDown(ctx context.Context, id string, force bool) (out *Des
 			return nil, err
 		}
 	}
+	m.stopLoop(id)
 	var rep *engine.DestroyReport
 	err = m.withLease(ctx, id, true, func(ctx context.Context) error {
 		var derr error

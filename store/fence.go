@@ -11,6 +11,16 @@ import (
 // one's work.
 var ErrFenced = errors.New("write fenced: the lease it was made under is no longer held")
 
+// ErrLeaseLost is the cause a context's cancellation carries when the
+// lease its work was done under ended (occopus.ErrLeaseLost is it). Work
+// seeing it stops at once, and skips even the writes it would make on a
+// context without cancel (recording events and outcomes): they would be
+// fenced anyway, and with the store out of reach they would wait.
+var ErrLeaseLost = errors.New("the lease on the infrastructure was lost")
+
+// LeaseLost reports whether ctx ended because its lease was lost.
+func LeaseLost(ctx context.Context) bool { return errors.Is(context.Cause(ctx), ErrLeaseLost) }
+
 // Fence ties the writes made with a context to a lease (store.Leaser):
 // a store that supports fencing (etcd, sqlite, redis) makes each write
 // conditional on Owner still holding Key, in the same transaction as the
