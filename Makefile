@@ -31,3 +31,9 @@ clean:
 .PHONY: difftest
 difftest:
 	JINJA2_CASES=$${JINJA2_CASES:-1000000} JINJA2_SEED=$${JINJA2_SEED:-1} $(GO) test ./tmpl -count=1 -run TestJinja2Differential -v -timeout 0
+
+# HA: 1, 2 and 3 replicas over 300 local infrastructures on a three-member
+# etcd: full maintenance round and failover after kill -9 (BENCHMARKS.md).
+.PHONY: bench-ha
+bench-ha:
+	OCCOPUS_HA_BENCH=1 $(GO) test ./cmd/occopus -count=1 -run TestHABench -v -timeout 60m
