@@ -77,8 +77,6 @@ Host and port default to components: rest: of occopus_config.yaml.`,
 			defer st.Close()
 			mopt := e.managerOptions(cfg, ad)
 			mopt.Store, mopt.Log, mopt.Parallelize = st, log, parallelize
-			// Descriptions arrive over the network: cmd() needs both settings.
-			mopt.AllowCmd = cfg.AllowCmd && cfg.AllowNetworkCmd
 			mopt.Interval = time.Duration(interval * float64(time.Second))
 			if cfg.HA.Enabled {
 				// Replicas on one store share the attached infrastructures.
