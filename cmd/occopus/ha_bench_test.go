@@ -77,12 +77,16 @@ func TestHABench(t *testing.T) {
 			t.Cleanup(func() { killInfraProcesses(ids) })
 			var wg sync.WaitGroup
 			sem := make(chan struct{}, 8)
+			// A new connection per POST: a kept-alive one the server is
+			// closing as idle would fail the request (EOF), and a POST is
+			// not safe to repeat.
+			post := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 			for i := range n {
 				wg.Go(func() {
 					sem <- struct{}{}
 					defer func() { <-sem }()
 					desc := fmt.Sprintf("infra_name: b%d\nnodes:\n  - {name: s, type: ha_sleeper}\n", i)
-					resp, err := http.Post(rs[i%len(rs)].url+"/infrastructures/", "application/yaml", strings.NewReader(desc))
+					resp, err := post.Post(rs[i%len(rs)].url+"/infrastructures/", "application/yaml", strings.NewReader(desc))
 					if err != nil {
 						t.Error(err)
 						return
