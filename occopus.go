@@ -165,7 +165,7 @@ type Manager struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	loops  map[string]context.CancelFunc // attached infras being maintained
+	loops  map[string]context.CancelFunc // attached infras being maintained: stop and wait
 	wg     sync.WaitGroup
 	closed bool
 	// passLocks: one pass at a time per infrastructure in this process (a
@@ -578,10 +578,12 @@ func (m *Manager) startLoop(id string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.loops[id] = cancel
+	done := make(chan struct{})
+	m.loops[id] = func() { cancel(); <-done }
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer close(done)
 		if m.opt.Share {
 			m.ownLoop(ctx, id)
 		} else {
@@ -684,13 +686,16 @@ func (m *Manager) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// stopLoop ends the loop of id and waits until it returned, so that no
+// pass of it is in flight (and its lease is given back) when Detach or
+// TearDown go on.
 func (m *Manager) stopLoop(id string) {
 	m.mu.Lock()
-	cancel, ok := m.loops[id]
+	stop, ok := m.loops[id]
 	delete(m.loops, id)
 	m.mu.Unlock()
 	if ok {
-		cancel()
+		stop()
 	}
 }
 
@@ -858,11 +863,17 @@ func (m *Manager) Close() error {
 	if m.stopScan != nil {
 		m.stopScan()
 	}
-	for id, cancel := range m.loops {
-		cancel()
+	var stops []context.CancelFunc
+	for id, stop := range m.loops {
+		stops = append(stops, stop)
 		delete(m.loops, id)
 	}
 	m.mu.Unlock()
+	// Outside m.mu (each waits for its loop, which takes m.mu to end),
+	// all at once; wg waits for them.
+	for _, stop := range stops {
+		go stop()
+	}
 	m.wg.Wait()
 	return m.eng.Close()
 }
