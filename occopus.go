@@ -394,7 +394,9 @@ func (m *Manager) recordPass(ctx context.Context, id string, res *engine.PassRes
 	if errors.Is(err, ErrUnknownInfra) || ctx.Err() != nil && errors.Is(err, context.Canceled) || store.LeaseLost(ctx) {
 		return // nothing to record it on, a pass cut short by shutdown, or one whose lease ended: the new owner records
 	}
-	inf, gerr := m.opt.Store.Infra(context.WithoutCancel(ctx), id)
+	wctx, cancel := store.WithoutCancelUnlessLost(ctx)
+	defer cancel()
+	inf, gerr := m.opt.Store.Infra(wctx, id)
 	if gerr != nil {
 		return
 	}
@@ -405,7 +407,7 @@ func (m *Manager) recordPass(ctx context.Context, id string, res *engine.PassRes
 	if ps.Result != store.PassOK {
 		ps.Failures = inf.LastPass.Failures + 1
 	}
-	if serr := m.opt.Store.SetPassStatus(context.WithoutCancel(ctx), id, ps); serr != nil && !errors.Is(serr, store.ErrNotFound) {
+	if serr := m.opt.Store.SetPassStatus(wctx, id, ps); serr != nil && !errors.Is(serr, store.ErrNotFound) {
 		m.log.Warn("recording the pass failed", "infra", id, "err", serr)
 	}
 }

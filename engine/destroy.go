@@ -22,7 +22,9 @@ func (e *Engine) drop(ctx context.Context, in *store.Instance, reason string) er
 	if err := e.destroyAtBackend(ctx, *in); err != nil {
 		in.Error = err.Error()
 		if !store.LeaseLost(ctx) {
-			_ = e.putInstance(context.WithoutCancel(ctx), in)
+			wctx, cancel := store.WithoutCancelUnlessLost(ctx)
+			_ = e.putInstance(wctx, in)
+			cancel()
 		}
 		return fmt.Errorf("node %s instance %s: destroy: %w", in.NodeName, in.NodeID, err)
 	}
@@ -31,7 +33,9 @@ func (e *Engine) drop(ctx context.Context, in *store.Instance, reason string) er
 	if err := e.dropAtConfigManager(ctx, *in); err != nil {
 		in.Error = err.Error()
 		if !store.LeaseLost(ctx) {
-			_ = e.putInstance(context.WithoutCancel(ctx), in)
+			wctx, cancel := store.WithoutCancelUnlessLost(ctx)
+			_ = e.putInstance(wctx, in)
+			cancel()
 		}
 		return fmt.Errorf("node %s instance %s: drop at its config manager: %w", in.NodeName, in.NodeID, err)
 	}

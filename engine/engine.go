@@ -403,8 +403,12 @@ func (e *Engine) event(ctx context.Context, ev store.Event) {
 	// Work whose lease ended records nothing more (it would be fenced).
 	if store.LeaseLost(ctx) {
 		e.log.Debug("event not recorded: the lease was lost", "kind", ev.Kind)
-	} else if err := e.store.AppendEvent(context.WithoutCancel(ctx), ev); err != nil {
-		e.log.Warn("recording event failed", "err", err, "kind", ev.Kind)
+	} else {
+		wctx, cancel := store.WithoutCancelUnlessLost(ctx)
+		if err := e.store.AppendEvent(wctx, ev); err != nil {
+			e.log.Warn("recording event failed", "err", err, "kind", ev.Kind)
+		}
+		cancel()
 	}
 	e.notify(ev)
 }

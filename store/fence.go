@@ -43,3 +43,18 @@ func FenceFrom(ctx context.Context) (Fence, bool) {
 	f, ok := ctx.Value(fenceKey{}).(Fence)
 	return f, ok && f.Key != "" && f.Owner != ""
 }
+
+// WithoutCancelUnlessLost is context.WithoutCancel for the writes work
+// makes after its context ended (recording the outcome, an event), except
+// that it does end, with the same cause, when ctx ended because its lease
+// was lost: such a write would be fenced, and must not wait on a store out
+// of reach past the lease. Call cancel when done.
+func WithoutCancelUnlessLost(ctx context.Context) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		if LeaseLost(ctx) {
+			cancel(context.Cause(ctx))
+		}
+	})
+	return out, func() { stop(); cancel(nil) }
+}
