@@ -43,3 +43,8 @@ chaos:
 	images/build.sh >&2
 	$(GO) vet -tags chaos ./chaos
 	$(GO) test -tags chaos ./chaos -count=1 -run TestChaos -v -timeout 0
+# HA: 1, 2 and 3 replicas over 300 local infrastructures on a three-member
+# etcd: full maintenance round and failover after kill -9 (BENCHMARKS.md).
+.PHONY: bench-ha
+bench-ha:
+	OCCOPUS_HA_BENCH=1 $(GO) test ./cmd/occopus -count=1 -run TestHABench -v -timeout 60m

@@ -48,6 +48,11 @@ var (
 // DefaultLeaseTTL is Options.LeaseTTL's default.
 const DefaultLeaseTTL = 30 * time.Second
 
+// DefaultHALeaseTTL is the lease ttl of replicas sharing work (the REST
+// service with `ha:` on) unless configured: a dead replica's
+// infrastructures are taken over within about that long.
+const DefaultHALeaseTTL = 10 * time.Second
+
 // Types of the engine and the store that the Manager's methods take and
 // return, so that callers need no other package.
 type (
@@ -106,7 +111,17 @@ type Options struct {
 	Log      *slog.Logger
 	// LeaseTTL is how long this Manager's lease on an infrastructure lasts
 	// without renewal (default 30 s); it is renewed every third of that.
+	// Work under a lease stops when no renewal succeeded for four fifths
+	// of it.
 	LeaseTTL time.Duration
+	// Share makes this Manager one of several replicas sharing the
+	// attached infrastructures of one store (which must lease): each is
+	// maintained by the one replica holding its lease, kept between
+	// passes; ResumeAttached starts a scan that takes up, every
+	// ScanInterval (default a fifth of LeaseTTL), those nobody holds. See
+	// Ownership and ha.go.
+	Share        bool
+	ScanInterval time.Duration
 	// MaxDescriptionBytes bounds the files Validate reads, every alias
 	// expanded (default descr.DefaultMaxBytes).
 	MaxDescriptionBytes int
@@ -150,7 +165,7 @@ type Manager struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	loops  map[string]context.CancelFunc // attached infras being maintained
+	loops  map[string]context.CancelFunc // attached infras being maintained: stop and wait
 	wg     sync.WaitGroup
 	closed bool
 	// passLocks: one pass at a time per infrastructure in this process (a
@@ -160,6 +175,8 @@ type Manager struct {
 	obs       observers
 	secrets   []string // of auth_data, removed from returned errors
 	orphans   orphanMemory
+	ha        haState
+	stopScan  context.CancelFunc
 }
 
 // New returns a Manager.
@@ -173,12 +190,21 @@ func New(opt Options) (*Manager, error) {
 	if opt.LeaseTTL <= 0 {
 		opt.LeaseTTL = DefaultLeaseTTL
 	}
+	if opt.ScanInterval <= 0 {
+		opt.ScanInterval = defaultScan(opt.LeaseTTL)
+	}
+	if opt.Share {
+		if _, ok := opt.Store.(store.Leaser); !ok {
+			return nil, fmt.Errorf("occopus: sharing work between replicas needs a store that leases (sqlite, redis, etcd), not %T", opt.Store)
+		}
+	}
 	var secrets []string
 	if s, ok := opt.Auth.(interface{ Secrets() []string }); ok {
 		secrets = s.Secrets()
 	}
 	m := &Manager{opt: opt, log: slog.New(auth.RedactHandler(opt.Log.Handler(), secrets)).With("component", "manager"),
 		loops: map[string]context.CancelFunc{}, owner: leaseOwner(), secrets: secrets}
+	m.ha.owned = map[string]context.Context{}
 	m.eng = engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd, AllowNetworkCmd: opt.AllowNetworkCmd,
 		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel,
 		OnEvent: m.obs.event, OnBackendCall: m.obs.backendCall, OnProbe: m.obs.probe,
@@ -365,10 +391,12 @@ func Outcome(res *PassResult, err error) string { return engine.Outcome(res, err
 // recordPass stores the outcome of a pass, so that the report, the CLI
 // and every replica show the last error of each infrastructure.
 func (m *Manager) recordPass(ctx context.Context, id string, res *engine.PassResult, err error) {
-	if errors.Is(err, ErrUnknownInfra) || ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return // nothing to record it on, or a pass cut short by shutdown
+	if errors.Is(err, ErrUnknownInfra) || ctx.Err() != nil && errors.Is(err, context.Canceled) || store.LeaseLost(ctx) {
+		return // nothing to record it on, a pass cut short by shutdown, or one whose lease ended: the new owner records
 	}
-	inf, gerr := m.opt.Store.Infra(context.WithoutCancel(ctx), id)
+	wctx, cancel := store.WithoutCancelUnlessLost(ctx)
+	defer cancel()
+	inf, gerr := m.opt.Store.Infra(wctx, id)
 	if gerr != nil {
 		return
 	}
@@ -379,17 +407,20 @@ func (m *Manager) recordPass(ctx context.Context, id string, res *engine.PassRes
 	if ps.Result != store.PassOK {
 		ps.Failures = inf.LastPass.Failures + 1
 	}
-	if serr := m.opt.Store.SetPassStatus(context.WithoutCancel(ctx), id, ps); serr != nil && !errors.Is(serr, store.ErrNotFound) {
+	if serr := m.opt.Store.SetPassStatus(wctx, id, ps); serr != nil && !errors.Is(serr, store.ErrNotFound) {
 		m.log.Warn("recording the pass failed", "infra", id, "err", serr)
 	}
 }
 
 // withLease runs fn while holding this process's pass lock and, when the
-// store can lease (SQLite, Redis), the store lease of the infrastructure,
-// so that two maintainers sharing a store never work on one
-// infrastructure at once. The lease is renewed while fn runs; losing it
+// store can lease (SQLite, Redis, etcd), the store lease of the
+// infrastructure, so that two maintainers sharing a store never work on
+// one infrastructure at once. Every store write fn makes is fenced on the
+// lease (store.WithFence). The lease is renewed while fn runs; losing it
+// (a refused renewal, or none succeeding within the ttl minus a margin)
 // cancels fn's context. With wait, a busy lease is waited for; without,
-// ErrBusy is returned.
+// ErrBusy is returned. A lease a sharing loop keeps between passes is
+// used as it is, and its loss cancels fn too.
 func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(ctx context.Context) error) error {
 	unlock := m.passLocks.Lock(id)
 	defer unlock()
@@ -397,23 +428,24 @@ func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(c
 	if !ok {
 		return fn(ctx)
 	}
-	key := "infra:" + id
+	fence := store.Fence{Key: leaseKey(id), Owner: m.owner}
+	// An ownership that is ending (its loop stopped) is not used: the
+	// lease is acquired anew below, under the pass lock its loop needs to
+	// release it.
+	if own := m.ownedCtx(id); own != nil && own.Err() == nil {
+		wctx, cancel := context.WithCancelCause(store.WithFence(ctx, fence))
+		defer cancel(nil)
+		stop := context.AfterFunc(own, func() { cancel(context.Cause(own)) })
+		defer stop()
+		return leaseErr(wctx, fn(wctx))
+	}
 	for {
-		got, err := l.Acquire(ctx, key, m.owner, m.opt.LeaseTTL)
+		got, err := m.acquire(ctx, l, id)
 		if err != nil {
 			return err
 		}
 		if got {
 			break
-		}
-		// A holder that died on this host (kill -9) would keep the lease
-		// until it expires; release it on its behalf instead.
-		if holder, err := l.Holder(ctx, key); err == nil && holder != "" && !proc.Alive(holder) {
-			m.log.Info("taking over the lease of a process that is gone", "infra", id, "holder", holder)
-			if err := l.Release(ctx, key, holder); err != nil {
-				return err
-			}
-			continue
 		}
 		if !wait {
 			return ErrBusy
@@ -424,29 +456,23 @@ func (m *Manager) withLease(ctx context.Context, id string, wait bool, fn func(c
 		case <-time.After(time.Second):
 		}
 	}
-	defer l.Release(context.WithoutCancel(ctx), key, m.owner)
-	wctx, cancel := context.WithCancelCause(ctx)
+	defer l.Release(context.WithoutCancel(ctx), leaseKey(id), m.owner)
+	wctx, cancel := context.WithCancelCause(store.WithFence(ctx, fence))
 	defer cancel(nil)
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		t := time.NewTicker(m.opt.LeaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if ok, err := l.Renew(wctx, key, m.owner, m.opt.LeaseTTL); err == nil && !ok {
-					cancel(ErrBusy) // another process took over: stop working
-					return
-				}
-			}
-		}
-	}()
-	err := fn(wctx)
-	if errors.Is(context.Cause(wctx), ErrBusy) && err != nil {
-		return fmt.Errorf("%w: the lease was lost during the pass", ErrBusy)
+	stop := make(chan struct{})
+	defer close(stop)
+	go m.keep(ctx, l, id, cancel, stop)
+	return leaseErr(wctx, fn(wctx))
+}
+
+// leaseErr is fn's error, or, when the lease was lost meanwhile, an error
+// saying so (wrapping ErrBusy and ErrLeaseLost) and what fn returned.
+func leaseErr(wctx context.Context, err error) error {
+	if cause := context.Cause(wctx); err != nil && errors.Is(cause, ErrLeaseLost) {
+		return fmt.Errorf("%w (the pass stopped: %v)", cause, err)
+	}
+	if err != nil && errors.Is(err, store.ErrFenced) {
+		return fmt.Errorf("%w: %w: %w", ErrBusy, ErrLeaseLost, err)
 	}
 	return err
 }
@@ -493,6 +519,18 @@ func (m *Manager) Detach(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if m.opt.Share {
+		// The store first: a scan between the two would start the loop
+		// again.
+		if inf.Attached {
+			inf.Attached, inf.UpdatedAt = false, time.Now()
+			if err := m.opt.Store.UpdateInfra(ctx, inf); err != nil {
+				return err
+			}
+		}
+		m.stopLoop(id)
+		return nil
+	}
 	m.stopLoop(id)
 	if inf.Attached {
 		inf.Attached, inf.UpdatedAt = false, time.Now()
@@ -514,9 +552,15 @@ func (m *Manager) ResumeAttached(ctx context.Context) ([]string, error) {
 	var ids []string
 	for _, inf := range infras {
 		if inf.Attached {
-			m.startLoop(inf.ID)
+			if !m.opt.Share {
+				m.startLoop(inf.ID)
+			}
 			ids = append(ids, inf.ID)
 		}
+	}
+	if m.opt.Share {
+		// Replicas share them: the scan takes up those nobody holds.
+		m.startSharing()
 	}
 	return ids, nil
 }
@@ -536,11 +580,17 @@ func (m *Manager) startLoop(id string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.loops[id] = cancel
+	done := make(chan struct{})
+	m.loops[id] = func() { cancel(); <-done }
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.loop(ctx, id)
+		defer close(done)
+		if m.opt.Share {
+			m.ownLoop(ctx, id)
+		} else {
+			m.loop(ctx, id)
+		}
 		m.mu.Lock()
 		if m.loops[id] != nil && ctx.Err() == nil {
 			delete(m.loops, id)
@@ -564,6 +614,9 @@ const MaxBackoff = 5 * time.Minute
 func (m *Manager) loop(ctx context.Context, id string) {
 	var stuck time.Time // UpdatedAt of the description a terminal pass failed on
 	for {
+		if !m.stillAttached(ctx, id) {
+			return
+		}
 		delay := m.opt.Interval
 		if !stuck.IsZero() {
 			inf, err := m.opt.Store.Infra(ctx, id)
@@ -635,13 +688,16 @@ func (m *Manager) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// stopLoop ends the loop of id and waits until it returned, so that no
+// pass of it is in flight (and its lease is given back) when Detach or
+// TearDown go on.
 func (m *Manager) stopLoop(id string) {
 	m.mu.Lock()
-	cancel, ok := m.loops[id]
+	stop, ok := m.loops[id]
 	delete(m.loops, id)
 	m.mu.Unlock()
 	if ok {
-		cancel()
+		stop()
 	}
 }
 
@@ -665,6 +721,13 @@ func (m *Manager) tearDown(ctx context.Context, id string, force bool) (out *Des
 	defer func() { err = m.clean(err) }()
 	if m.opt.Store == nil {
 		return nil, ErrNoStore
+	}
+	if m.opt.Share {
+		// Its owner may be another replica: a detach in the store makes
+		// it stop and give the lease up within a pass.
+		if err := m.Detach(ctx, id); err != nil && !errors.Is(err, ErrUnknownInfra) {
+			return nil, err
+		}
 	}
 	m.stopLoop(id)
 	var rep *engine.DestroyReport
@@ -799,11 +862,20 @@ func (m *Manager) Events(ctx context.Context, id string, after int64, limit int)
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
-	for id, cancel := range m.loops {
-		cancel()
+	if m.stopScan != nil {
+		m.stopScan()
+	}
+	var stops []context.CancelFunc
+	for id, stop := range m.loops {
+		stops = append(stops, stop)
 		delete(m.loops, id)
 	}
 	m.mu.Unlock()
+	// Outside m.mu (each waits for its loop, which takes m.mu to end),
+	// all at once; wg waits for them.
+	for _, stop := range stops {
+		go stop()
+	}
 	m.wg.Wait()
 	return m.eng.Close()
 }

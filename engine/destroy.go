@@ -21,14 +21,22 @@ func (e *Engine) drop(ctx context.Context, in *store.Instance, reason string) er
 	}
 	if err := e.destroyAtBackend(ctx, *in); err != nil {
 		in.Error = err.Error()
-		_ = e.putInstance(context.WithoutCancel(ctx), in)
+		if !store.LeaseLost(ctx) {
+			wctx, cancel := store.WithoutCancelUnlessLost(ctx)
+			_ = e.putInstance(wctx, in)
+			cancel()
+		}
 		return fmt.Errorf("node %s instance %s: destroy: %w", in.NodeName, in.NodeID, err)
 	}
 	// Then its node at the config manager: while the VM ran, its
 	// chef-client could have saved the node again.
 	if err := e.dropAtConfigManager(ctx, *in); err != nil {
 		in.Error = err.Error()
-		_ = e.putInstance(context.WithoutCancel(ctx), in)
+		if !store.LeaseLost(ctx) {
+			wctx, cancel := store.WithoutCancelUnlessLost(ctx)
+			_ = e.putInstance(wctx, in)
+			cancel()
+		}
 		return fmt.Errorf("node %s instance %s: drop at its config manager: %w", in.NodeName, in.NodeID, err)
 	}
 	if err := e.store.DeleteInstance(ctx, in.InfraID, in.NodeID); err != nil {

@@ -400,8 +400,15 @@ func (e *Engine) event(ctx context.Context, ev store.Event) {
 	}
 	ev.Message = e.Redact(ev.Message)
 	// The event log must not stop the work: a failure is logged only.
-	if err := e.store.AppendEvent(context.WithoutCancel(ctx), ev); err != nil {
-		e.log.Warn("recording event failed", "err", err, "kind", ev.Kind)
+	// Work whose lease ended records nothing more (it would be fenced).
+	if store.LeaseLost(ctx) {
+		e.log.Debug("event not recorded: the lease was lost", "kind", ev.Kind)
+	} else {
+		wctx, cancel := store.WithoutCancelUnlessLost(ctx)
+		if err := e.store.AppendEvent(wctx, ev); err != nil {
+			e.log.Warn("recording event failed", "err", err, "kind", ev.Kind)
+		}
+		cancel()
 	}
 	e.notify(ev)
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/occopus-go/occopus/resource"
@@ -22,23 +23,45 @@ func (m *metered) observe(op string, start time.Time, err error) {
 	m.obs(m.typ, op, time.Since(start), err)
 }
 
+// gate refuses a call once ctx has ended: a pass whose lease was lost
+// (occopus.ErrLeaseLost cancels its context) must not make another
+// backend call, whether or not the backend's client checks ctx first.
+func gate(ctx context.Context, op string) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("backend %s not called: %w", op, context.Cause(ctx))
+	}
+	return nil
+}
+
 func (m *metered) Create(ctx context.Context, spec resource.Spec) (hd resource.Handle, err error) {
 	defer func(start time.Time) { m.observe("create", start, err) }(time.Now())
+	if err := gate(ctx, "create"); err != nil {
+		return resource.Handle{}, err
+	}
 	return m.h.Create(ctx, spec)
 }
 
 func (m *metered) Destroy(ctx context.Context, hd resource.Handle) (err error) {
 	defer func(start time.Time) { m.observe("destroy", start, err) }(time.Now())
+	if err := gate(ctx, "destroy"); err != nil {
+		return err
+	}
 	return m.h.Destroy(ctx, hd)
 }
 
 func (m *metered) State(ctx context.Context, hd resource.Handle) (st resource.State, err error) {
 	defer func(start time.Time) { m.observe("state", start, notFoundIsNoError(err)) }(time.Now())
+	if err := gate(ctx, "state"); err != nil {
+		return "", err
+	}
 	return m.h.State(ctx, hd)
 }
 
 func (m *metered) Addresses(ctx context.Context, hd resource.Handle) (a resource.Addresses, err error) {
 	defer func(start time.Time) { m.observe("addresses", start, notFoundIsNoError(err)) }(time.Now())
+	if err := gate(ctx, "addresses"); err != nil {
+		return resource.Addresses{}, err
+	}
 	return m.h.Addresses(ctx, hd)
 }
 

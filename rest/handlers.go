@@ -349,7 +349,9 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	w.Write(dashboardPage)
 }
 
-// healthz answers 200 while the store answers.
+// healthz answers 200 while the store answers, with what this replica
+// owns (occopus.Ownership): its name in the leases, whether it shares
+// work, the infrastructures it maintains, lease losses and takeovers.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -357,5 +359,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusServiceUnavailable, "store: "+err.Error())
 		return
 	}
-	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	s.writeJSON(w, http.StatusOK, struct {
+		Status string `json:"status"`
+		occopus.Ownership
+	}{"ok", s.m.Ownership()})
 }

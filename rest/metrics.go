@@ -86,7 +86,7 @@ func newMetrics() *metrics {
 
 // register adds the collector that reads the store.
 func (m *metrics) register(mgr *occopus.Manager) {
-	m.reg.MustRegister(&storeCollector{m: mgr})
+	m.reg.MustRegister(&storeCollector{m: mgr}, &haCollector{m: mgr})
 }
 
 func (m *metrics) observeRequest(route string, code int, d time.Duration) {
@@ -195,4 +195,29 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	for s, n := range byState {
 		ch <- prometheus.MustNewConstMetric(descInsts, prometheus.GaugeValue, float64(n), s)
 	}
+}
+
+// haCollector reads who owns what from the Manager at each scrape.
+type haCollector struct{ m *occopus.Manager }
+
+var (
+	descOwned = prometheus.NewDesc("occopus_owned_infrastructures",
+		"Infrastructures whose lease this replica holds (maintains), by owner (this replica's name in the store's leases).", []string{"owner"}, nil)
+	descLeaseLosses = prometheus.NewDesc("occopus_lease_losses_total",
+		"Leases on infrastructures this replica lost while working on them (its work stopped before the next backend call).", nil, nil)
+	descTakeovers = prometheus.NewDesc("occopus_lease_takeovers_total",
+		"Infrastructures this replica began to maintain after another process had maintained them.", nil, nil)
+)
+
+func (c *haCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descOwned
+	ch <- descLeaseLosses
+	ch <- descTakeovers
+}
+
+func (c *haCollector) Collect(ch chan<- prometheus.Metric) {
+	o := c.m.Ownership()
+	ch <- prometheus.MustNewConstMetric(descOwned, prometheus.GaugeValue, float64(len(o.Owned)), o.Owner)
+	ch <- prometheus.MustNewConstMetric(descLeaseLosses, prometheus.CounterValue, float64(o.LeaseLosses))
+	ch <- prometheus.MustNewConstMetric(descTakeovers, prometheus.CounterValue, float64(o.Takeovers))
 }

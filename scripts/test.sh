@@ -62,6 +62,17 @@ else
 	need redis "scripts/services.sh redis failed"
 fi
 
+# etcd (Debian's etcd-server) for the etcd store and the HA test, which
+# run their own members of it on free loopback ports (internal/etcdtest).
+if ! command -v etcd >/dev/null && [ ! -x /usr/bin/etcd ]; then
+	echo "test.sh: installing etcd-server (Debian's package)" >&2
+	if ! (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server) >/tmp/occopus-etcd.log 2>&1; then
+		tail -5 /tmp/occopus-etcd.log >&2
+		need etcd "apt-get install etcd-server failed"
+	fi
+fi
+# The Debian package starts a system etcd on 2379; the tests never use it.
+
 go vet ./...
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi

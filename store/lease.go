@@ -47,3 +47,12 @@ func CheckLease(key, owner string, ttl time.Duration) error {
 	}
 	return nil
 }
+
+// HolderLister is implemented by leasers that can list the holders of
+// many keys in one read (etcd), so that a replica can see which
+// infrastructures nobody maintains without a call per key.
+type HolderLister interface {
+	// Holders returns every held key that starts with prefix, with its
+	// owner.
+	Holders(ctx context.Context, prefix string) (map[string]string, error)
+}

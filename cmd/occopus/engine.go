@@ -71,6 +71,7 @@ func (e *env) managerOptions(cfg *config.Config, ad *auth.Data) occopus.Options 
 	if ad != nil {
 		opt.Auth = ad
 	}
+	opt.LeaseTTL = cfg.HA.LeaseTTL
 	return opt
 }
 

@@ -28,7 +28,10 @@ func newRESTService(e *env) *cobra.Command {
 		Long: `Serve Occopus's REST API (POST /infrastructures/, GET /infrastructures/{id},
 scaleup, scaledown, scaleto, attach, detach, notify, DELETE) plus /openapi.yaml,
 /healthz and /metrics. On start, every attached infrastructure in the store is
-maintained again. SIGINT or SIGTERM shut the service down gracefully; the
+maintained again. With ha: on (the default with an etcd store), several
+replicas on one store share the attached infrastructures: each is maintained by
+the one replica holding its lease, and the others take over within the lease
+ttl (ha: {lease_ttl: 10s}) when it dies. SIGINT or SIGTERM shut the service down gracefully; the
 infrastructures keep running.
 
 The service listens on loopback by default. With a token (--token or
@@ -75,6 +78,13 @@ Host and port default to components: rest: of occopus_config.yaml.`,
 			mopt := e.managerOptions(cfg, ad)
 			mopt.Store, mopt.Log, mopt.Parallelize = st, log, parallelize
 			mopt.Interval = time.Duration(interval * float64(time.Second))
+			if cfg.HA.Enabled {
+				// Replicas on one store share the attached infrastructures.
+				mopt.Share = true
+				if mopt.LeaseTTL == 0 {
+					mopt.LeaseTTL = occopus.DefaultHALeaseTTL
+				}
+			}
 			m, err := occopus.New(mopt)
 			if err != nil {
 				return err

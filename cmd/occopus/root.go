@@ -16,6 +16,7 @@ import (
 	"github.com/occopus-go/occopus"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/config"
+	"github.com/occopus-go/occopus/store/etcd"
 	"github.com/occopus-go/occopus/store/redis"
 	"github.com/occopus-go/occopus/store/sqlite"
 )
@@ -71,6 +72,14 @@ func (e *env) openStore(ctx context.Context, cfg *config.Config) (occopus.Store,
 	case "redis":
 		addr := net.JoinHostPort(cfg.Store.Host, strconv.Itoa(cfg.Store.Port))
 		st, err := redis.Open(ctx, redis.Options{Addr: addr, DB: cfg.Store.DB, Password: cfg.Store.Password, Prefix: cfg.Store.Prefix})
+		if err != nil {
+			return nil, fmt.Errorf("%s: components.uds: %w", cfg.File, err)
+		}
+		return st, nil
+	case "etcd":
+		st, err := etcd.Open(ctx, etcd.Options{Endpoints: cfg.Store.Endpoints, Prefix: cfg.Store.Prefix,
+			Username: cfg.Store.Username, Password: cfg.Store.Password,
+			CertFile: cfg.Store.CertFile, KeyFile: cfg.Store.KeyFile, CAFile: cfg.Store.CAFile})
 		if err != nil {
 			return nil, fmt.Errorf("%s: components.uds: %w", cfg.File, err)
 		}

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,7 @@ type Config struct {
 
 	Store Store `yaml:"-"`
 	REST  REST  `yaml:"-"`
+	HA    HA    `yaml:"-"`
 }
 
 // Limits are the caps on instance counts (occopus_config.yaml `limits:`);
@@ -91,14 +93,32 @@ type Orphans struct {
 
 // Store selects the store. Occopus names it `components: uds:`.
 type Store struct {
-	Protocol string // sqlite (default) or redis
+	Protocol string // sqlite (default), redis or etcd
 	Path     string // sqlite file
 	Host     string
 	Port     int
 	DB       int
 	Password string
-	// Prefix of every Redis key (default "occopus:").
+	// Prefix of every Redis key (default "occopus:") or etcd key
+	// (default "occopus/").
 	Prefix string
+	// etcd: the members' client URLs (default http://127.0.0.1:2379), a
+	// user (with Password), and TLS files (relative to the configuration
+	// file's directory).
+	Endpoints                 []string
+	Username                  string
+	CertFile, KeyFile, CAFile string
+}
+
+// HA configures work sharing between replicas of the REST service on one
+// store (`ha: {enabled: true, lease_ttl: 10s}`): each attached
+// infrastructure is maintained by the one replica holding its lease.
+// With an etcd store it is on unless `enabled: false`.
+type HA struct {
+	Enabled bool
+	// LeaseTTL is how long an owner's lease lasts without renewal, so how
+	// soon another replica takes over from a dead one (0: 10 s).
+	LeaseTTL time.Duration
 }
 
 // REST holds the REST service's defaults (`components: rest:`).
@@ -202,8 +222,18 @@ func (c *Config) read(path string) error {
 				DB       int    `yaml:"db"`
 				Password string `yaml:"password"`
 				Prefix   string `yaml:"prefix"`
+				// etcd
+				Endpoints []string `yaml:"endpoints"`
+				Username  string   `yaml:"username"`
+				Cert      string   `yaml:"cert"`
+				Key       string   `yaml:"key"`
+				CA        string   `yaml:"ca"`
 			} `yaml:"uds"`
 		} `yaml:"components"`
+		HA struct {
+			Enabled  *bool  `yaml:"enabled"`
+			LeaseTTL string `yaml:"lease_ttl"`
+		} `yaml:"ha"`
 	}
 	if err := root.Decode(&raw); err != nil {
 		return fmt.Errorf("configuration file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
@@ -280,8 +310,48 @@ func (c *Config) read(path string) error {
 		if c.Store.Port == 0 {
 			c.Store.Port = 6379
 		}
+	case "etcd":
+		c.Store = Store{Protocol: "etcd", Username: u.Username, Password: u.Password, Prefix: u.Prefix}
+		if u.Host != "" || u.Port != 0 || u.DB != 0 || u.Path != "" {
+			return fmt.Errorf("configuration file %s: components.uds: host, port, db and path are not etcd settings; "+
+				"give the members' client URLs as endpoints: [http://127.0.0.1:2379, ...]", path)
+		}
+		if u.Password != "" && u.Username == "" {
+			return fmt.Errorf("configuration file %s: components.uds: a password without a username", path)
+		}
+		for i, e := range u.Endpoints {
+			eu, err := url.Parse(e)
+			if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+				return fmt.Errorf("configuration file %s: components.uds.endpoints[%d]: %q is not a client URL such as http://127.0.0.1:2379", path, i, e)
+			}
+			c.Store.Endpoints = append(c.Store.Endpoints, e)
+		}
+		if len(c.Store.Endpoints) == 0 {
+			c.Store.Endpoints = []string{"http://127.0.0.1:2379"}
+		}
+		if (u.Cert == "") != (u.Key == "") {
+			return fmt.Errorf("configuration file %s: components.uds: give both cert and key (a client certificate), or neither", path)
+		}
+		rel := func(f string) string {
+			if f != "" && !filepath.IsAbs(f) {
+				return filepath.Join(filepath.Dir(path), f)
+			}
+			return f
+		}
+		c.Store.CertFile, c.Store.KeyFile, c.Store.CAFile = rel(u.Cert), rel(u.Key), rel(u.CA)
 	default:
-		return fmt.Errorf("configuration file %s: components.uds.protocol: unknown store %q (use sqlite or redis)", path, u.Protocol)
+		return fmt.Errorf("configuration file %s: components.uds.protocol: unknown store %q (use sqlite, redis or etcd)", path, u.Protocol)
+	}
+	c.HA.Enabled = c.Store.Protocol == "etcd"
+	if raw.HA.Enabled != nil {
+		c.HA.Enabled = *raw.HA.Enabled
+	}
+	if v := raw.HA.LeaseTTL; v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return fmt.Errorf("configuration file %s: ha.lease_ttl: %q is not a duration of at least 1s such as 10s", path, v)
+		}
+		c.HA.LeaseTTL = d
 	}
 	return nil
 }

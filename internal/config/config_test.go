@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "python tags are ignored", file: "plugins: !python_import\n  - occo.x\ncomponents:\n  uds: !UDS\n    protocol: redis\n    host: db.local\n    port: 6380\n    db: 2\n", check: func(t *testing.T, c *Config) {
-			if c.Store != (Store{Protocol: "redis", Host: "db.local", Port: 6380, DB: 2}) {
+			if !reflect.DeepEqual(c.Store, Store{Protocol: "redis", Host: "db.local", Port: 6380, DB: 2}) || c.HA.Enabled {
 				t.Errorf("store %+v", c.Store)
 			}
 		}},
@@ -80,6 +81,32 @@ func TestLoad(t *testing.T) {
 		{name: "negative description size", file: "max_description_bytes: -5\n", wantErr: "max_description_bytes: must be positive"},
 		{name: "unknown store", file: "components:\n  uds: {protocol: mongodb}\n", wantErr: `components.uds.protocol: unknown store "mongodb"`},
 		{name: "bad yaml", file: "components: [\n", wantErr: "invalid YAML"},
+		{name: "etcd", file: "components:\n  uds: {protocol: etcd, endpoints: [http://127.0.0.1:2379, 'https://10.0.0.2:2379'], prefix: prod/, username: occo, password: pw, cert: tls/c.pem, key: tls/k.pem, ca: /etc/ca.pem}\nha: {lease_ttl: 5s}\n", check: func(t *testing.T, c *Config) {
+			want := Store{Protocol: "etcd", Prefix: "prod/", Username: "occo", Password: "pw",
+				Endpoints: []string{"http://127.0.0.1:2379", "https://10.0.0.2:2379"},
+				CertFile:  filepath.Join(filepath.Dir(c.File), "tls/c.pem"), KeyFile: filepath.Join(filepath.Dir(c.File), "tls/k.pem"), CAFile: "/etc/ca.pem"}
+			if !reflect.DeepEqual(c.Store, want) {
+				t.Errorf("store %+v, want %+v", c.Store, want)
+			}
+			if c.HA != (HA{Enabled: true, LeaseTTL: 5 * time.Second}) {
+				t.Errorf("ha %+v: etcd turns it on", c.HA)
+			}
+		}},
+		{name: "etcd defaults", file: "components:\n  uds: {protocol: etcd}\nha: {enabled: false}\n", check: func(t *testing.T, c *Config) {
+			if !reflect.DeepEqual(c.Store.Endpoints, []string{"http://127.0.0.1:2379"}) || c.HA.Enabled {
+				t.Errorf("store %+v ha %+v", c.Store, c.HA)
+			}
+		}},
+		{name: "ha over redis", file: "components:\n  uds: {protocol: redis}\nha: {enabled: true}\n", check: func(t *testing.T, c *Config) {
+			if !c.HA.Enabled || c.HA.LeaseTTL != 0 {
+				t.Errorf("ha %+v", c.HA)
+			}
+		}},
+		{name: "etcd bad endpoint", file: "components:\n  uds: {protocol: etcd, endpoints: [http://a:1, '127.0.0.1:2379']}\n", wantErr: `components.uds.endpoints[1]: "127.0.0.1:2379" is not a client URL`},
+		{name: "etcd host", file: "components:\n  uds: {protocol: etcd, host: a}\n", wantErr: "host, port, db and path are not etcd settings"},
+		{name: "etcd cert without key", file: "components:\n  uds: {protocol: etcd, cert: c.pem}\n", wantErr: "give both cert and key"},
+		{name: "etcd password without user", file: "components:\n  uds: {protocol: etcd, password: x}\n", wantErr: "a password without a username"},
+		{name: "bad lease ttl", file: "ha: {lease_ttl: 10ms}\n", wantErr: `ha.lease_ttl: "10ms" is not a duration of at least 1s`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,32 +18,15 @@ func Self() string {
 	return fmt.Sprintf("%s/%d/%s", host, pid, procStart(pid))
 }
 
-// procStart is the start time of a process in clock ticks since boot
-// (field 22 of /proc/PID/stat), which tells a live process from a later
-// one that reuses its pid. Empty when unknown.
-func procStart(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	// The command name (field 2) may contain spaces; fields after it
-	// start behind the last ')'.
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
-}
-
 // Alive reports whether the process named by owner (as Self writes it,
 // possibly followed by more "/"-separated parts) still runs. An owner on
-// another host is assumed alive: only a lease expiry can tell.
+// another host is assumed alive: only a lease expiry can tell. So is
+// every owner where there is no /proc to ask (hosts other than Linux:
+// see procStart).
 func Alive(owner string) bool {
+	if !canCheck {
+		return owner != ""
+	}
 	if owner == "" {
 		return false
 	}

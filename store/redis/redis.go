@@ -602,7 +602,7 @@ func (s *Store) CreateInfra(ctx context.Context, in store.Infra) error {
 		return fmt.Errorf("redis: create infra %s: %w", in.ID, err)
 	}
 	args := append([]any{orderKey(in.CreatedAt), in.ID}, set...)
-	ok, err := createInfraScript.Run(ctx, s.c, []string{s.kInfra(in.ID), s.kInfras(), s.kSeq("infra")}, args...).Int()
+	ok, err := s.run(ctx, createInfraScript, []string{s.kInfra(in.ID), s.kInfras(), s.kSeq("infra")}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("redis: create infra %s: %w", in.ID, err)
 	}
@@ -622,7 +622,7 @@ func (s *Store) updateInfra(ctx context.Context, id string, set, del []any, cons
 	for _, c := range consumed {
 		args = append(args, c)
 	}
-	ok, err := updateInfraScript.Run(ctx, s.c, []string{s.kInfra(id), s.kScale(id)}, args...).Int()
+	ok, err := s.run(ctx, updateInfraScript, []string{s.kInfra(id), s.kScale(id)}, args...).Int()
 	return ok == 1, err
 }
 
@@ -721,7 +721,7 @@ func (s *Store) Infras(ctx context.Context) ([]store.Infra, error) {
 func (s *Store) DeleteInfra(ctx context.Context, id string) error {
 	keys := []string{s.kInfra(id), s.kInfras(), s.kInfraEvents(id), s.kEvents(), s.kEventInfras(),
 		s.kInstances(id), s.kInstOrder(id), s.kScale(id)}
-	ok, err := deleteInfraScript.Run(ctx, s.c, keys, id).Int()
+	ok, err := s.run(ctx, deleteInfraScript, keys, id).Int()
 	if err != nil {
 		return fmt.Errorf("redis: delete infra %s: %w", id, err)
 	}
@@ -749,7 +749,7 @@ func (s *Store) setFields(ctx context.Context, id string, set []any, del ...any)
 	args = append(args, len(set)/2)
 	args = append(args, set...)
 	args = append(args, del...)
-	ok, err := setFieldsScript.Run(ctx, s.c, []string{s.kInfra(id)}, args...).Int()
+	ok, err := s.run(ctx, setFieldsScript, []string{s.kInfra(id)}, args...).Int()
 	return ok == 1, err
 }
 
@@ -871,7 +871,7 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 		return fmt.Errorf("redis: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
 	keys := []string{s.kInfra(in.InfraID), s.kInstances(in.InfraID), s.kInstOrder(in.InfraID), s.kSeq("instance")}
-	ok, err := putInstanceScript.Run(ctx, s.c, keys, in.NodeID, rec).Int()
+	ok, err := s.run(ctx, putInstanceScript, keys, in.NodeID, rec).Int()
 	if err != nil {
 		return fmt.Errorf("redis: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
@@ -941,10 +941,17 @@ func (s *Store) Instances(ctx context.Context, infraID string) ([]store.Instance
 
 // DeleteInstance implements store.Store.
 func (s *Store) DeleteInstance(ctx context.Context, infraID, nodeID string) error {
-	_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+	del := func(p goredis.Pipeliner) error {
 		p.HDel(ctx, s.kInstances(infraID), nodeID)
 		p.ZRem(ctx, s.kInstOrder(infraID), nodeID)
 		return nil
+	}
+	err := s.fenced(ctx, func(c goredis.Cmdable) error {
+		if p, ok := c.(goredis.Pipeliner); ok { // fenced: in its MULTI already
+			return del(p)
+		}
+		_, err := c.TxPipelined(ctx, del)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("redis: delete instance %s/%s: %w", infraID, nodeID, err)
@@ -980,7 +987,7 @@ func (s *Store) AddScaleRequest(ctx context.Context, r store.ScaleRequest) (stor
 		return store.ScaleRequest{}, fmt.Errorf("redis: add scale request %s: %w", r.InfraID, err)
 	}
 	keys := []string{s.kInfra(r.InfraID), s.kScale(r.InfraID), s.kSeq("scale")}
-	id, err := addScaleScript.Run(ctx, s.c, keys, string(b)).Int64()
+	id, err := s.run(ctx, addScaleScript, keys, string(b)).Int64()
 	if err != nil {
 		return store.ScaleRequest{}, fmt.Errorf("redis: add scale request %s: %w", r.InfraID, err)
 	}
@@ -1030,7 +1037,7 @@ func (s *Store) DeleteScaleRequests(ctx context.Context, infraID string, ids []i
 	for i, id := range ids {
 		fields[i] = strconv.FormatInt(id, 10)
 	}
-	if err := s.c.HDel(ctx, s.kScale(infraID), fields...).Err(); err != nil {
+	if err := s.fenced(ctx, func(c goredis.Cmdable) error { return c.HDel(ctx, s.kScale(infraID), fields...).Err() }); err != nil {
 		return fmt.Errorf("redis: delete scale requests %s: %w", infraID, err)
 	}
 	return nil
@@ -1073,7 +1080,7 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 		return fmt.Errorf("redis: append event %s: %w", e.Kind, err)
 	}
 	keys := []string{s.kEvents(), s.kInfraEvents(e.InfraID), s.kSeq("event"), s.kEventInfras()}
-	if err := appendEventScript.Run(ctx, s.c, keys, string(b), e.InfraID).Err(); err != nil {
+	if err := s.run(ctx, appendEventScript, keys, string(b), e.InfraID).Err(); err != nil {
 		return fmt.Errorf("redis: append event %s: %w", e.Kind, err)
 	}
 	return nil

@@ -647,3 +647,8 @@ func TestOldLayout(t *testing.T) {
 		t.Errorf("events left: %+v %v", evs, err)
 	}
 }
+
+func TestFence(t *testing.T) {
+	testOptions(t)
+	storetest.RunFence(t, func(t *testing.T) storetest.LeasingStore { return openTest(t) })
+}

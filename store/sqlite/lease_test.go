@@ -56,3 +56,7 @@ func TestLeaseAcrossOpens(t *testing.T) {
 		t.Fatalf("p1 acquire after release: %v %v", ok, err)
 	}
 }
+
+func TestFence(t *testing.T) {
+	storetest.RunFence(t, func(t *testing.T) storetest.LeasingStore { return openTemp(t) })
+}

@@ -437,10 +437,15 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// tx runs fn in one write transaction.
+// tx runs fn in one write transaction, after checking the fence ctx
+// carries (store.WithFence), if any.
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
+		return err
+	}
+	if err := checkFence(ctx, tx); err != nil {
+		tx.Rollback()
 		return err
 	}
 	if err := fn(tx); err != nil {
@@ -448,6 +453,42 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// exec runs one write statement; under a fence, in a transaction that
+// checks it first.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if _, ok := store.FenceFrom(ctx); !ok {
+		return s.w.ExecContext(ctx, query, args...)
+	}
+	var res sql.Result
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
+// checkFence fails with store.ErrFenced unless the fence's owner holds
+// its lease now, read in the transaction that writes: another process
+// that takes the lease over meanwhile makes the transaction fail
+// (SQLite serialises writers), so a stale owner's write never lands.
+func checkFence(ctx context.Context, tx *sql.Tx) error {
+	f, ok := store.FenceFrom(ctx)
+	if !ok {
+		return nil
+	}
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM leases WHERE key = ? AND owner = ? AND expires_at > ?`,
+		f.Key, f.Owner, time.Now().UnixNano()).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("fence: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: lease %s of %s", store.ErrFenced, f.Key, f.Owner)
+	}
+	return nil
 }
 
 // PutNodeDefs implements store.Store.
@@ -521,7 +562,7 @@ func (s *Store) CreateInfra(ctx context.Context, in store.Infra) error {
 	if err := store.CheckOrigin(in.Origin); err != nil {
 		return fmt.Errorf("sqlite: create infra %s: %w", in.ID, err)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO infras(id, name, description, targets, attached, created_at, updated_at, origin)
+	res, err := s.exec(ctx, `INSERT INTO infras(id, name, description, targets, attached, created_at, updated_at, origin)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
 		in.ID, in.Name, rawValue(in.Description), targets, in.Attached, timeValue(in.CreatedAt), timeValue(in.UpdatedAt), in.Origin)
 	if err != nil {
@@ -552,7 +593,7 @@ func (s *Store) UpdateInfra(ctx context.Context, in store.Infra) error {
 	if updated.IsZero() {
 		updated = time.Now()
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE infras SET name = ?, description = ?, targets = ?, attached = ?, updated_at = ?,
+	res, err := s.exec(ctx, `UPDATE infras SET name = ?, description = ?, targets = ?, attached = ?, updated_at = ?,
 		origin = ? WHERE id = ?`,
 		in.Name, rawValue(in.Description), targets, in.Attached, timeValue(updated), in.Origin, in.ID)
 	if err != nil {
@@ -688,7 +729,7 @@ func (s *Store) SetPassStatus(ctx context.Context, id string, ps store.PassStatu
 	if ps.At.IsZero() {
 		ps.At = time.Now()
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE infras SET pass_result = ?, pass_error = ?, pass_at = ?, pass_failures = ?
+	res, err := s.exec(ctx, `UPDATE infras SET pass_result = ?, pass_error = ?, pass_at = ?, pass_failures = ?
 		WHERE id = ?`, ps.Result, store.CutString(ps.Error, store.MaxPassError), formatTime(ps.At), ps.Failures, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: set pass status %s: %w", id, err)
@@ -708,7 +749,7 @@ func (s *Store) SetNotify(ctx context.Context, id string, props json.RawMessage)
 	if err != nil {
 		return fmt.Errorf("sqlite: set notify %s: %w", id, err)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE infras SET notify = ? WHERE id = ?`, rawValue(props), id)
+	res, err := s.exec(ctx, `UPDATE infras SET notify = ? WHERE id = ?`, rawValue(props), id)
 	if err != nil {
 		return fmt.Errorf("sqlite: set notify %s: %w", id, err)
 	}
@@ -729,7 +770,7 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 	if err := checkJSON("handle", in.Handle); err != nil {
 		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO instances(infra_id, node_id, node_name, state, backend, impl,
+	_, err := s.exec(ctx, `INSERT INTO instances(infra_id, node_id, node_name, state, backend, impl,
 			resource, handle, address, priv_address, failing_since, error, created_at, updated_at, owner)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(infra_id, node_id) DO UPDATE SET
@@ -807,7 +848,7 @@ func (s *Store) Instances(ctx context.Context, infraID string) ([]store.Instance
 
 // DeleteInstance implements store.Store.
 func (s *Store) DeleteInstance(ctx context.Context, infraID, nodeID string) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM instances WHERE infra_id = ? AND node_id = ?`, infraID, nodeID); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM instances WHERE infra_id = ? AND node_id = ?`, infraID, nodeID); err != nil {
 		return fmt.Errorf("sqlite: delete instance %s/%s: %w", infraID, nodeID, err)
 	}
 	return nil
@@ -872,7 +913,7 @@ func (s *Store) DeleteScaleRequests(ctx context.Context, infraID string, ids []i
 	if err != nil {
 		return fmt.Errorf("sqlite: delete scale requests %s: %w", infraID, err)
 	}
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM scale_requests
+	if _, err := s.exec(ctx, `DELETE FROM scale_requests
 		WHERE infra_id = ? AND id IN (SELECT value FROM json_each(?))`, infraID, string(list)); err != nil {
 		return fmt.Errorf("sqlite: delete scale requests %s: %w", infraID, err)
 	}
@@ -887,7 +928,7 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO events(time, infra_id, node_name, node_id, kind,
+	if _, err := s.exec(ctx, `INSERT INTO events(time, infra_id, node_name, node_id, kind,
 			from_state, to_state, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		formatTime(e.Time), e.InfraID, e.NodeName, e.NodeID, e.Kind, e.From, e.To, e.Message, rawValue(e.Data)); err != nil {
 		return fmt.Errorf("sqlite: append event %s: %w", e.Kind, err)
@@ -972,7 +1013,7 @@ func (s *Store) PruneEvents(ctx context.Context, olderThan time.Time, keepPerInf
 		}
 		for _, id := range ids {
 			for {
-				res, err := s.w.ExecContext(ctx, `DELETE FROM events WHERE seq IN (
+				res, err := s.exec(ctx, `DELETE FROM events WHERE seq IN (
 					SELECT seq FROM events WHERE infra_id = ?1 AND (time < ?2 OR (?3 >= 0 AND seq < (
 						SELECT seq FROM events WHERE infra_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?3)))
 					ORDER BY seq LIMIT ?4)`, id, cutoff, offset, pruneBatch)
