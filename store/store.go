@@ -329,6 +329,15 @@ type Store interface {
 	// PutInstance inserts or replaces an instance record. The infrastructure
 	// must exist (ErrNotFound otherwise).
 	PutInstance(ctx context.Context, in Instance) error
+	// PutInstances writes, in one transaction, every record of ins (as
+	// PutInstance does) and appends every event of evs (as AppendEvent
+	// does, in order): readers see all of it or none. When an
+	// infrastructure of ins is missing it returns ErrNotFound and writes
+	// nothing. The engine writes a level's `creating` records with it
+	// before the first backend call of the level, so that 100 creations
+	// cost one commit instead of 100 while every record still exists
+	// before its call. Empty ins and evs is a no-op.
+	PutInstances(ctx context.Context, ins []Instance, evs []Event) error
 	// Instance returns one instance or ErrNotFound.
 	Instance(ctx context.Context, infraID, nodeID string) (Instance, error)
 	// Instances lists the instances of an infrastructure ordered by creation.

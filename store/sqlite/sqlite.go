@@ -720,13 +720,22 @@ func (s *Store) SetNotify(ctx context.Context, id string, props json.RawMessage)
 // PutInstance implements store.Store. An upsert rather than REPLACE keeps
 // the row's rowid, which breaks ties in creation order.
 func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
+	return putInstance(ctx, s.w, in)
+}
+
+// execer is a *sql.DB or a *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func putInstance(ctx context.Context, x execer, in store.Instance) error {
 	if err := checkJSON("resource", in.Resource); err != nil {
 		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
 	if err := checkJSON("handle", in.Handle); err != nil {
 		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO instances(infra_id, node_id, node_name, state, backend, impl,
+	_, err := x.ExecContext(ctx, `INSERT INTO instances(infra_id, node_id, node_name, state, backend, impl,
 			resource, handle, address, priv_address, failing_since, error, created_at, updated_at, owner)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(infra_id, node_id) DO UPDATE SET
@@ -745,6 +754,31 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
 	return nil
+}
+
+// PutInstances implements store.Store: one transaction for all.
+func (s *Store) PutInstances(ctx context.Context, ins []store.Instance, evs []store.Event) error {
+	if len(ins) == 0 && len(evs) == 0 {
+		return nil
+	}
+	for _, e := range evs {
+		if err := checkJSON("data", e.Data); err != nil {
+			return fmt.Errorf("sqlite: put instances: event %s: %w", e.Kind, err)
+		}
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, in := range ins {
+			if err := putInstance(ctx, tx, in); err != nil {
+				return err
+			}
+		}
+		for _, e := range evs {
+			if err := appendEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 const instanceCols = `infra_id, node_id, node_name, state, backend, impl, resource, handle,
@@ -881,10 +915,14 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 	if err := checkJSON("data", e.Data); err != nil {
 		return fmt.Errorf("sqlite: append event %s: %w", e.Kind, err)
 	}
+	return appendEvent(ctx, s.w, e)
+}
+
+func appendEvent(ctx context.Context, x execer, e store.Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO events(time, infra_id, node_name, node_id, kind,
+	if _, err := x.ExecContext(ctx, `INSERT INTO events(time, infra_id, node_name, node_id, kind,
 			from_state, to_state, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		formatTime(e.Time), e.InfraID, e.NodeName, e.NodeID, e.Kind, e.From, e.To, e.Message, rawValue(e.Data)); err != nil {
 		return fmt.Errorf("sqlite: append event %s: %w", e.Kind, err)

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InfrasOrder", testInfrasOrder},
 		{"Instances", testInstances},
 		{"InstanceRoundTrip", testInstanceRoundTrip},
+		{"PutInstances", testPutInstances},
 		{"ScaleRequests", testScaleRequests},
 		{"UpdateTargets", testUpdateTargets},
 		{"InstanceOwner", testInstanceOwner},
