@@ -116,6 +116,7 @@ type Server struct {
 	tokenHash [32]byte
 	unsub     func()
 	egress    *egressPolicy
+	view      *view // kept answers of the reads (view.go); nil without a Revisioned store
 }
 
 // New builds a Server over m. The Manager's AllowCmd should be the
@@ -166,6 +167,7 @@ func New(m *occopus.Manager, cfg Config) (*Server, error) {
 		},
 	})
 	s.metrics.register(m)
+	s.view = newView(m.Store())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, rt.h)

@@ -401,3 +401,18 @@ type Checker interface {
 type Identified interface {
 	ID(ctx context.Context) (string, error)
 }
+
+// Revisioned is implemented by stores that tell cheaply whether anything
+// changed: Revision returns a number that differs from one returned
+// earlier whenever a write, of this process or another sharing the
+// database, was committed in between (sqlite: PRAGMA data_version on a
+// connection of its own; redis: a revision key every write increments).
+// An equal number means nothing changed. It is read before a read whose
+// result is kept in memory (the REST service's view), and the result is
+// used only while the number stays: a write this process made before the
+// request is always seen (read-your-writes).
+//
+//	if r, ok := st.(store.Revisioned); ok { rev, err = r.Revision(ctx) }
+type Revisioned interface {
+	Revision(ctx context.Context) (uint64, error)
+}

@@ -43,6 +43,11 @@ type Store struct {
 	w *sql.DB
 	// r serves reads concurrently (WAL readers do not block the writer).
 	r *sql.DB
+	// rev is one connection of its own for PRAGMA data_version (Revision),
+	// which changes when another connection commits.
+	rev *sql.DB
+	// group commits concurrent instance and event writes together (group.go).
+	group grouper
 	// path is the database file (absolute), for messages.
 	path string
 	// id is the identity marker read at Open; Check compares it with the
@@ -54,6 +59,7 @@ var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Checker    = (*Store)(nil)
 	_ store.Identified = (*Store)(nil)
+	_ store.Revisioned = (*Store)(nil)
 )
 
 // Open opens the database at path, creating it if there is no file there,
@@ -125,7 +131,16 @@ func openExisting(ctx context.Context, abs string, fi fs.FileInfo) (*Store, erro
 	nr := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(nr)
 	r.SetMaxIdleConns(nr)
-	s := &Store{w: w, r: r, path: abs}
+	rev, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	rev.SetMaxOpenConns(1)
+	rev.SetMaxIdleConns(1)
+	rev.SetConnMaxIdleTime(0)
+	s := &Store{w: w, r: r, rev: rev, path: abs}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -431,7 +446,19 @@ func dsn(abs string, writer bool, first ...string) string {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.r.Close(), s.w.Close(), s.rev.Close())
+}
+
+// Revision implements store.Revisioned: PRAGMA data_version of a
+// connection that never writes, so every commit (of this process's
+// writer or another process's) changes it. One query of a few
+// microseconds, no I/O when nothing changed.
+func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	var v int64
+	if err := s.rev.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("sqlite: revision: %w", err)
+	}
+	return uint64(v), nil
 }
 
 // tx runs fn in one write transaction.
@@ -720,7 +747,10 @@ func (s *Store) SetNotify(ctx context.Context, id string, props json.RawMessage)
 // PutInstance implements store.Store. An upsert rather than REPLACE keeps
 // the row's rowid, which breaks ties in creation order.
 func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
-	return putInstance(ctx, s.w, in)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
+	}
+	return s.write(func(x execer) error { return putInstance(ctx, x, in) })
 }
 
 // execer is a *sql.DB or a *sql.Tx.
@@ -915,7 +945,10 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 	if err := checkJSON("data", e.Data); err != nil {
 		return fmt.Errorf("sqlite: append event %s: %w", e.Kind, err)
 	}
-	return appendEvent(ctx, s.w, e)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: append event %s: %w", e.Kind, err)
+	}
+	return s.write(func(x execer) error { return appendEvent(ctx, x, e) })
 }
 
 func appendEvent(ctx context.Context, x execer, e store.Event) error {
