@@ -403,14 +403,15 @@ type Identified interface {
 }
 
 // Revisioned is implemented by stores that tell cheaply whether anything
-// changed: Revision returns a number that differs from one returned
-// earlier whenever a write, of this process or another sharing the
-// database, was committed in between (sqlite: PRAGMA data_version on a
-// connection of its own; redis: a revision key every write increments).
-// An equal number means nothing changed. It is read before a read whose
-// result is kept in memory (the REST service's view), and the result is
-// used only while the number stays: a write this process made before the
-// request is always seen (read-your-writes).
+// changed: Revision returns a number that is larger than one returned
+// earlier whenever a write of this process through this store was
+// committed in between (read-your-writes), and, within a bounded delay,
+// when another process sharing the database committed one (sqlite: its
+// own count of writes, plus PRAGMA data_version read at most every
+// millisecond on a connection of its own). An equal number means nothing
+// changed, as far as the store can tell yet. It is read before a read
+// whose result is kept in memory (the REST service's view), and that
+// result is used only while the number stays.
 //
 //	if r, ok := st.(store.Revisioned); ok { rev, err = r.Revision(ctx) }
 type Revisioned interface {

@@ -67,7 +67,7 @@ func (s *Store) commitGroup(batch []*groupWrite) {
 	// The transaction is everyone's: no one caller's ctx may end it.
 	ctx := context.Background()
 	if len(batch) == 1 {
-		batch[0].done <- batch[0].fn(s.w)
+		batch[0].done <- batch[0].fn(counted{s})
 		return
 	}
 	errs := make([]error, len(batch))

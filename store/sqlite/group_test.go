@@ -64,3 +64,30 @@ func TestGroupCommitFailsAlone(t *testing.T) {
 		t.Fatalf("stored %d instances and %d events, want %d and %d", len(ins), len(all), puts, evs)
 	}
 }
+
+// Another process's commit (another Store on the file) moves the
+// revision too: at the latest after revPoll.
+func TestRevisionSeesOtherProcess(t *testing.T) {
+	a := openTemp(t)
+	b, err := Open(t.Context(), a.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := t.Context()
+	before, err := a.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateInfra(ctx, store.Infra{ID: "y", Name: "y", Description: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	a.revAt.Store(0) // as if revPoll had passed, without waiting for it
+	after, err := a.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("revision %d after another store's write, was %d", after, before)
+	}
+}

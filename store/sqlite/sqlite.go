@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -41,11 +42,16 @@ type Store struct {
 	// anyway, and queueing in Go (which honours ctx) beats spinning in
 	// the busy handler. Cross-process writers still meet busy_timeout.
 	w *sql.DB
+	// writes counts this process's writes for Revision (wexec, tx).
+	writes atomic.Uint64
 	// r serves reads concurrently (WAL readers do not block the writer).
 	r *sql.DB
 	// rev is one connection of its own for PRAGMA data_version (Revision),
 	// which changes when another connection commits.
 	rev *sql.DB
+	// revAt is when data_version was last read (UnixNano), dv what it
+	// was, dvMoves how often it was seen to change.
+	revAt, dv, dvMoves atomic.Int64
 	// group commits concurrent instance and event writes together (group.go).
 	group grouper
 	// path is the database file (absolute), for messages.
@@ -449,16 +455,43 @@ func (s *Store) Close() error {
 	return errors.Join(s.r.Close(), s.w.Close(), s.rev.Close())
 }
 
-// Revision implements store.Revisioned: PRAGMA data_version of a
-// connection that never writes, so every commit (of this process's
-// writer or another process's) changes it. One query of a few
-// microseconds, no I/O when nothing changed.
+// Revision implements store.Revisioned: the count of this process's
+// writes (read-your-writes, no query) plus the changes seen of PRAGMA
+// data_version, read at most every revPoll on a connection that never
+// writes, so that the commits of other processes are seen within that.
 func (s *Store) Revision(ctx context.Context) (uint64, error) {
-	var v int64
-	if err := s.rev.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-		return 0, fmt.Errorf("sqlite: revision: %w", err)
+	now := time.Now().UnixNano()
+	if last := s.revAt.Load(); now-last >= int64(revPoll) && s.revAt.CompareAndSwap(last, now) {
+		var v int64
+		if err := s.rev.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+			s.revAt.Store(0) // the next call tries again
+			return 0, fmt.Errorf("sqlite: revision: %w", err)
+		}
+		if s.dv.Swap(v) != v {
+			s.dvMoves.Add(1)
+		}
 	}
-	return uint64(v), nil
+	return s.writes.Load() + uint64(s.dvMoves.Load()), nil
+}
+
+// revPoll is how often Revision looks for other processes' commits.
+const revPoll = time.Millisecond
+
+// wrote counts a write for Revision, once it is done. A count that moves
+// without a change (a failed write) only costs a re-read.
+func (s *Store) wrote() { s.writes.Add(1) }
+
+// wexec is the writer's ExecContext, counted.
+func (s *Store) wexec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	defer s.wrote()
+	return s.w.ExecContext(ctx, query, args...)
+}
+
+// counted is the writer as an execer whose writes are counted.
+type counted struct{ s *Store }
+
+func (c counted) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.s.wexec(ctx, query, args...)
 }
 
 // tx runs fn in one write transaction.
@@ -471,6 +504,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
+	defer s.wrote()
 	return tx.Commit()
 }
 
@@ -545,7 +579,7 @@ func (s *Store) CreateInfra(ctx context.Context, in store.Infra) error {
 	if err := store.CheckOrigin(in.Origin); err != nil {
 		return fmt.Errorf("sqlite: create infra %s: %w", in.ID, err)
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO infras(id, name, description, targets, attached, created_at, updated_at, origin)
+	res, err := s.wexec(ctx, `INSERT INTO infras(id, name, description, targets, attached, created_at, updated_at, origin)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING`,
 		in.ID, in.Name, rawValue(in.Description), targets, in.Attached, timeValue(in.CreatedAt), timeValue(in.UpdatedAt), in.Origin)
 	if err != nil {
@@ -576,7 +610,7 @@ func (s *Store) UpdateInfra(ctx context.Context, in store.Infra) error {
 	if updated.IsZero() {
 		updated = time.Now()
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE infras SET name = ?, description = ?, targets = ?, attached = ?, updated_at = ?,
+	res, err := s.wexec(ctx, `UPDATE infras SET name = ?, description = ?, targets = ?, attached = ?, updated_at = ?,
 		origin = ? WHERE id = ?`,
 		in.Name, rawValue(in.Description), targets, in.Attached, timeValue(updated), in.Origin, in.ID)
 	if err != nil {
@@ -712,7 +746,7 @@ func (s *Store) SetPassStatus(ctx context.Context, id string, ps store.PassStatu
 	if ps.At.IsZero() {
 		ps.At = time.Now()
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE infras SET pass_result = ?, pass_error = ?, pass_at = ?, pass_failures = ?
+	res, err := s.wexec(ctx, `UPDATE infras SET pass_result = ?, pass_error = ?, pass_at = ?, pass_failures = ?
 		WHERE id = ?`, ps.Result, store.CutString(ps.Error, store.MaxPassError), formatTime(ps.At), ps.Failures, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: set pass status %s: %w", id, err)
@@ -732,7 +766,7 @@ func (s *Store) SetNotify(ctx context.Context, id string, props json.RawMessage)
 	if err != nil {
 		return fmt.Errorf("sqlite: set notify %s: %w", id, err)
 	}
-	res, err := s.w.ExecContext(ctx, `UPDATE infras SET notify = ? WHERE id = ?`, rawValue(props), id)
+	res, err := s.wexec(ctx, `UPDATE infras SET notify = ? WHERE id = ?`, rawValue(props), id)
 	if err != nil {
 		return fmt.Errorf("sqlite: set notify %s: %w", id, err)
 	}
@@ -868,7 +902,7 @@ func (s *Store) Instances(ctx context.Context, infraID string) ([]store.Instance
 
 // DeleteInstance implements store.Store.
 func (s *Store) DeleteInstance(ctx context.Context, infraID, nodeID string) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM instances WHERE infra_id = ? AND node_id = ?`, infraID, nodeID); err != nil {
+	if _, err := s.wexec(ctx, `DELETE FROM instances WHERE infra_id = ? AND node_id = ?`, infraID, nodeID); err != nil {
 		return fmt.Errorf("sqlite: delete instance %s/%s: %w", infraID, nodeID, err)
 	}
 	return nil
@@ -884,6 +918,7 @@ func (s *Store) AddScaleRequest(ctx context.Context, r store.ScaleRequest) (stor
 	err := s.w.QueryRowContext(ctx, `INSERT INTO scale_requests(infra_id, node_name, delta, set_to, victim, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
 		r.InfraID, r.NodeName, r.Delta, set, r.Victim, timeValue(r.CreatedAt)).Scan(&r.ID)
+	s.wrote()
 	if isForeignKey(err) {
 		return store.ScaleRequest{}, fmt.Errorf("sqlite: add scale request %s: infra: %w", r.InfraID, store.ErrNotFound)
 	}
@@ -933,7 +968,7 @@ func (s *Store) DeleteScaleRequests(ctx context.Context, infraID string, ids []i
 	if err != nil {
 		return fmt.Errorf("sqlite: delete scale requests %s: %w", infraID, err)
 	}
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM scale_requests
+	if _, err := s.wexec(ctx, `DELETE FROM scale_requests
 		WHERE infra_id = ? AND id IN (SELECT value FROM json_each(?))`, infraID, string(list)); err != nil {
 		return fmt.Errorf("sqlite: delete scale requests %s: %w", infraID, err)
 	}
@@ -1040,7 +1075,7 @@ func (s *Store) PruneEvents(ctx context.Context, olderThan time.Time, keepPerInf
 		}
 		for _, id := range ids {
 			for {
-				res, err := s.w.ExecContext(ctx, `DELETE FROM events WHERE seq IN (
+				res, err := s.wexec(ctx, `DELETE FROM events WHERE seq IN (
 					SELECT seq FROM events WHERE infra_id = ?1 AND (time < ?2 OR (?3 >= 0 AND seq < (
 						SELECT seq FROM events WHERE infra_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?3)))
 					ORDER BY seq LIMIT ?4)`, id, cutoff, offset, pruneBatch)
@@ -1076,7 +1111,7 @@ func (s *Store) vacuum(ctx context.Context) error {
 			return nil
 		}
 		// PRAGMA takes no bound parameters; vacuumBatch is ours.
-		if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", vacuumBatch)); err != nil {
+		if _, err := s.wexec(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", vacuumBatch)); err != nil {
 			return fmt.Errorf("incremental_vacuum: %w", err)
 		}
 		if free <= vacuumBatch {

@@ -84,3 +84,48 @@ func testPutInstances(t *testing.T, s store.Store) {
 		t.Error("a refused batch left a record")
 	}
 }
+
+// testRevision: for a store.Revisioned, every write through the store
+// moves the revision up at once (read-your-writes), and it never goes
+// back. (It may move without a write of its own: sqlite sees its own
+// commits once more, later, as another connection's.)
+func testRevision(t *testing.T, s store.Store) {
+	r, ok := s.(store.Revisioned)
+	if !ok {
+		t.Skip("the store is not store.Revisioned")
+	}
+	ctx := t.Context()
+	rev := func() uint64 {
+		t.Helper()
+		v, err := r.Revision(ctx)
+		must(t, err)
+		return v
+	}
+	last := rev()
+	for _, w := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"CreateInfra", func() error { return s.CreateInfra(ctx, infra("x", t0)) }},
+		{"PutInstance", func() error { return s.PutInstance(ctx, instance("x", "a", t0)) }},
+		{"PutInstances", func() error { return s.PutInstances(ctx, []store.Instance{instance("x", "b", t1)}, nil) }},
+		{"UpdateTargets", func() error { return s.UpdateTargets(ctx, "x", map[string]int{"n": 3}, nil) }},
+		{"SetPassStatus", func() error { return s.SetPassStatus(ctx, "x", store.PassStatus{Result: store.PassOK, At: t1}) }},
+		{"AddScaleRequest", func() error { _, err := s.AddScaleRequest(ctx, store.ScaleRequest{InfraID: "x", NodeName: "n", Delta: 1}); return err }},
+		{"DeleteInstance", func() error { return s.DeleteInstance(ctx, "x", "a") }},
+		{"DeleteInfra", func() error { return s.DeleteInfra(ctx, "x") }},
+	} {
+		must(t, w.fn())
+		now := rev()
+		if now <= last {
+			t.Errorf("after %s the revision is %d, was %d: want it larger", w.name, now, last)
+		}
+		last = now
+		if _, err := s.Infras(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if again := rev(); again < now {
+			t.Errorf("the revision went back after %s: %d -> %d", w.name, now, again)
+		}
+	}
+}

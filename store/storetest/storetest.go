@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Instances", testInstances},
 		{"InstanceRoundTrip", testInstanceRoundTrip},
 		{"PutInstances", testPutInstances},
+		{"Revision", testRevision},
 		{"ScaleRequests", testScaleRequests},
 		{"UpdateTargets", testUpdateTargets},
 		{"InstanceOwner", testInstanceOwner},
