@@ -111,7 +111,10 @@ func testRevision(t *testing.T, s store.Store) {
 		{"PutInstances", func() error { return s.PutInstances(ctx, []store.Instance{instance("x", "b", t1)}, nil) }},
 		{"UpdateTargets", func() error { return s.UpdateTargets(ctx, "x", map[string]int{"n": 3}, nil) }},
 		{"SetPassStatus", func() error { return s.SetPassStatus(ctx, "x", store.PassStatus{Result: store.PassOK, At: t1}) }},
-		{"AddScaleRequest", func() error { _, err := s.AddScaleRequest(ctx, store.ScaleRequest{InfraID: "x", NodeName: "n", Delta: 1}); return err }},
+		{"AddScaleRequest", func() error {
+			_, err := s.AddScaleRequest(ctx, store.ScaleRequest{InfraID: "x", NodeName: "n", Delta: 1})
+			return err
+		}},
 		{"DeleteInstance", func() error { return s.DeleteInstance(ctx, "x", "a") }},
 		{"DeleteInfra", func() error { return s.DeleteInfra(ctx, "x") }},
 	} {
