@@ -4,7 +4,7 @@ GO      ?= /usr/local/go/bin/go
 export PATH := /usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build demo test fuzz bench clean chaos
+.PHONY: build demo test fuzz bench bench-all clean chaos
 
 build:
 	$(GO) build -ldflags "-X main.Version=$(VERSION)" -o bin/occopus ./cmd/occopus
@@ -23,7 +23,21 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzScale -fuzztime=5m ./rest
 	$(GO) test -run='^$$' -fuzz=FuzzTargets -fuzztime=5m ./engine
 
+# make bench — the issue-17 figures, BENCH_COUNT runs each (default 5),
+# as one table (min/median/max, targets); raw output in bin/bench.txt.
+# Needs Docker for DockerReady (skipped without). About 25 min on 2 cores.
+BENCH_COUNT ?= 5
 bench:
+	@mkdir -p bin
+	@uptime | tee bin/bench.txt
+	$(GO) test ./bench -run='^$$' -bench='DockerReady|Pass10k' -benchtime=1x -count=$(BENCH_COUNT) -timeout=120m | tee -a bin/bench.txt
+	$(GO) test ./cloudtest -run='^$$' -bench='Build200$$' -benchtime=1x -count=$(BENCH_COUNT) -timeout=60m | tee -a bin/bench.txt
+	$(GO) test ./rest -run='^$$' -bench='GetInfra$$' -benchtime=3s -count=$(BENCH_COUNT) -timeout=60m | tee -a bin/bench.txt
+	@uptime | tee -a bin/bench.txt
+	$(GO) run ./internal/benchtab < bin/bench.txt
+
+# Every benchmark of the repository, once.
+bench-all:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 clean:

@@ -143,9 +143,9 @@ type Options struct {
 	// ready when neither its node nor its implementation says
 	// (create_timeout); default 10 minutes.
 	CreateTimeout time.Duration
-	// PollFirst is the first delay while waiting for an instance to become
-	// ready; it grows by half each poll up to PollMax.
-	PollFirst, PollMax time.Duration
+	// PollFirst, PollRemote and PollMax shape the polling of a starting
+	// instance (engine.Options).
+	PollFirst, PollRemote, PollMax time.Duration
 	// RateLimit and RateBurst bound the calls per second to each cloud
 	// endpoint, shared by every backend handler of this Manager (default
 	// 10 per second with a burst of 20; a burst of 0 is twice the rate).
@@ -208,7 +208,7 @@ func New(opt Options) (*Manager, error) {
 	m.eng = engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd, AllowNetworkCmd: opt.AllowNetworkCmd,
 		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel,
 		OnEvent: m.obs.event, OnBackendCall: m.obs.backendCall, OnProbe: m.obs.probe,
-		CreateTimeout: opt.CreateTimeout, PollFirst: opt.PollFirst, PollMax: opt.PollMax,
+		CreateTimeout: opt.CreateTimeout, PollFirst: opt.PollFirst, PollRemote: opt.PollRemote, PollMax: opt.PollMax,
 		RateLimit: opt.RateLimit, RateBurst: opt.RateBurst, HandlerIdle: opt.HandlerIdle, Now: opt.Now, Limits: opt.Limits,
 		Secrets: secrets})
 	return m, nil

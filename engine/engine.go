@@ -31,7 +31,8 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultPollFirst     = 200 * time.Millisecond
+	DefaultPollFirst     = 5 * time.Millisecond
+	DefaultPollRemote    = 200 * time.Millisecond
 	DefaultPollMax       = 3 * time.Second
 	DefaultCreateTimeout = 10 * time.Minute
 	DefaultParallel      = 8
@@ -61,9 +62,15 @@ type Options struct {
 	// at most Parallel at a time (default 8).
 	Parallelize bool
 	Parallel    int
-	// PollFirst is the first delay while waiting for an instance to become
-	// ready; it grows by half each poll up to PollMax.
-	PollFirst, PollMax time.Duration
+	// While an instance starts, the engine polls it (backend state,
+	// addresses, health checks) after a delay of 4 % of the time since its
+	// record was made, so that a passing check is seen within 5 % of the
+	// time the instance took; but never sooner than PollFirst for a
+	// resource.Nearby backend (Docker on a unix socket, local processes:
+	// default 5 ms) or PollRemote for the others (clouds, whose request
+	// rates are limited: default 200 ms, or PollFirst when only that is
+	// set), and never later than PollMax (default 3 s).
+	PollFirst, PollRemote, PollMax time.Duration
 	// CreateTimeout bounds how long a new instance may take to become
 	// ready when neither the node nor its implementation says
 	// (create_timeout).
@@ -118,6 +125,12 @@ type Engine struct {
 func New(st store.Store, opt Options) *Engine {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.PollRemote <= 0 {
+		opt.PollRemote = DefaultPollRemote
+		if opt.PollFirst > 0 {
+			opt.PollRemote = opt.PollFirst // the one delay of before PollRemote
+		}
 	}
 	if opt.PollFirst <= 0 {
 		opt.PollFirst = DefaultPollFirst

@@ -140,3 +140,13 @@ func asLister(h resource.Handler) (resource.Lister, bool) {
 }
 
 var _ resource.Handler = (*metered)(nil)
+
+// nearby reports whether h (maybe metered) is a resource.Nearby handler
+// that says so.
+func nearby(h resource.Handler) bool {
+	if m, ok := h.(*metered); ok {
+		h = m.h
+	}
+	n, ok := h.(resource.Nearby)
+	return ok && n.Nearby()
+}

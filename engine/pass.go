@@ -98,20 +98,12 @@ func (e *Engine) Reconcile(ctx context.Context, id string) (*PassResult, error) 
 				jobs = append(jobs, func() error { return e.waitReady(ctx, v, in) })
 			}
 		}
-		for _, a := range res.Actions {
-			if a.Op != OpCreate || a.Level != lvl {
-				continue
-			}
-			n := v.st.ByName[a.Node]
-			jobs = append(jobs, func() error {
-				in, err := e.create(ctx, v, n)
-				if in.NodeID != "" {
-					created <- in.NodeID
-				}
-				return err
-			})
+		cj, err := e.levelCreates(ctx, v, res.Actions, lvl, created)
+		if err != nil {
+			return res, errors.Join(dropErr, err)
 		}
-		err := e.limit(jobs)
+		jobs = append(jobs, cj...)
+		err = e.limit(jobs)
 		res.Created = append(res.Created, drain(created)...)
 		if err != nil {
 			return res, errors.Join(dropErr, err)
@@ -122,6 +114,77 @@ func (e *Engine) Reconcile(ctx context.Context, id string) (*PassResult, error) 
 	}
 	res.Complete, err = e.complete(ctx, v, targets)
 	return res, err
+}
+
+// levelCreates prepares the creations of one level: each node's
+// dependencies and the address book are checked once, every creation's
+// first implementation is resolved, and all their `creating` records are
+// written in one transaction before any backend call. It returns one job
+// per creation; a creation that could not be prepared fails in its job.
+func (e *Engine) levelCreates(ctx context.Context, v *view, actions []Action, lvl int, created chan<- string) ([]func() error, error) {
+	type one struct {
+		n     *compile.Node
+		p     createPrep
+		err   error
+		first *attempt
+		rest  []*descr.Impl
+		errs  []error
+	}
+	var todo []*one
+	preps := map[string]*one{} // per node: its createPrep or error
+	var ab *addresses
+	for _, a := range actions {
+		if a.Op != OpCreate || a.Level != lvl {
+			continue
+		}
+		n := v.st.ByName[a.Node]
+		o := &one{n: n}
+		if pp, ok := preps[n.Name]; ok {
+			o.p, o.err = pp.p, pp.err
+		} else {
+			o.p, o.err = e.prepareNode(ctx, v, n, ab)
+			ab = cmpOr(ab, o.p.addrs)
+			preps[n.Name] = o
+		}
+		if o.err == nil {
+			o.first, o.rest, o.errs = e.firstAttempt(v, n, o.p)
+		}
+		todo = append(todo, o)
+	}
+	var batch []*attempt
+	for _, o := range todo {
+		if o.first != nil {
+			batch = append(batch, o.first)
+		}
+	}
+	if err := e.writeCreating(ctx, batch); err != nil {
+		for _, a := range batch {
+			a.release()
+		}
+		return nil, err
+	}
+	jobs := make([]func() error, 0, len(todo))
+	for _, o := range todo {
+		jobs = append(jobs, func() error {
+			if o.err != nil {
+				return o.err
+			}
+			in, err := e.createWith(ctx, v, o.n, o.p, o.first, o.rest, o.errs)
+			if in.NodeID != "" {
+				created <- in.NodeID
+			}
+			return err
+		})
+	}
+	return jobs, nil
+}
+
+// cmpOr returns a unless it is nil, else b.
+func cmpOr(a, b *addresses) *addresses {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 func drain(c chan string) []string {
@@ -478,8 +541,9 @@ func (e *Engine) retryCreate(ctx context.Context, v *view, in *store.Instance) e
 	if err != nil {
 		return err
 	}
+	allowCmd, network := e.cmdPolicy(v.inf)
 	r, err := resolve.Resolve(resolve.Input{InfraID: v.inf.ID, InfraName: v.st.Name, UserID: v.st.UserID, NodeID: in.NodeID, Node: n,
-		Addresses: addrs, AllowCmd: e.opt.AllowCmd}, im)
+		Addresses: addrs, AllowCmd: allowCmd, FromNetwork: network}, im)
 	if err != nil {
 		return err
 	}
@@ -506,14 +570,14 @@ func (e *Engine) retryCreate(ctx context.Context, v *view, in *store.Instance) e
 	return nil
 }
 
-// waitReady polls a starting instance until it is ready, failed or gone;
-// the delay starts short and grows to a cap.
+// waitReady polls a starting instance until it is ready, failed or gone,
+// on the schedule of pollDelay.
 func (e *Engine) waitReady(ctx context.Context, v *view, in *store.Instance) error {
-	delay := e.opt.PollFirst
 	// A backend that keeps giving no usable answer (state unknown) is
 	// waited for as long as a creation may take, then the pass gives up;
 	// the instance itself is not failed for it.
 	deadline := e.opt.Now().Add(e.createTimeout(v, in))
+	near := e.nearby(*in)
 	for {
 		if err := e.refresh(ctx, v, in, true); err != nil {
 			return err
@@ -528,98 +592,214 @@ func (e *Engine) waitReady(ctx context.Context, v *view, in *store.Instance) err
 				return fmt.Errorf("node %s instance %s: no usable answer from its backend for %s: %s", in.NodeName, in.NodeID, e.createTimeout(v, in), in.Error)
 			}
 		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(e.pollDelay(e.opt.Now().Sub(in.CreatedAt), near))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
 		}
-		delay = min(delay*3/2, e.opt.PollMax)
 	}
 }
 
-// create makes one instance of a node and waits until it is ready. It
-// tries the implementations that pass the node's filter in random order
-// until one can be created. The returned instance has a NodeID as soon as
-// a record was written, even with an error.
-func (e *Engine) create(ctx context.Context, v *view, n *compile.Node) (store.Instance, error) {
+// pollDelay is the pause before the next poll of an instance that has
+// been starting for elapsed: 4 % of it (a passing check is then seen
+// within 5 %, the poll itself included), at least PollFirst for a nearby
+// backend and PollRemote for a remote one, at most PollMax.
+func (e *Engine) pollDelay(elapsed time.Duration, near bool) time.Duration {
+	floor := e.opt.PollRemote
+	if near {
+		floor = e.opt.PollFirst
+	}
+	return min(max(elapsed/25, floor), e.opt.PollMax)
+}
+
+// nearby tells whether the instance's backend is cheap to poll
+// (resource.Nearby); an instance whose handler cannot be had is remote.
+func (e *Engine) nearby(in store.Instance) bool {
+	h, release, err := e.handlerFor(in)
+	if err != nil {
+		return false
+	}
+	defer release()
+	return nearby(h)
+}
+
+// createPrep is what every creation of one node in a level shares: the
+// candidate implementations and the address book.
+type createPrep struct {
+	cands []*descr.Impl
+	addrs *addresses
+}
+
+// prepareNode checks a node's candidates and dependencies and reads the
+// address book; ab, when not nil, is the level's (read once per level).
+func (e *Engine) prepareNode(ctx context.Context, v *view, n *compile.Node, ab *addresses) (createPrep, error) {
 	cands := resolve.Candidates(n, v.defs[n.Type])
 	if len(cands) == 0 {
-		return store.Instance{}, Terminal(fmt.Errorf("node %s: no implementation of type %q passes the filter %v", n.Name, n.Type, n.Filter))
+		return createPrep{}, Terminal(fmt.Errorf("node %s: no implementation of type %q passes the filter %v", n.Name, n.Type, n.Filter))
 	}
 	for _, dep := range n.DependsOn {
 		if ok, err := e.hasReady(ctx, v.inf.ID, dep); err != nil {
-			return store.Instance{}, err
+			return createPrep{}, err
 		} else if !ok {
-			return store.Instance{}, fmt.Errorf("node %s: its dependency %s has no ready instance", n.Name, dep)
+			return createPrep{}, fmt.Errorf("node %s: its dependency %s has no ready instance", n.Name, dep)
 		}
 	}
-	addrs, err := e.addressBook(ctx, v)
-	if err != nil {
-		return store.Instance{}, err
+	if ab == nil {
+		var err error
+		if ab, err = e.addressBook(ctx, v); err != nil {
+			return createPrep{}, err
+		}
 	}
+	return createPrep{cands: cands, addrs: ab}, nil
+}
+
+// attempt is one implementation's try at creating an instance: resolved,
+// its handler held (release when done), its record made.
+type attempt struct {
+	im      *descr.Impl
+	r       *resolve.Resolved
+	h       resource.Handler
+	auth    map[string]any
+	release func()
+	in      store.Instance
+}
+
+// newAttempt resolves im for a new instance of n; nothing is written.
+func (e *Engine) newAttempt(v *view, n *compile.Node, im *descr.Impl, addrs *addresses) (*attempt, error) {
+	nodeID := uuid.NewString()
 	allowCmd, network := e.cmdPolicy(v.inf)
-	var errs []error
-	for _, im := range shuffled(cands) {
-		nodeID := uuid.NewString()
-		r, err := resolve.Resolve(resolve.Input{InfraID: v.inf.ID, InfraName: v.st.Name, UserID: v.st.UserID, NodeID: nodeID, Node: n,
-			Addresses: addrs, AllowCmd: allowCmd, FromNetwork: network}, im)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		h, authData, release, err := e.handlerWithAuth(r.Resource)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", im.Path(), err))
-			continue
-		}
-		resJSON, err := json.Marshal(r.Resource)
-		if err != nil {
-			release()
-			errs = append(errs, err)
-			continue
-		}
-		now := e.opt.Now()
-		typ, _ := r.Resource["type"].(string)
-		in := store.Instance{InfraID: v.inf.ID, NodeID: nodeID, NodeName: n.Name, Backend: typ, Impl: im.Index,
-			Resource: resJSON, Owner: e.owner, CreatedAt: now}
-		// The record exists before the backend is called: whatever
-		// happens next, some process can find what was made.
-		if err := e.setState(ctx, &in, store.StateCreating, "creating on "+typ); err != nil {
-			release()
-			return store.Instance{}, err
-		}
-		// The config manager knows the node before its VM boots (the
-		// VM's chef-client finds its run list waiting).
-		var hd resource.Handle
-		err = e.registerNode(ctx, v, n, r, nodeID, addrs)
-		if err == nil {
-			hd, err = h.Create(ctx, resource.Spec{InfraID: v.inf.ID, NodeID: nodeID, NodeName: n.Name, StoreID: e.StoreID(ctx), Resource: r.Resource, Context: r.Context, Auth: authData})
-		}
+	r, err := resolve.Resolve(resolve.Input{InfraID: v.inf.ID, InfraName: v.st.Name, UserID: v.st.UserID, NodeID: nodeID, Node: n,
+		Addresses: addrs, AllowCmd: allowCmd, FromNetwork: network}, im)
+	if err != nil {
+		return nil, err
+	}
+	h, authData, release, err := e.handlerWithAuth(r.Resource)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", im.Path(), err)
+	}
+	resJSON, err := json.Marshal(r.Resource)
+	if err != nil {
 		release()
+		return nil, err
+	}
+	typ, _ := r.Resource["type"].(string)
+	in := store.Instance{InfraID: v.inf.ID, NodeID: nodeID, NodeName: n.Name, Backend: typ, Impl: im.Index,
+		Resource: resJSON, Owner: e.owner, CreatedAt: e.opt.Now()}
+	return &attempt{im: im, r: r, h: h, auth: authData, release: release, in: in}, nil
+}
+
+// firstAttempt makes the attempt of the first candidate (in random order)
+// that resolves; the others are left for fallback.
+func (e *Engine) firstAttempt(v *view, n *compile.Node, p createPrep) (*attempt, []*descr.Impl, []error) {
+	var errs []error
+	cands := shuffled(p.cands)
+	for i, im := range cands {
+		a, err := e.newAttempt(v, n, im, p.addrs)
 		if err != nil {
-			if ctx.Err() != nil {
-				// Interrupted: the record stays for the caller's rollback.
-				return in, ctx.Err()
-			}
-			errs = append(errs, fmt.Errorf("node %s: %s: %w", n.Name, im.Path(), err))
-			if derr := e.drop(ctx, &in, "creation failed"); derr != nil {
-				return in, errors.Join(append(errs, derr)...)
-			}
+			errs = append(errs, err)
 			continue
 		}
-		in.Handle, _ = json.Marshal(hd)
-		if err := e.setState(ctx, &in, store.StatePending, "created"); err != nil {
+		return a, cands[i+1:], errs
+	}
+	return nil, nil, errs
+}
+
+// writeCreating writes the `creating` records of attempts, with their
+// events, in one transaction (store.PutInstances): one commit for a whole
+// level, and every record exists before its backend call.
+func (e *Engine) writeCreating(ctx context.Context, as []*attempt) error {
+	if len(as) == 0 {
+		return nil
+	}
+	ins := make([]store.Instance, len(as))
+	evs := make([]store.Event, len(as))
+	now := e.opt.Now()
+	for i, a := range as {
+		msg := e.Redact("creating on " + a.in.Backend)
+		a.in.State, a.in.UpdatedAt, a.in.Error = store.StateCreating, now, e.Redact(a.in.Error)
+		ins[i] = a.in
+		evs[i] = store.Event{Time: now, InfraID: a.in.InfraID, NodeName: a.in.NodeName, NodeID: a.in.NodeID,
+			Kind: "instance.state", To: store.StateCreating, Message: msg}
+	}
+	if err := e.store.PutInstances(ctx, ins, evs); err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		e.notify(ev)
+	}
+	return nil
+}
+
+// createWith makes one instance of a node and waits until it is ready.
+// It carries out first (an attempt whose record is written), if any, then
+// tries the candidates of rest (the implementations that pass the node's
+// filter, in random order) one by one, each record written before its
+// call, until one can be created. errs are the failures so far. The
+// returned instance has a NodeID as soon as a record was written, even
+// with an error.
+func (e *Engine) createWith(ctx context.Context, v *view, n *compile.Node, p createPrep, first *attempt, rest []*descr.Impl, errs []error) (store.Instance, error) {
+	if first != nil {
+		if in, done, err := e.runAttempt(ctx, v, n, p, first, &errs); done {
 			return in, err
 		}
-		return in, e.waitReady(ctx, v, &in)
 	}
-	err = fmt.Errorf("node %s: no implementation could be created: %w", n.Name, errors.Join(errs...))
+	for _, im := range rest {
+		a, err := e.newAttempt(v, n, im, p.addrs)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// The record exists before the backend is called: whatever
+		// happens next, some process can find what was made.
+		if err := e.setState(ctx, &a.in, store.StateCreating, "creating on "+a.in.Backend); err != nil {
+			a.release()
+			return store.Instance{}, err
+		}
+		if in, done, err := e.runAttempt(ctx, v, n, p, a, &errs); done {
+			return in, err
+		}
+	}
+	err := fmt.Errorf("node %s: no implementation could be created: %w", n.Name, errors.Join(errs...))
 	if allTerminal(errs) {
 		err = Terminal(err)
 	}
 	return store.Instance{}, err
+}
+
+// runAttempt calls the backend for an attempt whose record is written and
+// waits for the instance; done is false when the backend refused it (the
+// record is dropped, the failure added to errs) and the next candidate
+// may be tried.
+func (e *Engine) runAttempt(ctx context.Context, v *view, n *compile.Node, p createPrep, a *attempt, errs *[]error) (_ store.Instance, done bool, _ error) {
+	// The creation's clock starts with its call (a level's records are
+	// written together, before the first call).
+	a.in.CreatedAt = e.opt.Now()
+	// The config manager knows the node before its VM boots (the VM's
+	// chef-client finds its run list waiting).
+	var hd resource.Handle
+	err := e.registerNode(ctx, v, n, a.r, a.in.NodeID, p.addrs)
+	if err == nil {
+		hd, err = a.h.Create(ctx, resource.Spec{InfraID: v.inf.ID, NodeID: a.in.NodeID, NodeName: n.Name, StoreID: e.StoreID(ctx), Resource: a.r.Resource, Context: a.r.Context, Auth: a.auth})
+	}
+	a.release()
+	if err != nil {
+		if ctx.Err() != nil {
+			// Interrupted: the record stays for the caller's rollback.
+			return a.in, true, ctx.Err()
+		}
+		*errs = append(*errs, fmt.Errorf("node %s: %s: %w", n.Name, a.im.Path(), err))
+		if derr := e.drop(ctx, &a.in, "creation failed"); derr != nil {
+			return a.in, true, errors.Join(append(*errs, derr)...)
+		}
+		return store.Instance{}, false, nil
+	}
+	a.in.Handle, _ = json.Marshal(hd)
+	if err := e.setState(ctx, &a.in, store.StatePending, "created"); err != nil {
+		return a.in, true, err
+	}
+	return a.in, true, e.waitReady(ctx, v, &a.in)
 }
 
 func (e *Engine) hasReady(ctx context.Context, infraID, node string) (bool, error) {

@@ -100,7 +100,9 @@ type BuildOptions struct {
 // (Created lists every instance made, for that).
 func (e *Engine) Build(ctx context.Context, id string, opt BuildOptions) (created []string, err error) {
 	if opt.Interval <= 0 {
-		opt.Interval = e.opt.PollFirst
+		// Passes that leave work undone are rare (waitReady waits within
+		// a pass): no need to spin at the readiness poll's pace.
+		opt.Interval = max(e.opt.PollFirst, 20*time.Millisecond)
 	}
 	for pass := 1; ; pass++ {
 		res, err := e.Reconcile(ctx, id)

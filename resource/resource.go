@@ -153,6 +153,16 @@ type Limiter interface {
 	Wait(ctx context.Context, endpoint string) error
 }
 
+// Nearby is implemented by handlers whose State and Addresses are cheap
+// calls on this host (a Docker engine on a unix socket, local processes).
+// The engine polls a starting instance of such a handler every few
+// milliseconds, so that readiness is seen within a few percent of the time
+// the instance took; other backends are remote clouds with request-rate
+// limits and are polled no more often than Options.PollRemote.
+type Nearby interface {
+	Nearby() bool
+}
+
 // Closer is implemented by handlers that hold resources of their own
 // (connections, clients): the engine calls Close when it drops a cached
 // handler and when it is closed itself. The instances stay.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ func benchGet(b *testing.B, base string, ids []string) {
 	var lat []time.Duration
 	b.SetParallelism(4)
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
@@ -66,6 +68,7 @@ func benchGet(b *testing.B, base string, ids []string) {
 		mu.Unlock()
 	})
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	if len(lat) == 0 {
 		return
@@ -74,4 +77,16 @@ func benchGet(b *testing.B, base string, ids []string) {
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "req/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	// The process's CPU per request (server and client together): what
+	// the load of other jobs on the machine does not change.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-us/req")
+}
+
+// cpuTime is the user and system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -149,28 +149,46 @@ func (s *Server) createInfra(w http.ResponseWriter, r *http.Request) {
 // listInfras: GET /infrastructures/ lists every stored infrastructure,
 // attached or not, oldest first.
 func (s *Server) listInfras(w http.ResponseWriter, r *http.Request) {
-	infras, err := s.m.List(r.Context())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ids := make([]string, 0, len(infras))
-	for _, inf := range infras {
-		ids = append(ids, inf.ID)
-	}
-	s.writeJSON(w, http.StatusOK, map[string][]string{"infrastructures": ids})
+	s.serveViewed(w, r, "", func() *answer {
+		infras, err := s.m.List(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return nil
+		}
+		ids := make([]string, 0, len(infras))
+		for _, inf := range infras {
+			ids = append(ids, inf.ID)
+		}
+		return s.encoded(w, r, map[string][]string{"infrastructures": ids})
+	})
 }
 
+// getInfra answers the report, from the view (view.go) while the store
+// has not changed.
 func (s *Server) getInfra(w http.ResponseWriter, r *http.Request) {
-	rep, err := s.m.Get(r.Context(), r.PathValue("id"))
-	if err == nil {
-		s.passHeaders(w, r, r.PathValue("id"))
-	}
+	id := r.PathValue("id")
+	s.serveViewed(w, r, id, func() *answer {
+		rep, err := s.m.Get(r.Context(), id)
+		if err != nil {
+			s.fail(w, r, err)
+			return nil
+		}
+		a := s.encoded(w, r, rep)
+		if a != nil {
+			a.passResult, a.passError = s.passHeaderValues(r.Context(), id)
+		}
+		return a
+	})
+}
+
+// encoded encodes a 200 body, answering 500 itself when it cannot.
+func (s *Server) encoded(w http.ResponseWriter, _ *http.Request, v any) *answer {
+	a, err := encodeAnswer(v)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		s.writeJSON(w, http.StatusOK, v) // fails the same way, and answers 500
+		return nil
 	}
-	s.writeJSON(w, http.StatusOK, rep)
+	return a
 }
 
 // deleteInfra tears the infrastructure down and answers when it is gone.

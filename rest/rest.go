@@ -120,6 +120,7 @@ type Server struct {
 	tokenHash [32]byte
 	unsub     func()
 	egress    *egressPolicy
+	view      *view // kept answers of the reads (view.go); nil without a Revisioned store
 }
 
 // New builds a Server over m. Every description it receives is submitted
@@ -170,6 +171,7 @@ func New(m *occopus.Manager, cfg Config) (*Server, error) {
 		},
 	})
 	s.metrics.register(m)
+	s.view = newView(m.Store())
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, rt.h)

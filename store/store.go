@@ -329,6 +329,18 @@ type Store interface {
 	// PutInstance inserts or replaces an instance record. The infrastructure
 	// must exist (ErrNotFound otherwise).
 	PutInstance(ctx context.Context, in Instance) error
+	// PutInstances writes, in one transaction, every record of ins (as
+	// PutInstance does) and appends every event of evs (as AppendEvent
+	// does, in order): readers see all of it or none. When an
+	// infrastructure of ins is missing it returns ErrNotFound and writes
+	// nothing. The engine writes a level's `creating` records with it
+	// before the first backend call of the level, so that 100 creations
+	// cost one commit instead of 100 while every record still exists
+	// before its call. Empty ins and evs is a no-op. A store whose
+	// transactions are bounded (etcd: 128 operations) may write a large
+	// batch as several transactions in order, after checking every
+	// infrastructure; it says so in its documentation.
+	PutInstances(ctx context.Context, ins []Instance, evs []Event) error
 	// Instance returns one instance or ErrNotFound.
 	Instance(ctx context.Context, infraID, nodeID string) (Instance, error)
 	// Instances lists the instances of an infrastructure ordered by creation.
@@ -391,4 +403,20 @@ type Checker interface {
 // and replicas sharing one database, which are one store.
 type Identified interface {
 	ID(ctx context.Context) (string, error)
+}
+
+// Revisioned is implemented by stores that tell cheaply whether anything
+// changed: Revision returns a number that is larger than one returned
+// earlier whenever a write of this process through this store was
+// committed in between (read-your-writes), and, within a bounded delay,
+// when another process sharing the database committed one (sqlite: its
+// own count of writes, plus PRAGMA data_version read at most every
+// millisecond on a connection of its own). An equal number means nothing
+// changed, as far as the store can tell yet. It is read before a read
+// whose result is kept in memory (the REST service's view), and that
+// result is used only while the number stays.
+//
+//	if r, ok := st.(store.Revisioned); ok { rev, err = r.Revision(ctx) }
+type Revisioned interface {
+	Revision(ctx context.Context) (uint64, error)
 }

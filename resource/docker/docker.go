@@ -135,6 +135,7 @@ var (
 	_ resource.Lister  = (*Handler)(nil)
 	_ resource.Finder  = (*Handler)(nil)
 	_ resource.Sweeper = (*Handler)(nil)
+	_ resource.Nearby  = (*Handler)(nil)
 )
 
 // New builds a Handler from a resource section. It does not contact the
@@ -195,6 +196,11 @@ func hostFromEndpoint(ep string) (string, error) {
 
 // Close releases the client's connections.
 func (h *Handler) Close() error { return h.cli.Close() }
+
+// Nearby: an engine on a unix socket is on this host, where an inspect
+// costs a millisecond; one over tcp:// may be remote and is polled as a
+// cloud.
+func (h *Handler) Nearby() bool { return strings.HasPrefix(h.cli.DaemonHost(), "unix://") }
 
 // Client exposes the Engine client (for tests and diagnostics).
 func (h *Handler) Client() *client.Client { return h.cli }

@@ -143,6 +143,9 @@ func New(cfg resource.Config) (resource.Handler, error) {
 // Close releases nothing: instances outlive the handler by design.
 func (h *Handler) Close() error { return nil }
 
+// Nearby: local processes are inspected on this host, cheaply.
+func (h *Handler) Nearby() bool { return true }
+
 // record is the <node_id>.json file.
 type record struct {
 	PID       int       `json:"pid"`

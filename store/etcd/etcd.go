@@ -670,9 +670,94 @@ func decodeInstance(infraID, nodeID string, data []byte) (store.Instance, error)
 // infrastructure. A replaced instance keeps its create revision, so its
 // place among instances of the same creation time.
 func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
+	b, err := encodeInstance(in)
+	if err != nil {
+		return fmt.Errorf("etcd: put instance: %w", err)
+	}
+	ok, _, err := s.commit(ctx, []clientv3.Cmp{exists(s.kInfra(in.InfraID))},
+		clientv3.OpPut(s.kInst(in.InfraID, in.NodeID), string(b)))
+	if err != nil {
+		return fmt.Errorf("etcd: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
+	}
+	if !ok {
+		return fmt.Errorf("etcd: put instance %s/%s: infra: %w", in.InfraID, in.NodeID, store.ErrNotFound)
+	}
+	return nil
+}
+
+// PutInstances implements store.Store. etcd bounds a transaction to
+// maxTxnOps operations, so a batch is written as consecutive transactions
+// of at most that many records (each conditional on its infrastructures
+// existing), then its events in order: every record is written before
+// PutInstances returns, which is what the engine needs (a record before
+// its backend call), but a reader may see part of a large batch. The
+// infrastructures are checked first, so a batch naming a missing one
+// writes nothing.
+func (s *Store) PutInstances(ctx context.Context, ins []store.Instance, evs []store.Event) error {
+	if len(ins) == 0 && len(evs) == 0 {
+		return nil
+	}
+	for _, e := range evs {
+		if len(e.Data) != 0 && !json.Valid(e.Data) {
+			return fmt.Errorf("etcd: put instances: event %s: data: invalid JSON", e.Kind)
+		}
+	}
+	type put struct {
+		infra string
+		op    clientv3.Op
+	}
+	puts := make([]put, 0, len(ins))
+	infras := map[string]bool{}
+	for _, in := range ins {
+		b, err := encodeInstance(in)
+		if err != nil {
+			return fmt.Errorf("etcd: put instances: %w", err)
+		}
+		puts = append(puts, put{in.InfraID, clientv3.OpPut(s.kInst(in.InfraID, in.NodeID), string(b))})
+		infras[in.InfraID] = true
+	}
+	for id := range infras {
+		g, err := s.c.Get(ctx, s.kInfra(id), clientv3.WithCountOnly())
+		if err != nil {
+			return fmt.Errorf("etcd: put instances: %w", err)
+		}
+		if g.Count == 0 {
+			return fmt.Errorf("etcd: put instances: infra %s: %w", id, store.ErrNotFound)
+		}
+	}
+	for len(puts) > 0 {
+		n := min(len(puts), maxTxnOps/2)
+		seen := map[string]bool{}
+		var conds []clientv3.Cmp
+		var ops []clientv3.Op
+		for _, p := range puts[:n] {
+			if !seen[p.infra] {
+				seen[p.infra] = true
+				conds = append(conds, exists(s.kInfra(p.infra)))
+			}
+			ops = append(ops, p.op)
+		}
+		ok, _, err := s.commit(ctx, conds, ops...)
+		if err != nil {
+			return fmt.Errorf("etcd: put instances: %w", err)
+		}
+		if !ok {
+			return fmt.Errorf("etcd: put instances: an infrastructure went away: %w", store.ErrNotFound)
+		}
+		puts = puts[n:]
+	}
+	for _, e := range evs {
+		if err := s.AppendEvent(ctx, e); err != nil {
+			return fmt.Errorf("etcd: put instances: %w", err)
+		}
+	}
+	return nil
+}
+
+func encodeInstance(in store.Instance) ([]byte, error) {
 	for field, m := range map[string]json.RawMessage{"resource": in.Resource, "handle": in.Handle} {
 		if len(m) != 0 && !json.Valid(m) {
-			return fmt.Errorf("etcd: put instance %s/%s: %s: invalid JSON", in.InfraID, in.NodeID, field)
+			return nil, fmt.Errorf("instance %s/%s: %s: invalid JSON", in.InfraID, in.NodeID, field)
 		}
 	}
 	r := instRec{NodeName: in.NodeName, State: in.State, Backend: in.Backend, Impl: in.Impl,
@@ -685,19 +770,7 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 	if len(r.Handle) == 0 {
 		r.Handle = nil
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("etcd: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
-	}
-	ok, _, err := s.commit(ctx, []clientv3.Cmp{exists(s.kInfra(in.InfraID))},
-		clientv3.OpPut(s.kInst(in.InfraID, in.NodeID), string(b)))
-	if err != nil {
-		return fmt.Errorf("etcd: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
-	}
-	if !ok {
-		return fmt.Errorf("etcd: put instance %s/%s: infra: %w", in.InfraID, in.NodeID, store.ErrNotFound)
-	}
-	return nil
+	return json.Marshal(r)
 }
 
 // Instance implements store.Store.

@@ -881,6 +881,75 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 	return nil
 }
 
+// putInstancesScript is putInstanceScript and appendEventScript for many,
+// in one script: atomic, and nothing is written when an infrastructure is
+// missing. KEYS: instance seq, events, event seq, event infras, then
+// (infra, instances, order) per instance, then the infra's events per
+// event. ARGV: #instances, #events, (node id, record) per instance,
+// (event, infra id) per event.
+var putInstancesScript = goredis.NewScript(`
+local ni, ne = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 0, ni - 1 do
+	if redis.call('EXISTS', KEYS[5 + 3*i]) == 0 then return i + 1 end
+end
+for i = 0, ni - 1 do
+	local node = ARGV[3 + 2*i]
+	redis.call('HSET', KEYS[6 + 3*i], node, ARGV[4 + 2*i])
+	if not redis.call('ZSCORE', KEYS[7 + 3*i], node) then
+		redis.call('ZADD', KEYS[7 + 3*i], redis.call('INCR', KEYS[1]), node)
+	end
+end
+for j = 0, ne - 1 do
+	local ev, infra = ARGV[3 + 2*ni + 2*j], ARGV[4 + 2*ni + 2*j]
+	local id = string.format('%d-0', redis.call('INCR', KEYS[3]))
+	redis.call('XADD', KEYS[2], id, 'e', ev)
+	redis.call('XADD', KEYS[5 + 3*ni + j], id, 'e', ev)
+	redis.call('SADD', KEYS[4], infra)
+end
+return 0
+`)
+
+// PutInstances implements store.Store, in one Lua script.
+func (s *Store) PutInstances(ctx context.Context, ins []store.Instance, evs []store.Event) error {
+	if len(ins) == 0 && len(evs) == 0 {
+		return nil
+	}
+	keys := []string{s.kSeq("instance"), s.kEvents(), s.kSeq("event"), s.kEventInfras()}
+	args := []any{len(ins), len(evs)}
+	for _, in := range ins {
+		rec, err := s.encodeInstance(in)
+		if err != nil {
+			return fmt.Errorf("redis: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
+		}
+		keys = append(keys, s.kInfra(in.InfraID), s.kInstances(in.InfraID), s.kInstOrder(in.InfraID))
+		args = append(args, in.NodeID, rec)
+	}
+	for _, e := range evs {
+		if len(e.Data) != 0 && !json.Valid(e.Data) {
+			return fmt.Errorf("redis: put instances: event %s: data: invalid JSON", e.Kind)
+		}
+		if e.Time.IsZero() {
+			e.Time = time.Now()
+		}
+		b, err := json.Marshal(eventRec{Time: formatTime(e.Time), InfraID: e.InfraID, NodeName: e.NodeName,
+			NodeID: e.NodeID, Kind: e.Kind, From: e.From, To: e.To, Message: e.Message, Data: string(e.Data)})
+		if err != nil {
+			return fmt.Errorf("redis: put instances: event %s: %w", e.Kind, err)
+		}
+		keys = append(keys, s.kInfraEvents(e.InfraID))
+		args = append(args, string(b), e.InfraID)
+	}
+	missing, err := putInstancesScript.Run(ctx, s.c, keys, args...).Int()
+	if err != nil {
+		return fmt.Errorf("redis: put instances: %w", err)
+	}
+	if missing > 0 {
+		in := ins[missing-1]
+		return fmt.Errorf("redis: put instance %s/%s: infra: %w", in.InfraID, in.NodeID, store.ErrNotFound)
+	}
+	return nil
+}
+
 // Instance implements store.Store.
 func (s *Store) Instance(ctx context.Context, infraID, nodeID string) (store.Instance, error) {
 	data, err := s.c.HGet(ctx, s.kInstances(infraID), nodeID).Result()

@@ -32,7 +32,7 @@ func (s *Store) Acquire(ctx context.Context, key, owner string, ttl time.Duratio
 		return false, fmt.Errorf("sqlite: acquire lease %s: %w", key, err)
 	}
 	now := s.clock()
-	res, err := s.w.ExecContext(ctx, `INSERT INTO leases(key, owner, expires_at) VALUES (?, ?, ?)
+	res, err := s.wexec(ctx, `INSERT INTO leases(key, owner, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
 		WHERE leases.expires_at <= ? OR leases.owner = excluded.owner`,
 		key, owner, now.Add(ttl).UnixNano(), now.UnixNano())
@@ -52,7 +52,7 @@ func (s *Store) Renew(ctx context.Context, key, owner string, ttl time.Duration)
 		return false, fmt.Errorf("sqlite: renew lease %s: %w", key, err)
 	}
 	now := s.clock()
-	res, err := s.w.ExecContext(ctx, `UPDATE leases SET expires_at = ?
+	res, err := s.wexec(ctx, `UPDATE leases SET expires_at = ?
 		WHERE key = ? AND owner = ? AND expires_at > ?`,
 		now.Add(ttl).UnixNano(), key, owner, now.UnixNano())
 	if err != nil {
@@ -71,7 +71,7 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 	if err := store.CheckLease(key, owner, time.Millisecond); err != nil {
 		return fmt.Errorf("sqlite: release lease %s: %w", key, err)
 	}
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM leases WHERE key = ? AND owner = ?`, key, owner); err != nil {
+	if _, err := s.wexec(ctx, `DELETE FROM leases WHERE key = ? AND owner = ?`, key, owner); err != nil {
 		return fmt.Errorf("sqlite: release lease %s: %w", key, err)
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -41,8 +42,18 @@ type Store struct {
 	// anyway, and queueing in Go (which honours ctx) beats spinning in
 	// the busy handler. Cross-process writers still meet busy_timeout.
 	w *sql.DB
+	// writes counts this process's writes for Revision (wexec, tx).
+	writes atomic.Uint64
 	// r serves reads concurrently (WAL readers do not block the writer).
 	r *sql.DB
+	// rev is one connection of its own for PRAGMA data_version (Revision),
+	// which changes when another connection commits.
+	rev *sql.DB
+	// revAt is when data_version was last read (UnixNano), dv what it
+	// was, dvMoves how often it was seen to change.
+	revAt, dv, dvMoves atomic.Int64
+	// group commits concurrent instance and event writes together (group.go).
+	group grouper
 	// path is the database file (absolute), for messages.
 	path string
 	// id is the identity marker read at Open; Check compares it with the
@@ -57,6 +68,7 @@ var (
 	_ store.Store      = (*Store)(nil)
 	_ store.Checker    = (*Store)(nil)
 	_ store.Identified = (*Store)(nil)
+	_ store.Revisioned = (*Store)(nil)
 )
 
 // Open opens the database at path, creating it if there is no file there,
@@ -128,7 +140,16 @@ func openExisting(ctx context.Context, abs string, fi fs.FileInfo) (*Store, erro
 	nr := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(nr)
 	r.SetMaxIdleConns(nr)
-	s := &Store{w: w, r: r, path: abs}
+	rev, err := sql.Open("sqlite", dsn(abs, false))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	rev.SetMaxOpenConns(1)
+	rev.SetMaxIdleConns(1)
+	rev.SetConnMaxIdleTime(0)
+	s := &Store{w: w, r: r, rev: rev, path: abs}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -434,7 +455,46 @@ func dsn(abs string, writer bool, first ...string) string {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.r.Close(), s.w.Close(), s.rev.Close())
+}
+
+// Revision implements store.Revisioned: the count of this process's
+// writes (read-your-writes, no query) plus the changes seen of PRAGMA
+// data_version, read at most every revPoll on a connection that never
+// writes, so that the commits of other processes are seen within that.
+func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	now := time.Now().UnixNano()
+	if last := s.revAt.Load(); now-last >= int64(revPoll) && s.revAt.CompareAndSwap(last, now) {
+		var v int64
+		if err := s.rev.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+			s.revAt.Store(0) // the next call tries again
+			return 0, fmt.Errorf("sqlite: revision: %w", err)
+		}
+		if s.dv.Swap(v) != v {
+			s.dvMoves.Add(1)
+		}
+	}
+	return s.writes.Load() + uint64(s.dvMoves.Load()), nil
+}
+
+// revPoll is how often Revision looks for other processes' commits.
+const revPoll = time.Millisecond
+
+// wrote counts a write for Revision, once it is done. A count that moves
+// without a change (a failed write) only costs a re-read.
+func (s *Store) wrote() { s.writes.Add(1) }
+
+// wexec is the writer's ExecContext, counted.
+func (s *Store) wexec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	defer s.wrote()
+	return s.w.ExecContext(ctx, query, args...)
+}
+
+// counted is the writer as an execer whose writes are counted.
+type counted struct{ s *Store }
+
+func (c counted) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.s.wexec(ctx, query, args...)
 }
 
 // tx runs fn in one write transaction, after checking the fence ctx
@@ -452,6 +512,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
+	defer s.wrote()
 	return tx.Commit()
 }
 
@@ -459,7 +520,7 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // checks it first.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if _, ok := store.FenceFrom(ctx); !ok {
-		return s.w.ExecContext(ctx, query, args...)
+		return s.wexec(ctx, query, args...)
 	}
 	var res sql.Result
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -764,13 +825,35 @@ func (s *Store) SetNotify(ctx context.Context, id string, props json.RawMessage)
 // PutInstance implements store.Store. An upsert rather than REPLACE keeps
 // the row's rowid, which breaks ties in creation order.
 func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
+	}
+	return s.grouped(ctx, func(x execer) error { return putInstance(ctx, x, in) })
+}
+
+// grouped runs one write in the next group commit, or, when ctx carries a
+// fence (store.WithFence), in a transaction of its own that checks it: a
+// group's transaction is shared by writers of several leases.
+func (s *Store) grouped(ctx context.Context, fn func(x execer) error) error {
+	if _, ok := store.FenceFrom(ctx); ok {
+		return s.tx(ctx, func(tx *sql.Tx) error { return fn(tx) })
+	}
+	return s.write(fn)
+}
+
+// execer is a *sql.DB or a *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func putInstance(ctx context.Context, x execer, in store.Instance) error {
 	if err := checkJSON("resource", in.Resource); err != nil {
 		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
 	if err := checkJSON("handle", in.Handle); err != nil {
 		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
-	_, err := s.exec(ctx, `INSERT INTO instances(infra_id, node_id, node_name, state, backend, impl,
+	_, err := x.ExecContext(ctx, `INSERT INTO instances(infra_id, node_id, node_name, state, backend, impl,
 			resource, handle, address, priv_address, failing_since, error, created_at, updated_at, owner)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(infra_id, node_id) DO UPDATE SET
@@ -789,6 +872,31 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 		return fmt.Errorf("sqlite: put instance %s/%s: %w", in.InfraID, in.NodeID, err)
 	}
 	return nil
+}
+
+// PutInstances implements store.Store: one transaction for all.
+func (s *Store) PutInstances(ctx context.Context, ins []store.Instance, evs []store.Event) error {
+	if len(ins) == 0 && len(evs) == 0 {
+		return nil
+	}
+	for _, e := range evs {
+		if err := checkJSON("data", e.Data); err != nil {
+			return fmt.Errorf("sqlite: put instances: event %s: %w", e.Kind, err)
+		}
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, in := range ins {
+			if err := putInstance(ctx, tx, in); err != nil {
+				return err
+			}
+		}
+		for _, e := range evs {
+			if err := appendEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 const instanceCols = `infra_id, node_id, node_name, state, backend, impl, resource, handle,
@@ -864,6 +972,7 @@ func (s *Store) AddScaleRequest(ctx context.Context, r store.ScaleRequest) (stor
 	err := s.w.QueryRowContext(ctx, `INSERT INTO scale_requests(infra_id, node_name, delta, set_to, victim, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
 		r.InfraID, r.NodeName, r.Delta, set, r.Victim, timeValue(r.CreatedAt)).Scan(&r.ID)
+	s.wrote()
 	if isForeignKey(err) {
 		return store.ScaleRequest{}, fmt.Errorf("sqlite: add scale request %s: infra: %w", r.InfraID, store.ErrNotFound)
 	}
@@ -925,10 +1034,17 @@ func (s *Store) AppendEvent(ctx context.Context, e store.Event) error {
 	if err := checkJSON("data", e.Data); err != nil {
 		return fmt.Errorf("sqlite: append event %s: %w", e.Kind, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: append event %s: %w", e.Kind, err)
+	}
+	return s.grouped(ctx, func(x execer) error { return appendEvent(ctx, x, e) })
+}
+
+func appendEvent(ctx context.Context, x execer, e store.Event) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	if _, err := s.exec(ctx, `INSERT INTO events(time, infra_id, node_name, node_id, kind,
+	if _, err := x.ExecContext(ctx, `INSERT INTO events(time, infra_id, node_name, node_id, kind,
 			from_state, to_state, message, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		formatTime(e.Time), e.InfraID, e.NodeName, e.NodeID, e.Kind, e.From, e.To, e.Message, rawValue(e.Data)); err != nil {
 		return fmt.Errorf("sqlite: append event %s: %w", e.Kind, err)
@@ -1049,7 +1165,7 @@ func (s *Store) vacuum(ctx context.Context) error {
 			return nil
 		}
 		// PRAGMA takes no bound parameters; vacuumBatch is ours.
-		if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", vacuumBatch)); err != nil {
+		if _, err := s.wexec(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", vacuumBatch)); err != nil {
 			return fmt.Errorf("incremental_vacuum: %w", err)
 		}
 		if free <= vacuumBatch {

@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InfrasOrder", testInfrasOrder},
 		{"Instances", testInstances},
 		{"InstanceRoundTrip", testInstanceRoundTrip},
+		{"PutInstances", testPutInstances},
+		{"Revision", testRevision},
 		{"ScaleRequests", testScaleRequests},
 		{"UpdateTargets", testUpdateTargets},
 		{"InstanceOwner", testInstanceOwner},
