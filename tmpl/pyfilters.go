@@ -591,6 +591,8 @@ func pyFloatOf(v *exec.Value) (float64, bool) {
 	case bool, int64, float64:
 		_, f, _, _ := number(t)
 		return f, true
+	case *big.Int:
+		return bigFloat(t), true // callers check the overflow (Inf)
 	case string:
 		s := strings.TrimFunc(t, pyIsSpace)
 		switch strings.ToLower(strings.TrimLeft(s, "+-")) {
@@ -624,6 +626,10 @@ func filterFloat(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value
 		return exec.AsValue(err)
 	}
 	if f, ok := pyFloatOf(in); ok {
+		if _, isBig := plain(in).(*big.Int); isBig && math.IsInf(f, 0) {
+			// OverflowError, which do_float does not catch.
+			return errValue("int too large to convert to float")
+		}
 		return exec.AsValue(f)
 	}
 	return a[0]
@@ -703,6 +709,9 @@ func filterAbs(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
 	if len(p.Args)+len(p.KwArgs) > 0 {
 		return errValue("abs() takes exactly one argument")
 	}
+	if z, isBig := plain(in).(*big.Int); isBig {
+		return exec.AsValue(new(big.Int).Abs(z))
+	}
 	i, f, isF, ok := number(plain(in))
 	switch {
 	case !ok:
@@ -723,6 +732,9 @@ func filterFilesize(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Va
 	v, ok := pyFloatOf(in)
 	if !ok {
 		return errValue("could not convert %s to float", pyTypeName(in))
+	}
+	if _, isBig := plain(in).(*big.Int); isBig && math.IsInf(v, 0) {
+		return errValue("int too large to convert to float")
 	}
 	base := 1000.0
 	prefixes := []string{"kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"}
@@ -1483,7 +1495,8 @@ func filterUrlencode(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.V
 	if len(p.Args)+len(p.KwArgs) > 0 {
 		return errValue("urlencode() takes no arguments")
 	}
-	if _, err := pyIter(in); err != nil || seqKind(in) == "" && !in.IsDict() {
+	_, isIter := plain(in).(*pyIterator)
+	if _, err := pyIter(in); err != nil || seqKind(in) == "" && !in.IsDict() && !isIter {
 		// A string, or anything that is not iterable: str() of it.
 		s, err := pyStr(in)
 		if err != nil {

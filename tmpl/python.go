@@ -88,6 +88,8 @@ func truthy(v *exec.Value) bool {
 	switch t := plain(v).(type) {
 	case nil, *undefined:
 		return false
+	case *pyIterator:
+		return true // an iterator has no len(): always true
 	case bool:
 		return t
 	case int64:
@@ -170,6 +172,8 @@ func writePy(b *strings.Builder, v any, repr bool, depth int) error {
 	switch t := plain(v).(type) {
 	case nil:
 		b.WriteString("None")
+	case *pyIterator:
+		b.WriteString("<" + t.kind + " object at 0x0>") // Python's repr has the address
 	case *undefined:
 		if repr {
 			// repr() of Jinja2's undefined, inside a container: only
@@ -355,7 +359,7 @@ func pyQuote(s string) string {
 }
 
 func pyTypeName(v any) string {
-	switch plain(v).(type) {
+	switch t := plain(v).(type) {
 	case nil:
 		return "NoneType"
 	case bool:
@@ -372,6 +376,10 @@ func pyTypeName(v any) string {
 		return "list"
 	case map[string]any, *exec.Dict:
 		return "dict"
+	case *undefined:
+		return "Undefined"
+	case *pyIterator:
+		return t.kind
 	}
 	return fmt.Sprintf("%T", v)
 }
@@ -410,6 +418,8 @@ func pyEqual(a, b any) bool {
 	switch x := a.(type) {
 	case nil:
 		return b == nil
+	case *pyIterator:
+		return x == b // an iterator equals only itself
 	case string:
 		y, ok := b.(string)
 		return ok && x == y
@@ -764,6 +774,9 @@ func pyCompare(a, b any) (int, error) {
 }
 
 func pyContains(container, item any) (bool, error) {
+	if it, ok := plain(container).(*pyIterator); ok {
+		container = it.items // Python's in iterates
+	}
 	switch c := plain(container).(type) {
 	case string:
 		s, ok := plain(item).(string)
