@@ -400,6 +400,19 @@ func number(v any) (i int64, f float64, isFloat, ok bool) {
 	return 0, 0, false, false
 }
 
+// intFloatCmp compares an int with a float exactly, as Python does
+// (9223372036854775807 == 2.0**63 is False); ok is false unless exactly
+// one side is a float and it is not NaN.
+func intFloatCmp(ai int64, af float64, afl bool, bi int64, bf float64, bfl bool) (int, bool) {
+	switch {
+	case afl == bfl, math.IsNaN(af), math.IsNaN(bf):
+		return 0, false
+	case afl:
+		return big.NewFloat(af).Cmp(new(big.Float).SetInt64(bi)), true
+	}
+	return new(big.Float).SetInt64(ai).Cmp(big.NewFloat(bf)), true
+}
+
 func pyEqual(a, b any) bool {
 	a, b = plain(a), plain(b)
 	if res, err, ok := bigBinop(&tokens.Token{Type: tokens.Equals}, a, b); ok && err == nil {
@@ -408,6 +421,9 @@ func pyEqual(a, b any) bool {
 	}
 	if ai, af, afl, ok := number(a); ok {
 		if bi, bf, bfl, ok := number(b); ok {
+			if c, ok := intFloatCmp(ai, af, afl, bi, bf, bfl); ok {
+				return c == 0
+			}
 			if afl || bfl {
 				return af == bf
 			}
@@ -736,6 +752,9 @@ func pyCompare(a, b any) (int, error) {
 	}
 	if ai, af, afl, ok := number(a); ok {
 		if bi, bf, bfl, ok := number(b); ok {
+			if c, ok := intFloatCmp(ai, af, afl, bi, bf, bfl); ok {
+				return c, nil
+			}
 			if afl || bfl {
 				switch {
 				case af < bf:
