@@ -368,12 +368,26 @@ func (rw *rewriter) compileCall(n *nodes.Call) evalFn {
 				}
 			}
 		}
+		if method != "" && recvName != "" {
+			// A name holding Markup: its string methods return Markup
+			// (none of them changes the receiver, so nothing is written back).
+			if m, ok := e.Environment.Context.Get(recvName); ok {
+				if mv := exec.ToValue(m); isMarkupValue(mv) {
+					return callMethod(e, mv, method, n, pos)
+				}
+			}
+		}
 		v := e.Eval(n)
 		if v.IsError() {
 			return foreign(e, v, pos, "")
 		}
 		return v
 	}
+}
+
+func isMarkupValue(v *exec.Value) bool {
+	_, ok := v.Interface().(pyMarkup)
+	return ok
 }
 
 type compiledFilter struct {
@@ -390,13 +404,43 @@ func (rw *rewriter) checkFilter(fc *nodes.FilterCall) {
 	}
 }
 
-// compileArgs compiles the arguments of a filter or test; an undefined
-// argument is an error unless lenient (default's fallback may be
-// undefined: it only matters when it is used).
-func (rw *rewriter) compileArgs(args []nodes.Expression, kwargs map[string]nodes.Expression, where string, lenient bool) ([]evalFn, map[string]evalFn) {
+// argMode says which undefined arguments a filter or test accepts.
+type argMode int
+
+const (
+	argsStrict     argMode = iota // none: an undefined argument is an error
+	argsAny                       // all: default's fallback only matters when used
+	argsPlainUndef                // Jinja2's plain Undefined (inline if without else)
+)
+
+// filterArgMode is default's argsAny, and argsPlainUndef for format, whose
+// %-formatting gives the plain Undefined's str() ("") and repr()
+// ("Undefined") as the % operator does.
+func filterArgMode(name string) argMode {
+	switch name {
+	case "default", "d":
+		return argsAny
+	case "format":
+		return argsPlainUndef
+	}
+	return argsStrict
+}
+
+// compileArgs compiles the arguments of a filter or test, refusing the
+// undefined values mode does not accept.
+func (rw *rewriter) compileArgs(args []nodes.Expression, kwargs map[string]nodes.Expression, where string, mode argMode) ([]evalFn, map[string]evalFn) {
 	wrap := func(fn evalFn) evalFn {
-		if lenient {
+		switch mode {
+		case argsAny:
 			return fn
+		case argsPlainUndef:
+			return func(e *exec.Evaluator) *exec.Value {
+				v := fn(e)
+				if u := asUndefined(v); u != nil && !u.lenient {
+					return exec.AsValue(stateOf(e).failUndef(u, where))
+				}
+				return v
+			}
 		}
 		return strictFn(fn, where)
 	}
@@ -437,7 +481,7 @@ func (rw *rewriter) compileFiltered(n *nodes.FilteredExpression) evalFn {
 	var filters []compiledFilter
 	for _, fc := range n.Filters {
 		rw.checkFilter(fc)
-		a, k := rw.compileArgs(fc.Args, fc.Kwargs, "in filter "+fc.Name, fc.Name == "default" || fc.Name == "d")
+		a, k := rw.compileArgs(fc.Args, fc.Kwargs, "in filter "+fc.Name, filterArgMode(fc.Name))
 		filters = append(filters, compiledFilter{name: fc.Name, pos: fc.Token, args: a, kwargs: k})
 	}
 	return func(e *exec.Evaluator) *exec.Value {
@@ -524,7 +568,7 @@ func (rw *rewriter) compileTest(n *nodes.TestExpression) evalFn {
 		l, c := tokPos(tc.Token)
 		rw.err = &SyntaxError{Line: l, Col: c, Msg: "no test named " + strconv.Quote(tc.Name)}
 	}
-	args, kwargs := rw.compileArgs(tc.Args, tc.Kwargs, "in test "+tc.Name, false)
+	args, kwargs := rw.compileArgs(tc.Args, tc.Kwargs, "in test "+tc.Name, argsStrict)
 	name := tc.Name
 	return func(e *exec.Evaluator) *exec.Value {
 		v := in(e)
@@ -606,6 +650,23 @@ func (rw *rewriter) compileBinary(n *nodes.BinaryExpression) evalFn {
 	left = strictFn(left, "")
 	if !lenientRight {
 		right = strictFn(right, "")
+	}
+	if op.Type == tokens.Power && isConstExpr(n.Left) && !isConstExpr(n.Right) {
+		return func(e *exec.Evaluator) *exec.Value {
+			l := left(e)
+			if l.IsError() {
+				return l
+			}
+			r := right(e)
+			if r.IsError() {
+				return r
+			}
+			res, err := powNegConst(op, l, r)
+			if err != nil {
+				return exec.AsValue(stateOf(e).fail(line, col, "%s", err))
+			}
+			return exec.AsValue(res)
+		}
 	}
 	return func(e *exec.Evaluator) *exec.Value {
 		l := left(e)

@@ -250,6 +250,10 @@ func TestJinja2Differential(t *testing.T) {
 			}
 			js, _ := json.Marshal(c)
 			diffs = append(diffs, fmt.Sprintf("case %d: %s\n  src  %q\n  data %s\n  golden: %s", i, msg, src, raw, js))
+			if testing.Verbose() {
+				// Shown as found: a long run's findings survive stopping it.
+				t.Logf("difference %d: %s", len(diffs), diffs[len(diffs)-1])
+			}
 			continue
 		}
 		if gotErr != nil {

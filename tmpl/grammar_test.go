@@ -174,24 +174,25 @@ func TestDocumentedDifferences(t *testing.T) {
 		{"literal dict order kept", "{{ {'b': 1, 'a': 2} }}", "{'b': 1, 'a': 2}"},
 		{"include refused", "{% include 'x' %}", "ERR"},
 		{"recursive loop refused", "{% for x in [] recursive %}{% endfor %}", "ERR"},
-		{"three for targets refused", "{% for a, b, c in [] %}{% endfor %}", "ERR"},                              // Jinja2 unpacks three
-		{"set unpacking refused", "{% set a, b = 1, 2 %}", "ERR"},                                                // Jinja2 unpacks
-		{"no python methods as attributes", "{{ e.items is defined }}", "False"},                                 // True: dict.items
-		{"a key named like a method", "{{ {'items': 1}.items }}", "1"},                                           // <built-in method ...>
-		{"range is a list", "{{ range(3) }} {{ [0] + range(1, 2) }}", "[0, 1, 2] [0, 1]"},                        // range(0, 3), TypeError
-		{"reverse is a list", "{{ [1, 2] | reverse }}", "[2, 1]"},                                                // <list_reverseiterator ...>
-		{"keys is a list", "{{ d.keys() }}", "['a', 'b']"},                                                       // dict_keys(['b', 'a'])
-		{"complex power", "{{ (-8) ** 0.5 }}", "ERR"},                                                            // (1.7e-16+2.83j)
-		{"N escapes", "{{ '\\N{BULLET}' }}", "ERR"},                                                              // •
-		{"markup percent", "{{ ('<%s>' | safe) % '&' }}", "<&>"},                                                 // <&amp;>
-		{"unknown filter in untaken branch", "{% if false %}{{ x | nope }}{% endif %}", "ERR"},                   // ""
-		{"macro default names a parameter", "{% macro m(a, b=a) %}{{ b }}{% endmacro %}{{ m(1) }}", "ERR"},       // 1
-		{"later top-level name in a nested block", "{% for i in [1] %}{{ n }}{% endfor %}{% set n = 2 %}", "1"},  // UndefinedError
-		{"else after break", "{% for x in [1] %}{% break %}{% else %}E{% endfor %}", ""},                         // E
-		{"loop filter before break", "{% for x in [1, 'a'] if x + 1 %}{% break %}{% endfor %}", "ERR"},           // ""
-		{"macro recursion limit", "{% macro f(n) %}{{ f(n - 1) if n else 0 }}{% endmacro %}{{ f(150) }}", "ERR"}, // 0
-		{"constant folding", "{% if false %}{{ none[1:] ~ 'x' }}{% endif %}", ""},                                // UndefinedError
-		{"pprint does not wrap", "{{ range(40) | list | pprint | length }}", "150"},                              // 169 (wrapped)
+		{"three for targets refused", "{% for a, b, c in [] %}{% endfor %}", "ERR"},                                    // Jinja2 unpacks three
+		{"set unpacking refused", "{% set a, b = 1, 2 %}", "ERR"},                                                      // Jinja2 unpacks
+		{"no python methods as attributes", "{{ e.items is defined }}", "False"},                                       // True: dict.items
+		{"a key named like a method", "{{ {'items': 1}.items }}", "1"},                                                 // <built-in method ...>
+		{"range is a list", "{{ range(3) }} {{ [0] + range(1, 2) }}", "[0, 1, 2] [0, 1]"},                              // range(0, 3), TypeError
+		{"reverse iterator not used up", "{% set r = [1, 2] | reverse %}{{ r | list }}{{ r | list }}", "[2, 1][2, 1]"}, // [2, 1][]
+		{"reverse of map is an iterator", "{{ [1, 2] | map('abs') | reverse * 2 }}", "ERR"},                            // [2, 1, 2, 1]
+		{"keys is a list", "{{ d.keys() }}", "['a', 'b']"},                                                             // dict_keys(['b', 'a'])
+		{"complex power", "{{ (-8) ** 0.5 }}", "ERR"},                                                                  // (1.7e-16+2.83j)
+		{"N escapes", "{{ '\\N{BULLET}' }}", "ERR"},                                                                    // •
+		{"markup percent", "{{ ('<%s>' | safe) % '&' }}", "<&>"},                                                       // <&amp;>
+		{"unknown filter in untaken branch", "{% if false %}{{ x | nope }}{% endif %}", "ERR"},                         // ""
+		{"macro default names a parameter", "{% macro m(a, b=a) %}{{ b }}{% endmacro %}{{ m(1) }}", "ERR"},             // 1
+		{"later top-level name in a nested block", "{% for i in [1] %}{{ n }}{% endfor %}{% set n = 2 %}", "1"},        // UndefinedError
+		{"else after break", "{% for x in [1] %}{% break %}{% else %}E{% endfor %}", ""},                               // E
+		{"loop filter before break", "{% for x in [1, 'a'] if x + 1 %}{% break %}{% endfor %}", "ERR"},                 // ""
+		{"macro recursion limit", "{% macro f(n) %}{{ f(n - 1) if n else 0 }}{% endmacro %}{{ f(150) }}", "ERR"},       // 0
+		{"constant folding", "{% if false %}{{ none[1:] ~ 'x' }}{% endif %}", ""},                                      // UndefinedError
+		{"pprint does not wrap", "{{ range(40) | list | pprint | length }}", "150"},                                    // 169 (wrapped)
 	}
 	for _, tt := range tests {
 		got, err := Render(tt.src, data, Options{})

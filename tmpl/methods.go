@@ -104,18 +104,17 @@ func fixedFilters() map[string]exec.FilterFunction {
 			}
 			return exec.AsValue(string(r))
 		case []any:
-			out := make([]any, len(t))
-			for i, x := range t {
-				out[len(t)-1-i] = x
+			kind := "list_reverseiterator"
+			if seqKind(in) == "tuple" {
+				kind = "reversed"
 			}
-			return exec.AsValue(out)
+			return exec.AsValue(&pyIterator{kind: kind, items: reversedItems(t)})
 		case map[string]any, *exec.Dict: // Python 3.8+ reverses a dict's keys
 			keys, _ := pyIter(in)
-			out := make([]any, len(keys))
-			for i, x := range keys {
-				out[len(keys)-1-i] = x
-			}
-			return exec.AsValue(out)
+			return exec.AsValue(&pyIterator{kind: "dict_reversekeyiterator", items: reversedItems(keys)})
+		case *pyIterator:
+			// Not reversible: Jinja2 falls back to a reversed list.
+			return exec.AsValue(reversedItems(t.items))
 		}
 		return exec.AsValue(errorf("'%s' object is not reversible", pyTypeName(in)))
 	}
@@ -129,6 +128,11 @@ func fixedFilters() map[string]exec.FilterFunction {
 				}
 			case []any:
 				items = t
+			case *pyIterator:
+				if last { // Jinja2's last calls reversed() on it
+					return exec.AsValue(errorf("'%s' object is not reversible", t.kind))
+				}
+				items = t.items
 			case map[string]any:
 				for k := range t {
 					items = append(items, k)

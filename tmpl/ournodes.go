@@ -168,6 +168,8 @@ func pyIter(v *exec.Value) ([]any, error) {
 	switch t := plain(v).(type) {
 	case []any:
 		return t, nil
+	case *pyIterator:
+		return t.items, nil
 	case string:
 		out := make([]any, 0, len(t))
 		for _, r := range t {

@@ -148,6 +148,9 @@ func filterRound(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value
 	if !ok || pf {
 		return errValue("'%s' object cannot be interpreted as an integer", pyTypeName(a[0]))
 	}
+	if z, isBig := plain(in).(*big.Int); isBig {
+		return roundBig(z, prec, method)
+	}
 	i, f, isFloat, ok := number(plain(in))
 	if !ok {
 		return errValue("type %s doesn't define __round__ method", pyTypeName(in))
@@ -158,13 +161,42 @@ func filterRound(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value
 		}
 		return exec.AsValue(roundInt(i, prec))
 	}
-	scale := math.Pow(10, float64(prec))
+	scale := floatPow(10, float64(prec))
 	g := math.Floor
 	if method == "ceil" {
 		g = math.Ceil
 	}
 	// Python's math.floor/ceil return ints, so there is no -0.0.
 	return exec.AsValue((g(f*scale) + 0) / scale)
+}
+
+// roundBig is the round filter on an int beyond int64: round(z, prec)
+// (half to even) for common; floor and ceil divide by 10**prec, a float.
+func roundBig(z *big.Int, prec int64, method string) *exec.Value {
+	if method != "common" {
+		if prec >= 0 {
+			return exec.AsValue(bigFloat(z)) // z * 10**p / 10**p, rounded once
+		}
+		scale := floatPow(10, float64(prec))
+		g := math.Floor
+		if method == "ceil" {
+			g = math.Ceil
+		}
+		return exec.AsValue((g(bigFloat(z)*scale) + 0) / scale)
+	}
+	if prec >= 0 {
+		return exec.AsValue(z)
+	}
+	if -prec > 4096 {
+		return exec.AsValue(int64(0))
+	}
+	m := new(big.Int).Exp(big.NewInt(10), big.NewInt(-prec), nil)
+	q, r := new(big.Int).DivMod(z, m, new(big.Int)) // 0 <= r < m
+	switch c := new(big.Int).Lsh(r, 1).Cmp(m); {
+	case c > 0, c == 0 && q.Bit(0) == 1:
+		q.Add(q, big.NewInt(1))
+	}
+	return exec.AsValue(normBig(q.Mul(q, m)))
 }
 
 // attrGetter is Jinja2's make_attrgetter: "a.b.0" looks up each part with
@@ -591,6 +623,8 @@ func pyFloatOf(v *exec.Value) (float64, bool) {
 	case bool, int64, float64:
 		_, f, _, _ := number(t)
 		return f, true
+	case *big.Int:
+		return bigFloat(t), true // callers check the overflow (Inf)
 	case string:
 		s := strings.TrimFunc(t, pyIsSpace)
 		switch strings.ToLower(strings.TrimLeft(s, "+-")) {
@@ -624,6 +658,10 @@ func filterFloat(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value
 		return exec.AsValue(err)
 	}
 	if f, ok := pyFloatOf(in); ok {
+		if _, isBig := plain(in).(*big.Int); isBig && math.IsInf(f, 0) {
+			// OverflowError, which do_float does not catch.
+			return errValue("int too large to convert to float")
+		}
 		return exec.AsValue(f)
 	}
 	return a[0]
@@ -703,6 +741,9 @@ func filterAbs(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
 	if len(p.Args)+len(p.KwArgs) > 0 {
 		return errValue("abs() takes exactly one argument")
 	}
+	if z, isBig := plain(in).(*big.Int); isBig {
+		return exec.AsValue(new(big.Int).Abs(z))
+	}
 	i, f, isF, ok := number(plain(in))
 	switch {
 	case !ok:
@@ -723,6 +764,9 @@ func filterFilesize(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Va
 	v, ok := pyFloatOf(in)
 	if !ok {
 		return errValue("could not convert %s to float", pyTypeName(in))
+	}
+	if _, isBig := plain(in).(*big.Int); isBig && math.IsInf(v, 0) {
+		return errValue("int too large to convert to float")
 	}
 	base := 1000.0
 	prefixes := []string{"kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"}
@@ -1483,7 +1527,8 @@ func filterUrlencode(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.V
 	if len(p.Args)+len(p.KwArgs) > 0 {
 		return errValue("urlencode() takes no arguments")
 	}
-	if _, err := pyIter(in); err != nil || seqKind(in) == "" && !in.IsDict() {
+	_, isIter := plain(in).(*pyIterator)
+	if _, err := pyIter(in); err != nil || seqKind(in) == "" && !in.IsDict() && !isIter {
 		// A string, or anything that is not iterable: str() of it.
 		s, err := pyStr(in)
 		if err != nil {

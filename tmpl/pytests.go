@@ -2,6 +2,7 @@ package tmpl
 
 import (
 	"fmt"
+	"math/big"
 	"strings"
 	"unicode"
 
@@ -39,7 +40,14 @@ func compareTest(name string, typ tokens.Type, op string) testFn {
 	return oneArg(name, func(in, arg *exec.Value) (bool, error) { return compare(tok, in, arg) })
 }
 
-func isInt(v any) bool { _, ok := v.(int64); return ok }
+// isInt is Python's isinstance(v, int) without bool: int64 or beyond.
+func isInt(v any) bool {
+	switch v.(type) {
+	case int64, *big.Int:
+		return true
+	}
+	return false
+}
 
 // modTest is value % n == r, with Python's % (str % n formats and fails).
 func modTest(in *exec.Value, n int64, r int64) (bool, error) {
@@ -64,7 +72,7 @@ var pyTests = map[string]testFn{
 	}),
 	"number": noArgs("test_number", func(in *exec.Value) (bool, error) {
 		_, _, _, ok := number(plain(in))
-		return ok, nil
+		return ok || isInt(plain(in)), nil
 	}),
 	"integer": noArgs("test_integer", func(in *exec.Value) (bool, error) { return isInt(plain(in)), nil }),
 	"float": noArgs("test_float", func(in *exec.Value) (bool, error) {

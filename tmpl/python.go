@@ -88,6 +88,8 @@ func truthy(v *exec.Value) bool {
 	switch t := plain(v).(type) {
 	case nil, *undefined:
 		return false
+	case *pyIterator:
+		return true // an iterator has no len(): always true
 	case bool:
 		return t
 	case int64:
@@ -170,6 +172,8 @@ func writePy(b *strings.Builder, v any, repr bool, depth int) error {
 	switch t := plain(v).(type) {
 	case nil:
 		b.WriteString("None")
+	case *pyIterator:
+		b.WriteString("<" + t.kind + " object at 0x0>") // Python's repr has the address
 	case *undefined:
 		if repr {
 			// repr() of Jinja2's undefined, inside a container: only
@@ -355,7 +359,7 @@ func pyQuote(s string) string {
 }
 
 func pyTypeName(v any) string {
-	switch plain(v).(type) {
+	switch t := plain(v).(type) {
 	case nil:
 		return "NoneType"
 	case bool:
@@ -372,6 +376,10 @@ func pyTypeName(v any) string {
 		return "list"
 	case map[string]any, *exec.Dict:
 		return "dict"
+	case *undefined:
+		return "Undefined"
+	case *pyIterator:
+		return t.kind
 	}
 	return fmt.Sprintf("%T", v)
 }
@@ -392,6 +400,19 @@ func number(v any) (i int64, f float64, isFloat, ok bool) {
 	return 0, 0, false, false
 }
 
+// intFloatCmp compares an int with a float exactly, as Python does
+// (9223372036854775807 == 2.0**63 is False); ok is false unless exactly
+// one side is a float and it is not NaN.
+func intFloatCmp(ai int64, af float64, afl bool, bi int64, bf float64, bfl bool) (int, bool) {
+	switch {
+	case afl == bfl, math.IsNaN(af), math.IsNaN(bf):
+		return 0, false
+	case afl:
+		return big.NewFloat(af).Cmp(new(big.Float).SetInt64(bi)), true
+	}
+	return new(big.Float).SetInt64(ai).Cmp(big.NewFloat(bf)), true
+}
+
 func pyEqual(a, b any) bool {
 	a, b = plain(a), plain(b)
 	if res, err, ok := bigBinop(&tokens.Token{Type: tokens.Equals}, a, b); ok && err == nil {
@@ -400,6 +421,9 @@ func pyEqual(a, b any) bool {
 	}
 	if ai, af, afl, ok := number(a); ok {
 		if bi, bf, bfl, ok := number(b); ok {
+			if c, ok := intFloatCmp(ai, af, afl, bi, bf, bfl); ok {
+				return c == 0
+			}
 			if afl || bfl {
 				return af == bf
 			}
@@ -410,6 +434,8 @@ func pyEqual(a, b any) bool {
 	switch x := a.(type) {
 	case nil:
 		return b == nil
+	case *pyIterator:
+		return x == b // an iterator equals only itself
 	case string:
 		y, ok := b.(string)
 		return ok && x == y
@@ -726,6 +752,9 @@ func pyCompare(a, b any) (int, error) {
 	}
 	if ai, af, afl, ok := number(a); ok {
 		if bi, bf, bfl, ok := number(b); ok {
+			if c, ok := intFloatCmp(ai, af, afl, bi, bf, bfl); ok {
+				return c, nil
+			}
 			if afl || bfl {
 				switch {
 				case af < bf:
@@ -764,6 +793,9 @@ func pyCompare(a, b any) (int, error) {
 }
 
 func pyContains(container, item any) (bool, error) {
+	if it, ok := plain(container).(*pyIterator); ok {
+		container = it.items // Python's in iterates
+	}
 	switch c := plain(container).(type) {
 	case string:
 		s, ok := plain(item).(string)

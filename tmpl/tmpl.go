@@ -44,8 +44,12 @@
 //     (Jinja2 gives dict.items for d.items, and for d['items'] when the key
 //     is missing); printing a function or a macro shows a Go value.
 //   - range() returns a list (at most 100000 items), not a range object;
-//     reverse, dict.keys()/values()/items() and map/select/... return
-//     lists, not iterators or views (which print as <... at 0x...>).
+//     dict.keys()/values()/items() and map/select/... return lists, not
+//     views or generators (which print as <... at 0x...>). reverse of a
+//     list, tuple or dict is Python's reverse iterator (no len, [], + or *;
+//     printed without an address), but iterating does not use it up, and
+//     reverse of map/select/... gives one too (Jinja2: a list, since a
+//     generator is not reversible).
 //   - A negative number to a fractional power (a complex number in Python)
 //     is an error; \N{name} escapes in string literals are refused.
 //   - Markup (escape, safe, tojson) stays Markup through repr, + and * with
