@@ -14,6 +14,12 @@
 //	POST   /infrastructures/{id}/scaleto/{node}/{count}        {"method": "scaleto", ...}
 //	POST   /infrastructures/{id}/attach|detach|notify          {"infraid": ID}
 //
+// and for the dashboard and other live clients:
+//
+//	GET    /events[?infra=ID][&after=SEQ][&backlog=N]          Server-Sent Events of the event log
+//	GET    /overview                                           {"infrastructures": [status...]}
+//	GET    /infrastructures/{id}/detail                        graph, instances, resources, health
+//
 // Errors are JSON {"status_code": N, "reason": "Not Found", "message": "..."}
 // with the same HTTP status. Every response and log line is scrubbed of the
 // credentials of auth_data (Config.Secrets).
@@ -100,7 +106,16 @@ type Config struct {
 	// webhook_allow. Link-local and metadata addresses and URLs with
 	// credentials are refused whatever it says.
 	WebhookAllow []string
-	Log          *slog.Logger
+	// EventHeartbeat is how often GET /events sends a comment while no
+	// event comes (default 15 s), so that proxies keep the stream open.
+	EventHeartbeat time.Duration
+	// EventWriteTimeout is how long a client of GET /events may take to
+	// accept one write before it is disconnected (default 10 s).
+	EventWriteTimeout time.Duration
+	// MaxEventStreams bounds the open GET /events streams (default 64);
+	// more are answered 503.
+	MaxEventStreams int
+	Log             *slog.Logger
 }
 
 // Server is the REST service over a Manager, which stays the caller's:
@@ -116,6 +131,8 @@ type Server struct {
 	tokenHash [32]byte
 	unsub     func()
 	egress    *egressPolicy
+	streams   eventStreams
+	dash      *dashState
 }
 
 // New builds a Server over m. The Manager's AllowCmd should be the
@@ -136,6 +153,15 @@ func New(m *occopus.Manager, cfg Config) (*Server, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EventHeartbeat <= 0 {
+		cfg.EventHeartbeat = DefaultEventHeartbeat
+	}
+	if cfg.EventWriteTimeout <= 0 {
+		cfg.EventWriteTimeout = DefaultEventWriteTimeout
+	}
+	if cfg.MaxEventStreams <= 0 {
+		cfg.MaxEventStreams = DefaultMaxEventStreams
 	}
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
@@ -166,6 +192,7 @@ func New(m *occopus.Manager, cfg Config) (*Server, error) {
 		},
 	})
 	s.metrics.register(m)
+	s.dash = newDashState(m)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, rt.h)
@@ -214,6 +241,9 @@ func (s *Server) routes() []route {
 		{"POST /infrastructures/{id}/attach", s.attach},
 		{"POST /infrastructures/{id}/detach", s.detach},
 		{"POST /infrastructures/{id}/notify", s.notify},
+		{"GET /events", s.events},
+		{"GET /overview", s.overview},
+		{"GET /infrastructures/{id}/detail", s.detail},
 		{"GET /{$}", s.dashboard},
 		{"GET /openapi.yaml", s.openapi},
 		{"GET /healthz", s.healthz},
@@ -345,6 +375,7 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 // deliveries. The Manager keeps running: it belongs to the caller.
 func (s *Server) Close() error {
 	s.unsub()
+	s.dash.close()
 	s.hooks.close()
 	return nil
 }
