@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/config"
+	"github.com/occopus-go/occopus/store"
 )
 
 // session is an open configuration, store and manager.
@@ -361,11 +363,36 @@ the instances' addresses, one per line; -f NODE limits -r and -o to a node.`,
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format %q: want text or json", format)
 			}
-			s, err := e.session(ctx, parallelize, e.progress)
+			// With -c, progress comes from the event log, as `occopus
+			// events -f` prints it: also what other processes record.
+			progress := e.progress
+			if cyclic {
+				progress = nil
+			}
+			s, err := e.session(ctx, parallelize, progress)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			if cyclic && infraID != "" {
+				// The follower writes beside this goroutine.
+				prev := e.stderr
+				e.stderr = &lockedWriter{w: prev}
+				defer func() { e.stderr = prev }()
+				fctx, stop := context.WithCancel(ctx)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					err := s.m.Follow(fctx, occopus.FollowOptions{InfraID: infraID, After: -1}, func(ev store.Event) error {
+						_, err := io.WriteString(e.stderr, eventLine(ev))
+						return err
+					})
+					if err != nil && fctx.Err() == nil && !errors.Is(err, occopus.ErrUnknownInfra) {
+						fmt.Fprintf(e.stderr, "event log: %v\n", err)
+					}
+				}()
+				defer func() { stop(); <-done }()
+			}
 			if list {
 				return e.listInfras(ctx, s)
 			}
