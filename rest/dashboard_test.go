@@ -84,7 +84,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		document.querySelector('#graph g.node[data-node="web"]').textContent.includes("2/2 ready")`)
 
 	// Scale to 99: the answer says it is clamped at max 3; then + is off.
-	run(t, ctx, "scale to 99", chromedp.SetValue(chromedp.CSS(`#scale-web`), "99"), chromedp.Click(chromedp.CSS(`#scaleapply-web`)))
+	// Typed and sent in one task of the page, so no live redraw comes between.
+	run(t, ctx, "scale to 99", chromedp.Evaluate[chromedp.Void](`void (() => { const i = document.getElementById("scale-web"); i.value = "99"; i.dispatchEvent(new Event("input")); document.getElementById("scaleapply-web").click(); })()`))
 	waitJS("clamp message", `document.getElementById("scalemsg-web").textContent.includes("Asked for 99; the target is 3")`)
 	if msg := text("#scalemsg-web"); !strings.Contains(msg, "max") {
 		t.Errorf("clamp message %q does not name the bound", msg)
