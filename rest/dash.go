@@ -105,12 +105,22 @@ func (s *Server) overview(w http.ResponseWriter, r *http.Request) {
 	}
 	out := Overview{Infrastructures: make([]*occopus.Status, 0, len(infras))}
 	for _, inf := range infras {
-		st, err := s.m.Status(r.Context(), inf.ID)
+		// The list has the records: only the instances are read per
+		// infrastructure.
+		ins, err := s.m.Store().Instances(r.Context(), inf.ID)
 		if err != nil {
-			continue // removed since the list was read
+			s.fail(w, r, err)
+			return
 		}
-		if st.LastPass != nil {
-			st.LastPass.Error = s.redact(st.LastPass.Error)
+		st := &occopus.Status{InfraID: inf.ID, Name: inf.Name, Attached: inf.Attached, Origin: inf.Origin,
+			CreatedAt: inf.CreatedAt, UpdatedAt: inf.UpdatedAt, Instances: map[string]int{}}
+		if inf.LastPass.Result != "" {
+			lp := inf.LastPass
+			lp.Error = s.redact(lp.Error)
+			st.LastPass = &lp
+		}
+		for _, in := range ins {
+			st.Instances[in.State]++
 		}
 		out.Infrastructures = append(out.Infrastructures, st)
 	}
