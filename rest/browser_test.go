@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -85,4 +86,19 @@ func TestLookAtRunningService(t *testing.T) {
 
 func itoa(n int) string {
 	return string(rune('0'+n/1000%10)) + string(rune('0'+n/100%10)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10))
+}
+
+// openNode clicks a node's box in the graph from inside the page: the
+// graph is redrawn by live events, so a node found by the protocol may be
+// gone by the time a protocol click lands.
+func openNode(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](`void document.querySelector('#graph g.node[data-node="` + name + `"]').dispatchEvent(new MouseEvent("click", {bubbles: true}))`)
+}
+
+// clickJS clicks the element a CSS selector finds, from inside the page,
+// in one task: live redraws replace elements, and a protocol click looks
+// an element up and clicks it in separate steps.
+func clickJS(sel string) chromedp.Action[chromedp.Void] {
+	q, _ := json.Marshal(sel)
+	return chromedp.Evaluate[chromedp.Void](`void (() => { const e = document.querySelector(` + string(q) + `); if (!e) throw new Error("no element " + ` + string(q) + `); e.click(); })()`)
 }

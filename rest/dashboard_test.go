@@ -71,7 +71,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	// The infrastructure: graph boxes with state as text, the edge.
-	run(t, ctx, "open the infrastructure", chromedp.Click(chromedp.CSS(`#infra-`+id+` a`)), chromedp.WaitVisible(chromedp.CSS(`#graph`)))
+	run(t, ctx, "open the infrastructure", clickJS(`#infra-`+id+` a`), chromedp.WaitVisible(chromedp.CSS(`#graph`)))
 	waitJS("graph", `document.querySelector('#graph g.node[data-node="db"][data-state="ready"]') !== null &&
 		document.querySelector('#graph path.edge[data-from="db"][data-to="web"]') !== null &&
 		document.querySelector('#graph g.node[data-node="web"]').textContent.includes("1/1 ready")`)
@@ -96,41 +96,41 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// Remove one instance, confirmed.
 	victim := value(t, ctx, "victim", chromedp.Evaluate[string](`document.querySelector('#instances tr[data-node="web"]').dataset.id`))
-	run(t, ctx, "remove", chromedp.Click(chromedp.CSS(`#instances tr[data-id="`+victim+`"] button.danger`)),
-		chromedp.WaitVisible(chromedp.CSS(`#confirmDlg[open]`)), chromedp.Click(chromedp.CSS(`#confirmYes`)))
+	run(t, ctx, "remove", clickJS(`#instances tr[data-id="`+victim+`"] button.danger`),
+		chromedp.WaitVisible(chromedp.CSS(`#confirmDlg[open]`)), clickJS(`#confirmYes`))
 	waitJS("instance removed", `document.querySelector('#instances tr[data-id="`+victim+`"]') === null &&
 		document.querySelectorAll('#instances tr[data-node="web"]').length === 2`)
 
 	// Detach, then attach again.
-	run(t, ctx, "detach", chromedp.Click(chromedp.CSS(`#detach`)), chromedp.WaitVisible(chromedp.CSS(`#attach`)))
+	run(t, ctx, "detach", clickJS(`#detach`), chromedp.WaitVisible(chromedp.CSS(`#attach`)))
 	if v := expect(t, call(t, "GET", hs.URL+"/infrastructures/"+id+"/status", ""), 200); v["attached"] != false {
 		t.Errorf("after detach: %v", v)
 	}
-	run(t, ctx, "attach", chromedp.Click(chromedp.CSS(`#attach`)), chromedp.WaitVisible(chromedp.CSS(`#detach`)))
+	run(t, ctx, "attach", clickJS(`#attach`), chromedp.WaitVisible(chromedp.CSS(`#detach`)))
 
 	// Resources and health: the db node's details.
-	run(t, ctx, "node details", chromedp.Click(chromedp.CSS(`#graph g.node[data-node="db"]`)))
+	run(t, ctx, "node details", openNode("db"))
 	waitJS("db details", `document.getElementById("node-db").open && document.querySelector("#node-db pre.resource").textContent.includes('"type": "local"') &&
 		document.getElementById("node-db").textContent.includes("ports") && document.getElementById("node-db").textContent.includes("pass")`)
 
 	// Create: a broken description shows its errors at their lines; a
 	// good one opens the new infrastructure.
-	run(t, ctx, "create broken", chromedp.Click(chromedp.CSS(`#new`)), chromedp.WaitVisible(chromedp.CSS(`#createText`)),
-		chromedp.SetValue(chromedp.CSS(`#createText`), brokenYAML), chromedp.Click(chromedp.CSS(`#createSubmit`)))
+	run(t, ctx, "create broken", clickJS(`#new`), chromedp.WaitVisible(chromedp.CSS(`#createText`)),
+		chromedp.SetValue(chromedp.CSS(`#createText`), brokenYAML), clickJS(`#createSubmit`))
 	waitJS("validation errors", `document.querySelector('#createErrors li[data-line="5"]') !== null &&
 		document.querySelector('#gutter span.bad[data-line="5"]') !== null`)
 	if errs := text("#createErrors"); !strings.Contains(errs, `unknown key "nme"`) || !strings.Contains(errs, "line 5, column 5") {
 		t.Errorf("errors shown: %q", errs)
 	}
 	good := strings.Replace(strings.Replace(dashInfra, "dash-graph", "from-the-page", 1), "dash_listener", "dash_plain", 1)
-	run(t, ctx, "create good", chromedp.SetValue(chromedp.CSS(`#createText`), good), chromedp.Click(chromedp.CSS(`#createSubmit`)))
+	run(t, ctx, "create good", chromedp.SetValue(chromedp.CSS(`#createText`), good), clickJS(`#createSubmit`))
 	waitJS("new infrastructure page", `location.hash.startsWith("#/infra/") && !location.hash.includes("`+id+`") &&
 		(document.getElementById("infraName") || {}).textContent === "from-the-page"`)
 	newID := strings.TrimPrefix(value(t, ctx, "hash", chromedp.Evaluate[string](`decodeURIComponent(location.hash)`)), "#/infra/")
 
 	// Delete it, confirmed: back to the overview, gone from the API.
-	run(t, ctx, "delete", chromedp.Click(chromedp.CSS(`#delete`)), chromedp.WaitVisible(chromedp.CSS(`#confirmDlg[open]`)),
-		chromedp.Click(chromedp.CSS(`#confirmYes`)))
+	run(t, ctx, "delete", clickJS(`#delete`), chromedp.WaitVisible(chromedp.CSS(`#confirmDlg[open]`)),
+		clickJS(`#confirmYes`))
 	waitJS("back to overview", `location.hash === "#/" && document.getElementById("infra-`+id+`") !== null && document.getElementById("infra-`+newID+`") === null`)
 	expect(t, call(t, "GET", hs.URL+"/infrastructures/"+newID, ""), 404)
 
@@ -153,10 +153,10 @@ func TestDashboardTokenFlow(t *testing.T) {
 	id := v["infraid"].(string)
 	ctx := browser(t, 1400, 900)
 	run(t, ctx, "open", chromedp.Navigate(hs.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#tokenDlg[open]`)))
-	run(t, ctx, "wrong token", chromedp.SendKeys(chromedp.CSS(`#tokenInput`), "wrong"), chromedp.Click(chromedp.CSS(`#tokenOk`)),
+	run(t, ctx, "wrong token", chromedp.SendKeys(chromedp.CSS(`#tokenInput`), "wrong"), clickJS(`#tokenOk`),
 		chromedp.WaitVisible(chromedp.CSS(`#tokenDlg[open]`)))
 	run(t, ctx, "right token", chromedp.SendKeys(chromedp.CSS(`#tokenInput`), "s3cret-token"),
-		chromedp.Click(chromedp.CSS(`#tokenOk`)), chromedp.WaitVisible(chromedp.CSS(`#infra-`+id)))
+		clickJS(`#tokenOk`), chromedp.WaitVisible(chromedp.CSS(`#infra-`+id)))
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("live").textContent === "live"`)); err != nil {
 		t.Fatalf("the event stream did not open with the token: %v", err)
 	}

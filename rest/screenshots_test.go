@@ -109,12 +109,12 @@ func TestScreenshots(t *testing.T) {
 		run(t, ctx, "shop", chromedp.Navigate(hs.URL+"/#/infra/"+shop), chromedp.WaitVisible(chromedp.CSS(`#graph`)),
 			chromedp.Evaluate[chromedp.Void](`void (() => { const i = document.getElementById("scale-web"); i.value = "99"; i.dispatchEvent(new Event("input")); document.getElementById("scaleapply-web").click(); })()`),
 			chromedp.Poll[chromedp.Void](`document.getElementById("scalemsg-web").textContent.includes("Asked for 99")`),
-			chromedp.Click(chromedp.CSS(`#graph g.node[data-node="db"]`)))
+			openNode("db"))
 		screenshot(t, ctx, dir, "infrastructure"+size.name+".png")
 		run(t, ctx, "failing", chromedp.Navigate(hs.URL+"/#/infra/"+failing), chromedp.WaitVisible(chromedp.CSS(`#lastError`)))
 		screenshot(t, ctx, dir, "failing"+size.name+".png")
-		run(t, ctx, "create", chromedp.Navigate(hs.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#overview`)), chromedp.Click(chromedp.CSS(`#new`)),
-			chromedp.SetValue(chromedp.CSS(`#createText`), brokenYAML), chromedp.Click(chromedp.CSS(`#createSubmit`)),
+		run(t, ctx, "create", chromedp.Navigate(hs.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#overview`)), clickJS(`#new`),
+			chromedp.SetValue(chromedp.CSS(`#createText`), brokenYAML), clickJS(`#createSubmit`),
 			chromedp.WaitVisible(chromedp.CSS(`#createErrors li`)))
 		screenshot(t, ctx, dir, "create-errors"+size.name+".png")
 	}
