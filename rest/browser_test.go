@@ -58,6 +58,8 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 // screenshot writes a full-page PNG of the tab into dir.
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()
+	// Messages of earlier steps are not part of the picture.
+	run(t, ctx, "hide the toast", chromedp.Evaluate[chromedp.Void](`void (document.getElementById("toast").className = "")`))
 	png := value(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Fatal(err)
