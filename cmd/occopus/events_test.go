@@ -151,3 +151,46 @@ func submit(m *occopus.Manager, yaml string) (string, error) {
 	}
 	return m.Submit(context.Background(), in, "")
 }
+
+// TestMaintainCyclicPrintsTheFeed: maintain -c prints the
+// infrastructure's events from the event log, the lines of `events`,
+// including a scale request another process stores meanwhile.
+func TestMaintainCyclicPrintsTheFeed(t *testing.T) {
+	itHome(t)
+	occOK(t, "import", "../../examples/local-hello/nodes.yaml")
+	stdout, _ := occOK(t, "build", "../../examples/local-hello/infra.yaml")
+	id := lastLine(stdout)
+	t.Cleanup(func() { occ(t, "destroy", "-i", id) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb lockedBuffer
+	done := make(chan int)
+	go func() {
+		done <- Run(ctx, "occopus", []string{"maintain", "-i", id, "-c", "-t", "0.2"}, strings.NewReader(""), &out, &errb)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	asked := false
+	for !strings.Contains(errb.String(), "scale.requested") {
+		if !asked {
+			occOK(t, "scale", "-i", id, "-n", "hello", "-c", "1")
+			asked = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("maintain -c printed no scale.requested event:\n%s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for !strings.Contains(errb.String(), "pending -> ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("maintain -c printed no new instance becoming ready:\n%s", errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d:\n%s", code, errb.String())
+	}
+	if strings.Contains(errb.String(), "infra.created") {
+		t.Errorf("maintain -c starts at the end of the log, yet printed the creation:\n%s", errb.String())
+	}
+}
