@@ -19,6 +19,9 @@ test:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=5m ./descr
 	$(GO) test -run='^$$' -fuzz=FuzzRender -fuzztime=5m ./tmpl
+	$(GO) test -run='^$$' -fuzz=FuzzCreate -fuzztime=5m ./rest
+	$(GO) test -run='^$$' -fuzz=FuzzScale -fuzztime=5m ./rest
+	$(GO) test -run='^$$' -fuzz=FuzzTargets -fuzztime=5m ./engine
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...

@@ -92,6 +92,10 @@ type Options struct {
 	Auth AuthSelector
 	// AllowCmd lets templates run programs with cmd().
 	AllowCmd bool
+	// AllowNetworkCmd lets descriptions received over the network
+	// (FromNetwork) use cmd() too; AllowCmd must be set as well. Both are
+	// applied at every pass from the origin stored with the description.
+	AllowNetworkCmd bool
 	// Parallelize creates a level's nodes, and drops instances, concurrently,
 	// at most Parallel at a time (default engine.DefaultParallel).
 	Parallelize bool
@@ -175,7 +179,7 @@ func New(opt Options) (*Manager, error) {
 	}
 	m := &Manager{opt: opt, log: slog.New(auth.RedactHandler(opt.Log.Handler(), secrets)).With("component", "manager"),
 		loops: map[string]context.CancelFunc{}, owner: leaseOwner(), secrets: secrets}
-	m.eng = engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd,
+	m.eng = engine.New(opt.Store, engine.Options{Home: opt.Home, Log: opt.Log, AllowCmd: opt.AllowCmd, AllowNetworkCmd: opt.AllowNetworkCmd,
 		Auth: opt.Auth, Parallelize: opt.Parallelize, Parallel: opt.Parallel,
 		OnEvent: m.obs.event, OnBackendCall: m.obs.backendCall, OnProbe: m.obs.probe,
 		CreateTimeout: opt.CreateTimeout, PollFirst: opt.PollFirst, PollMax: opt.PollMax,
@@ -227,22 +231,31 @@ func (m *Manager) ImportNodeDefs(ctx context.Context, defs *descr.NodeDefs) erro
 	return m.opt.Store.PutNodeDefs(ctx, out)
 }
 
+// SubmitOption qualifies Submit, Add and Build; see FromNetwork.
+type SubmitOption = engine.SubmitOption
+
+// FromNetwork marks a description as received over the network: it is
+// stored with that origin, and its templates' cmd() then needs
+// Options.AllowNetworkCmd as well as AllowCmd at every pass, in whichever
+// process runs it (the REST service passes it for every POST).
+func FromNetwork() SubmitOption { return engine.FromNetwork() }
+
 // Submit stores a new infrastructure without building it; id may be empty.
-func (m *Manager) Submit(ctx context.Context, in *descr.Infra, id string) (string, error) {
+func (m *Manager) Submit(ctx context.Context, in *descr.Infra, id string, opts ...SubmitOption) (string, error) {
 	if m.opt.Store == nil {
 		return "", ErrNoStore
 	}
-	return m.eng.Submit(ctx, in, id)
+	return m.eng.Submit(ctx, in, id, opts...)
 }
 
 // Add submits an infrastructure and starts maintaining it in the
 // background (the REST service's POST /infrastructures/).
-func (m *Manager) Add(ctx context.Context, in *descr.Infra) (out string, err error) {
+func (m *Manager) Add(ctx context.Context, in *descr.Infra, opts ...SubmitOption) (out string, err error) {
 	defer func() { err = m.clean(err) }()
 	if m.opt.Store == nil {
 		return "", ErrNoStore
 	}
-	id, err := m.eng.Submit(ctx, in, "")
+	id, err := m.eng.Submit(ctx, in, "", opts...)
 	if err != nil {
 		return "", err
 	}
@@ -264,7 +277,7 @@ type BuildResult struct {
 // being cancelled, it destroys what it created: the whole infrastructure
 // when it was new, the instances it made when reconfiguring. The rollback
 // runs on its own context, so a cancelled ctx still cleans up.
-func (m *Manager) Build(ctx context.Context, in *descr.Infra, id string) (out *BuildResult, err error) {
+func (m *Manager) Build(ctx context.Context, in *descr.Infra, id string, opts ...SubmitOption) (out *BuildResult, err error) {
 	defer func() { err = m.clean(err) }()
 	if m.opt.Store == nil {
 		return nil, ErrNoStore
@@ -272,9 +285,9 @@ func (m *Manager) Build(ctx context.Context, in *descr.Infra, id string) (out *B
 	start := time.Now()
 	fresh := id == ""
 	if fresh {
-		id, err = m.eng.Submit(ctx, in, "")
+		id, err = m.eng.Submit(ctx, in, "", opts...)
 	} else {
-		err = m.eng.Update(ctx, id, in)
+		err = m.eng.Update(ctx, id, in, opts...)
 	}
 	if err != nil {
 		return nil, err

@@ -134,7 +134,7 @@ func (e *Engine) registerNode(ctx context.Context, v *view, n *compile.Node, r *
 	if !ok {
 		return nil
 	}
-	attrs, err := e.nodeAttributes(n, r, addrs)
+	attrs, err := e.nodeAttributes(v.inf, n, r, addrs)
 	if err != nil {
 		return err
 	}
@@ -146,12 +146,13 @@ func (e *Engine) registerNode(ctx context.Context, v *view, n *compile.Node, r *
 // of the implementation's contextualisation section (rendered already),
 // overridden key by key by the node's own in the description, rendered
 // here with the instance's data.
-func (e *Engine) nodeAttributes(n *compile.Node, r *resolve.Resolved, addrs tmpl.Addresses) (map[string]any, error) {
+func (e *Engine) nodeAttributes(inf store.Infra, n *compile.Node, r *resolve.Resolved, addrs tmpl.Addresses) (map[string]any, error) {
 	out := map[string]any{}
 	if a, ok := r.Contextualisation["attributes"].(map[string]any); ok {
 		maps.Copy(out, a)
 	}
-	opt := tmpl.Options{AllowCmd: e.opt.AllowCmd, Addresses: addrs}
+	allow, network := e.cmdPolicy(inf)
+	opt := tmpl.Options{AllowCmd: allow, FromNetwork: network, Addresses: addrs}
 	for k, v := range n.Attributes {
 		rv, err := renderValue(v, r.Data, opt)
 		if err != nil {

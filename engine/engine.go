@@ -50,6 +50,11 @@ type Options struct {
 	Log  *slog.Logger
 	// AllowCmd lets templates run programs with cmd().
 	AllowCmd bool
+	// AllowNetworkCmd lets descriptions stored with store.OriginNetwork
+	// run cmd() too (AllowCmd must be set as well). The policy follows the
+	// stored origin, so a description POSTed to a service and maintained
+	// later by the CLI is still refused.
+	AllowNetworkCmd bool
 	// Auth selects credentials; nil means none are configured.
 	Auth AuthSelector
 	// Parallelize runs a level's creations, and the drops, concurrently,
@@ -157,9 +162,36 @@ func (e *Engine) Store() store.Store { return e.store }
 // ErrUnknownInfra is returned for an infrastructure id the store does not know.
 var ErrUnknownInfra = errors.New("unknown infrastructure")
 
+// SubmitOption qualifies a Submit or Update.
+type SubmitOption func(*submitOptions)
+
+type submitOptions struct{ origin string }
+
+// FromNetwork marks the description as received over the network
+// (store.OriginNetwork): cmd() in its templates then needs
+// Options.AllowNetworkCmd at every pass, wherever the pass runs.
+func FromNetwork() SubmitOption {
+	return func(o *submitOptions) { o.origin = store.OriginNetwork }
+}
+
+func originOf(opts []SubmitOption) string {
+	o := submitOptions{origin: store.OriginLocal}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o.origin
+}
+
+// cmdPolicy is what a template of inf may do with cmd(): allowed, and
+// whether a refusal should name allow_network_cmd.
+func (e *Engine) cmdPolicy(inf store.Infra) (allow, network bool) {
+	network = inf.Origin == store.OriginNetwork
+	return e.opt.AllowCmd && (!network || e.opt.AllowNetworkCmd), network
+}
+
 // Submit checks and stores a new infrastructure; id may be empty (a new
 // UUID is made). Every node type must have a definition in the store.
-func (e *Engine) Submit(ctx context.Context, in *descr.Infra, id string) (string, error) {
+func (e *Engine) Submit(ctx context.Context, in *descr.Infra, id string, opts ...SubmitOption) (string, error) {
 	st, err := compile.Compile(in)
 	if err != nil {
 		return "", err
@@ -189,7 +221,7 @@ func (e *Engine) Submit(ctx context.Context, in *descr.Infra, id string) (string
 	for _, n := range st.Nodes {
 		targets[n.Name] = n.Min
 	}
-	if err := e.store.CreateInfra(ctx, store.Infra{ID: id, Name: st.Name, Description: raw, Targets: targets, CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := e.store.CreateInfra(ctx, store.Infra{ID: id, Name: st.Name, Description: raw, Targets: targets, Origin: originOf(opts), CreatedAt: now, UpdatedAt: now}); err != nil {
 		return "", fmt.Errorf("store infrastructure %s: %w", id, err)
 	}
 	e.event(ctx, store.Event{InfraID: id, Kind: "infra.created", Message: fmt.Sprintf("infrastructure %q submitted with %d node(s)", st.Name, len(st.Nodes))})
@@ -198,8 +230,9 @@ func (e *Engine) Submit(ctx context.Context, in *descr.Infra, id string) (string
 
 // Update replaces the description of an existing infrastructure (build -i):
 // the next pass adds and removes nodes and applies new scaling limits;
-// running instances keep the variables they were made with.
-func (e *Engine) Update(ctx context.Context, id string, in *descr.Infra) error {
+// running instances keep the variables they were made with. The origin is
+// the new description's (local unless FromNetwork is given).
+func (e *Engine) Update(ctx context.Context, id string, in *descr.Infra, opts ...SubmitOption) error {
 	inf, err := e.infra(ctx, id)
 	if err != nil {
 		return err
@@ -227,7 +260,7 @@ func (e *Engine) Update(ctx context.Context, id string, in *descr.Infra) error {
 			targets[name] = t
 		}
 	}
-	inf.Name, inf.Description, inf.Targets, inf.UpdatedAt = st.Name, raw, targets, e.opt.Now()
+	inf.Name, inf.Description, inf.Targets, inf.Origin, inf.UpdatedAt = st.Name, raw, targets, originOf(opts), e.opt.Now()
 	if err := e.store.UpdateInfra(ctx, inf); err != nil {
 		return fmt.Errorf("update infrastructure %s: %w", id, err)
 	}

@@ -491,11 +491,12 @@ func (e *Engine) create(ctx context.Context, v *view, n *compile.Node) (store.In
 	if err != nil {
 		return store.Instance{}, err
 	}
+	allowCmd, network := e.cmdPolicy(v.inf)
 	var errs []error
 	for _, im := range shuffled(cands) {
 		nodeID := uuid.NewString()
 		r, err := resolve.Resolve(resolve.Input{InfraID: v.inf.ID, InfraName: v.st.Name, UserID: v.st.UserID, NodeID: nodeID, Node: n,
-			Addresses: addrs, AllowCmd: e.opt.AllowCmd}, im)
+			Addresses: addrs, AllowCmd: allowCmd, FromNetwork: network}, im)
 		if err != nil {
 			errs = append(errs, err)
 			continue

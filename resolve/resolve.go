@@ -31,6 +31,9 @@ type Input struct {
 	Addresses tmpl.Addresses
 	// AllowCmd lets templates run programs with cmd().
 	AllowCmd bool
+	// FromNetwork: the description arrived over the network (see
+	// tmpl.Options.FromNetwork).
+	FromNetwork bool
 }
 
 // Resolved is one implementation, resolved for one instance.
@@ -111,7 +114,7 @@ func mappings(m map[string][]descr.Mapping) map[string]any {
 // Resolve renders one implementation for one instance.
 func Resolve(in Input, im *descr.Impl) (*Resolved, error) {
 	data := Data(in, im)
-	r := &renderer{impl: im, data: data, opt: tmpl.Options{AllowCmd: in.AllowCmd, Addresses: in.Addresses}}
+	r := &renderer{impl: im, data: data, opt: tmpl.Options{AllowCmd: in.AllowCmd, FromNetwork: in.FromNetwork, Addresses: in.Addresses}}
 	out := &Resolved{Impl: im, Data: data}
 	if hc := im.Section("health_check"); hc != nil {
 		out.HealthCheck = hc

@@ -137,7 +137,7 @@ func (s *Server) createInfra(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	id, err := s.m.Add(r.Context(), in)
+	id, err := s.m.Add(r.Context(), in, occopus.FromNetwork())
 	if err != nil {
 		s.fail(w, r, err)
 		return

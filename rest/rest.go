@@ -13,12 +13,17 @@
 //	POST   /infrastructures/{id}/scaledown/{node}[/{nodeid}]   {"method": "scaledown", ...}
 //	POST   /infrastructures/{id}/scaleto/{node}/{count}        {"method": "scaleto", ...}
 //	POST   /infrastructures/{id}/attach|detach|notify          {"infraid": ID}
+//	GET    /infrastructures/{id}/status                        the last pass's outcome
+//	GET    /infrastructures/{id}/cost                          costs where backends tell them
 //
 // and for the dashboard and other live clients:
 //
 //	GET    /events[?infra=ID][&after=SEQ][&backlog=N]          Server-Sent Events of the event log
 //	GET    /overview                                           {"infrastructures": [status...]}
 //	GET    /infrastructures/{id}/detail                        graph, instances, resources, health
+//
+// A DELETE with ?force=true removes the record even when resources remain,
+// and lists them.
 //
 // Errors are JSON {"status_code": N, "reason": "Not Found", "message": "..."}
 // with the same HTTP status. Every response and log line is scrubbed of the
@@ -135,9 +140,9 @@ type Server struct {
 	dash      *dashState
 }
 
-// New builds a Server over m. The Manager's AllowCmd should be the
-// configuration's allow_cmd && allow_network_cmd: descriptions arrive over
-// the network.
+// New builds a Server over m. Every description it receives is submitted
+// with occopus.FromNetwork, so the Manager's AllowCmd and AllowNetworkCmd
+// (allow_cmd, allow_network_cmd) both decide whether its cmd() runs.
 func New(m *occopus.Manager, cfg Config) (*Server, error) {
 	if m == nil {
 		return nil, errors.New("rest: New needs a Manager")

@@ -310,12 +310,19 @@ func sliceBounds(n, a int, hasA bool, b int, hasB bool) (int, int) {
 // ErrCmdDisabled is returned by cmd() unless Options.AllowCmd is set.
 var ErrCmdDisabled = errors.New("cmd() is disabled: set `allow_cmd: true` in occopus_config.yaml to allow templates to run programs")
 
+// ErrNetworkCmdDisabled is returned by cmd() instead of ErrCmdDisabled when
+// the description arrived over the network (Options.FromNetwork).
+var ErrNetworkCmdDisabled = errors.New("cmd() is disabled for descriptions received over the network: set `allow_network_cmd: true` (with `allow_cmd: true`) in occopus_config.yaml to allow them to run programs")
+
 // cmdFunc runs a program: one string argument goes through `sh -c`, several
 // arguments (or one list) are the argv. It returns stdout without the
 // trailing newline, like Occopus' cmd().
 func cmdFunc(e *exec.Evaluator, va *exec.VarArgs) *exec.Value {
 	st := stateOf(e)
 	if st == nil || !st.opt.AllowCmd {
+		if st != nil && st.opt.FromNetwork {
+			return exec.AsValue(ErrNetworkCmdDisabled)
+		}
 		return exec.AsValue(ErrCmdDisabled)
 	}
 	var argv []string

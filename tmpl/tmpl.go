@@ -108,6 +108,10 @@ type Options struct {
 	// AllowCmd lets cmd(...) run a program on this host; refused unless true
 	// because templates may come from untrusted infrastructure descriptions.
 	AllowCmd bool
+	// FromNetwork says the description arrived over the network, so that a
+	// refused cmd() names the setting that allows it there
+	// (allow_network_cmd); it allows nothing by itself.
+	FromNetwork bool
 	// Addresses answers getip & co.; nil makes them fail naming the node.
 	Addresses Addresses
 }

@@ -65,7 +65,7 @@ func (e *env) session(ctx context.Context, parallelize bool, onEvent func(occopu
 // managerOptions are the Manager options of the configuration: the one
 // place the CLI turns occopus_config.yaml into library options.
 func (e *env) managerOptions(cfg *config.Config, ad *auth.Data) occopus.Options {
-	opt := occopus.Options{Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, Parallel: cfg.Parallel,
+	opt := occopus.Options{Home: cfg.Home, Log: e.log, AllowCmd: cfg.AllowCmd, AllowNetworkCmd: cfg.AllowNetworkCmd, Parallel: cfg.Parallel,
 		RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, MaxDescriptionBytes: cfg.MaxDescriptionBytes,
 		Limits:    occopus.Limits{PerNode: cfg.Limits.PerNode, PerInfra: cfg.Limits.PerInfra, Total: cfg.Limits.Total},
 		Retention: occopus.Retention{MaxAge: cfg.Events.MaxAge, PerInfra: cfg.Events.PerInfra},

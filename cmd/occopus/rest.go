@@ -74,8 +74,6 @@ Host and port default to components: rest: of occopus_config.yaml.`,
 			defer st.Close()
 			mopt := e.managerOptions(cfg, ad)
 			mopt.Store, mopt.Log, mopt.Parallelize = st, log, parallelize
-			// Descriptions arrive over the network: cmd() needs both settings.
-			mopt.AllowCmd = cfg.AllowCmd && cfg.AllowNetworkCmd
 			mopt.Interval = time.Duration(interval * float64(time.Second))
 			m, err := occopus.New(mopt)
 			if err != nil {
