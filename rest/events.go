@@ -77,6 +77,19 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if opt.After < 0 && opt.Backlog == 0 {
+		// The end of the log is found before the answer starts, so that
+		// a client sees every event recorded after its stream opened.
+		tail, err := store.TailEvents(r.Context(), s.m.Store(), opt.InfraID, 1)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		opt.After = 0
+		if len(tail) > 0 {
+			opt.After = tail[0].Seq
+		}
+	}
 	if !s.streams.acquire(s.cfg.MaxEventStreams) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(eventRetry.Seconds())))
 		s.writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d event streams are open, the most this service serves; try again later", s.cfg.MaxEventStreams))

@@ -379,11 +379,17 @@ the instances' addresses, one per line; -f NODE limits -r and -o to a node.`,
 				prev := e.stderr
 				e.stderr = &lockedWriter{w: prev}
 				defer func() { e.stderr = prev }()
+				// Where the log ends now, found before the first pass, so
+				// that everything from here on is printed.
+				var start int64
+				if tail, err := store.TailEvents(ctx, s.st, infraID, 1); err == nil && len(tail) > 0 {
+					start = tail[0].Seq
+				}
 				fctx, stop := context.WithCancel(ctx)
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
-					err := s.m.Follow(fctx, occopus.FollowOptions{InfraID: infraID, After: -1}, func(ev store.Event) error {
+					err := s.m.Follow(fctx, occopus.FollowOptions{InfraID: infraID, After: start}, func(ev store.Event) error {
 						_, err := io.WriteString(e.stderr, eventLine(ev))
 						return err
 					})

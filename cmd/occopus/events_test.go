@@ -169,11 +169,13 @@ func TestMaintainCyclicPrintsTheFeed(t *testing.T) {
 		done <- Run(ctx, "occopus", []string{"maintain", "-i", id, "-c", "-t", "0.2"}, strings.NewReader(""), &out, &errb)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
-	asked := false
+	// The command may not have started following when a request is
+	// stored: ask again while none is printed.
+	var asked time.Time
 	for !strings.Contains(errb.String(), "scale.requested") {
-		if !asked {
+		if time.Since(asked) > time.Second {
 			occOK(t, "scale", "-i", id, "-n", "hello", "-c", "1")
-			asked = true
+			asked = time.Now()
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("maintain -c printed no scale.requested event:\n%s", errb.String())
