@@ -40,6 +40,14 @@ bench:
 bench-all:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
+# The dashboard's screenshots (README) from real local infrastructures in
+# headless Chromium, and its load time with 100 infrastructures (logged).
+.PHONY: screenshots
+screenshots:
+	mkdir -p docs/screenshots
+	OCCOPUS_SCREENSHOTS=$(CURDIR)/docs/screenshots OCCOPUS_DASH_TIMING=1 $(GO) test ./rest -count=1 -v \
+		-run '^(TestScreenshots|TestDashboardLoadTiming)$$' 2>&1 | grep -E '^(---|=== RUN|ok|FAIL|PASS)|round|screenshots_test'
+
 clean:
 	rm -rf bin
 

@@ -409,7 +409,9 @@ func (m *Manager) recordPass(ctx context.Context, id string, res *engine.PassRes
 	}
 	if serr := m.opt.Store.SetPassStatus(wctx, id, ps); serr != nil && !errors.Is(serr, store.ErrNotFound) {
 		m.log.Warn("recording the pass failed", "infra", id, "err", serr)
+		return
 	}
+	m.passEvent(ctx, id, inf.LastPass, ps)
 }
 
 // withLease runs fn while holding this process's pass lock and, when the
@@ -837,6 +839,7 @@ func (m *Manager) Scale(ctx context.Context, r ScaleRequest) (engine.Scaling, er
 	if _, err := m.opt.Store.AddScaleRequest(ctx, req); err != nil {
 		return engine.Scaling{}, err
 	}
+	m.scaleEvent(ctx, r, after)
 	return after, nil
 }
 

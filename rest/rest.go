@@ -16,8 +16,15 @@
 //	GET    /infrastructures/{id}/status                        the last pass's outcome
 //	GET    /infrastructures/{id}/cost                          costs where backends tell them
 //
+// and for the dashboard and other live clients:
+//
+//	GET    /events[?infra=ID][&after=SEQ][&backlog=N]          Server-Sent Events of the event log
+//	GET    /overview                                           {"infrastructures": [status...]}
+//	GET    /infrastructures/{id}/detail                        graph, instances, resources, health
+//
 // A DELETE with ?force=true removes the record even when resources remain,
 // and lists them.
+//
 // Errors are JSON {"status_code": N, "reason": "Not Found", "message": "..."}
 // with the same HTTP status. Every response and log line is scrubbed of the
 // credentials of auth_data (Config.Secrets).
@@ -104,7 +111,16 @@ type Config struct {
 	// webhook_allow. Link-local and metadata addresses and URLs with
 	// credentials are refused whatever it says.
 	WebhookAllow []string
-	Log          *slog.Logger
+	// EventHeartbeat is how often GET /events sends a comment while no
+	// event comes (default 15 s), so that proxies keep the stream open.
+	EventHeartbeat time.Duration
+	// EventWriteTimeout is how long a client of GET /events may take to
+	// accept one write before it is disconnected (default 10 s).
+	EventWriteTimeout time.Duration
+	// MaxEventStreams bounds the open GET /events streams (default 64);
+	// more are answered 503.
+	MaxEventStreams int
+	Log             *slog.Logger
 }
 
 // Server is the REST service over a Manager, which stays the caller's:
@@ -121,6 +137,8 @@ type Server struct {
 	unsub     func()
 	egress    *egressPolicy
 	view      *view // kept answers of the reads (view.go); nil without a Revisioned store
+	streams   eventStreams
+	dash      *dashState
 }
 
 // New builds a Server over m. Every description it receives is submitted
@@ -141,6 +159,15 @@ func New(m *occopus.Manager, cfg Config) (*Server, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EventHeartbeat <= 0 {
+		cfg.EventHeartbeat = DefaultEventHeartbeat
+	}
+	if cfg.EventWriteTimeout <= 0 {
+		cfg.EventWriteTimeout = DefaultEventWriteTimeout
+	}
+	if cfg.MaxEventStreams <= 0 {
+		cfg.MaxEventStreams = DefaultMaxEventStreams
 	}
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
@@ -172,6 +199,7 @@ func New(m *occopus.Manager, cfg Config) (*Server, error) {
 	})
 	s.metrics.register(m)
 	s.view = newView(m.Store())
+	s.dash = newDashState(m)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, rt.h)
@@ -220,6 +248,9 @@ func (s *Server) routes() []route {
 		{"POST /infrastructures/{id}/attach", s.attach},
 		{"POST /infrastructures/{id}/detach", s.detach},
 		{"POST /infrastructures/{id}/notify", s.notify},
+		{"GET /events", s.events},
+		{"GET /overview", s.overview},
+		{"GET /infrastructures/{id}/detail", s.detail},
 		{"GET /{$}", s.dashboard},
 		{"GET /openapi.yaml", s.openapi},
 		{"GET /healthz", s.healthz},
@@ -351,6 +382,7 @@ func (w *discardWriter) Write(b []byte) (int, error) {
 // deliveries. The Manager keeps running: it belongs to the caller.
 func (s *Server) Close() error {
 	s.unsub()
+	s.dash.close()
 	s.hooks.close()
 	return nil
 }

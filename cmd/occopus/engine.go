@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/occopus-go/occopus/auth"
 	"github.com/occopus-go/occopus/descr"
 	"github.com/occopus-go/occopus/internal/config"
+	"github.com/occopus-go/occopus/store"
 )
 
 // session is an open configuration, store and manager.
@@ -362,11 +364,42 @@ the instances' addresses, one per line; -f NODE limits -r and -o to a node.`,
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format %q: want text or json", format)
 			}
-			s, err := e.session(ctx, parallelize, e.progress)
+			// With -c, progress comes from the event log, as `occopus
+			// events -f` prints it: also what other processes record.
+			progress := e.progress
+			if cyclic {
+				progress = nil
+			}
+			s, err := e.session(ctx, parallelize, progress)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			if cyclic && infraID != "" {
+				// The follower writes beside this goroutine.
+				prev := e.stderr
+				e.stderr = &lockedWriter{w: prev}
+				defer func() { e.stderr = prev }()
+				// Where the log ends now, found before the first pass, so
+				// that everything from here on is printed.
+				var start int64
+				if tail, err := store.TailEvents(ctx, s.st, infraID, 1); err == nil && len(tail) > 0 {
+					start = tail[0].Seq
+				}
+				fctx, stop := context.WithCancel(ctx)
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					err := s.m.Follow(fctx, occopus.FollowOptions{InfraID: infraID, After: start}, func(ev store.Event) error {
+						_, err := io.WriteString(e.stderr, eventLine(ev))
+						return err
+					})
+					if err != nil && fctx.Err() == nil && !errors.Is(err, occopus.ErrUnknownInfra) {
+						fmt.Fprintf(e.stderr, "event log: %v\n", err)
+					}
+				}()
+				defer func() { stop(); <-done }()
+			}
 			if list {
 				return e.listInfras(ctx, s)
 			}

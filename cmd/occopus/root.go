@@ -146,6 +146,7 @@ func newRoot(e *env) *cobra.Command {
 		newBuild(e),
 		newDestroy(e),
 		newMaintain(e),
+		newEvents(e),
 		newScale(e),
 		newPlan(e),
 		newOrphans(e),
