@@ -55,6 +55,14 @@ func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 	return v
 }
 
+// textOf reads an element's text in one evaluation in the page. The page
+// redraws its tables on every event, so querying a node and then reading it
+// (chromedp.Text) can find the node gone in between.
+func textOf(sel string) chromedp.Action[string] {
+	q, _ := json.Marshal(sel)
+	return chromedp.Evaluate[string](`(() => { const e = document.querySelector(` + string(q) + `); if (!e) throw new Error("no element " + ` + string(q) + `); return e.innerText; })()`)
+}
+
 // screenshot writes a full-page PNG of the tab into dir.
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Helper()

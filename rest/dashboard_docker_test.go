@@ -25,11 +25,11 @@ func TestDashboardDockerInBrowser(t *testing.T) {
 			document.querySelector('#instances tr[data-node="web"]') !== null`),
 		openNode("web"),
 		chromedp.Poll[chromedp.Void](`document.querySelector("#node-web pre.resource") !== null`))
-	row := value(t, ctx, "row", chromedp.Text(chromedp.CSS(`#instances tr[data-node="web"]`)))
+	row := value(t, ctx, "row", textOf(`#instances tr[data-node="web"]`))
 	if !strings.Contains(row, "docker") || !strings.Contains(row, "ready") {
 		t.Errorf("instance row %q", row)
 	}
-	res := value(t, ctx, "resource", chromedp.Text(chromedp.CSS(`#node-web pre.resource`)))
+	res := value(t, ctx, "resource", textOf(`#node-web pre.resource`))
 	if !strings.Contains(res, "occopus/busybox-helloworld") {
 		t.Errorf("resource %q", res)
 	}

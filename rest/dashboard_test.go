@@ -55,7 +55,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	text := func(sel string) string {
 		t.Helper()
-		return value(t, ctx, "text of "+sel, chromedp.Text(chromedp.CSS(sel)))
+		return value(t, ctx, "text of "+sel, textOf(sel))
 	}
 
 	// Overview: the row of the infrastructure with its name and counts.
