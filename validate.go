@@ -17,6 +17,18 @@ type Validated struct {
 	Kind string
 	// Summary is the one-line account `occopus validate` prints.
 	Summary string
+	// Warnings are problems that do not stop the file being used (an
+	// optional key left empty), each with its place.
+	Warnings descr.Errors
+}
+
+// withWarnings adds warnings to the errors of a later check, so that a
+// file with both shows both, in file order.
+func withWarnings(err error, warns descr.Errors) error {
+	if len(warns) == 0 {
+		return err
+	}
+	return append(descr.AsErrors(err), warns...).Err()
 }
 
 // Validate checks a file, telling by its content whether it is an
@@ -38,12 +50,12 @@ func (m *Manager) Validate(ctx context.Context, path string) (*Validated, error)
 		}
 		st, err := compile.Compile(in)
 		if err != nil {
-			return nil, err
+			return nil, withWarnings(err, in.Warnings)
 		}
 		if err := engine.CheckLimits(st, m.opt.Limits); err != nil {
-			return nil, err
+			return nil, withWarnings(err, in.Warnings)
 		}
-		return &Validated{Kind: "infrastructure", Summary: fmt.Sprintf("infrastructure %q: %d node(s) in %d level(s)", st.Name, len(st.Nodes), len(st.Levels))}, nil
+		return &Validated{Kind: "infrastructure", Warnings: in.Warnings, Summary: fmt.Sprintf("infrastructure %q: %d node(s) in %d level(s)", st.Name, len(st.Nodes), len(st.Levels))}, nil
 	case descr.NodeDefFile:
 		defs, err := descr.DecodeNodeDefs(path, root)
 		if err != nil {
@@ -53,7 +65,7 @@ func (m *Manager) Validate(ctx context.Context, path string) (*Validated, error)
 		for _, t := range defs.Types {
 			n += len(defs.Impls[t])
 		}
-		return &Validated{Kind: "node definitions", Summary: fmt.Sprintf("node definitions: %d type(s), %d implementation(s)", len(defs.Types), n)}, nil
+		return &Validated{Kind: "node definitions", Warnings: defs.Warnings, Summary: fmt.Sprintf("node definitions: %d type(s), %d implementation(s)", len(defs.Types), n)}, nil
 	}
 	if root.Get("resource") != nil || root.Get("config_management") != nil {
 		ad, err := auth.FromTree(path, root)

@@ -31,6 +31,8 @@ type Error struct {
 	Pos  Pos
 	Path string // key path, e.g. nodes[1].scaling.min
 	Msg  string
+	// Warning marks a problem that does not stop the file being used.
+	Warning bool
 }
 
 func (e *Error) Error() string {
@@ -42,6 +44,9 @@ func (e *Error) Error() string {
 	if e.Path != "" {
 		b.WriteString(e.Path)
 		b.WriteString(": ")
+	}
+	if e.Warning {
+		b.WriteString("warning: ")
 	}
 	b.WriteString(e.Msg)
 	return b.String()

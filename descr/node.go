@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,6 +99,18 @@ func (n *Node) Pairs(f func(k, v *Node)) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		f(n.Content[i], n.Content[i+1])
 	}
+}
+
+// drop removes the pairs whose keys are given from a map node.
+func (n *Node) drop(keys []*Node) {
+	out := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !slices.Contains(keys, n.Content[i]) {
+			out = append(out, n.Content[i], n.Content[i+1])
+		}
+	}
+	clear(n.Content[len(out):])
+	n.Content = out
 }
 
 // IsNull reports whether n is absent or a YAML null.

@@ -20,6 +20,7 @@ func newImport(e *env) *cobra.Command {
 			if err != nil {
 				return e.descrFailure(err)
 			}
+			e.warnings(defs.Warnings)
 			cfg, err := e.config()
 			if err != nil {
 				return err
@@ -52,6 +53,13 @@ func (e *env) descrFailure(err error) error {
 	return &ExitError{Code: 1}
 }
 
+// warnings prints the warnings of a file on stderr, one per line.
+func (e *env) warnings(ws descr.Errors) {
+	for _, w := range ws {
+		fmt.Fprintln(e.stderr, cleanLine(w.Error()))
+	}
+}
+
 func newValidate(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate FILE...",
@@ -77,6 +85,7 @@ MESSAGE; the exit status is 1 when any file has an error.`,
 					}
 					continue
 				}
+				e.warnings(v.Warnings)
 				fmt.Fprintf(e.stdout, "%s: ok (%s)\n", f, v.Summary)
 			}
 			if failed {

@@ -130,6 +130,7 @@ On any error, or on Ctrl-C, everything this command created is destroyed
 			if err != nil {
 				return e.descrFailure(err)
 			}
+			e.warnings(in.Warnings)
 			ctx := cmd.Context()
 			s, err := e.session(ctx, parallelize, e.buildProgress())
 			if err != nil {
