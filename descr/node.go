@@ -333,6 +333,10 @@ var yamlErrLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 func (l *loader) parse(src []byte) *Node {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
+		if e := diagnose(l.file, src); e != nil {
+			l.errs = append(l.errs, e)
+			return nil
+		}
 		l.errs = append(l.errs, yamlError(l.file, err)...)
 		return nil
 	}
@@ -398,7 +402,8 @@ func yamlError(file string, err error) Errors {
 func yamlMsg(file, m string) *Error {
 	if g := yamlErrLine.FindStringSubmatch(m); g != nil {
 		line, _ := strconv.Atoi(g[1])
-		return &Error{Pos: Pos{File: file, Line: line, Col: 1}, Msg: "invalid YAML: " + g[2]}
+		// The parser names no column: none is shown rather than a wrong one.
+		return &Error{Pos: Pos{File: file, Line: line}, Msg: "invalid YAML: " + g[2]}
 	}
 	return &Error{Pos: Pos{File: file}, Msg: "invalid YAML: " + m}
 }

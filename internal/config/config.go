@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/occopus-go/occopus/descr"
 )
 
 // Config is the orchestrator configuration. The zero value plus Home is
@@ -167,7 +169,7 @@ func (c *Config) read(path string) error {
 	c.File = path
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {
-		return fmt.Errorf("configuration file %s: invalid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return fmt.Errorf("configuration file: %w", descr.YAMLError(path, src, err))
 	}
 	stripTags(&root)
 	var raw struct {
