@@ -87,6 +87,9 @@ MESSAGE; the exit status is 1 when any file has an error.`,
 				}
 				e.warnings(v.Warnings)
 				fmt.Fprintf(e.stdout, "%s: ok (%s)\n", f, v.Summary)
+				for _, n := range v.Notes {
+					fmt.Fprintf(e.stdout, "  %s\n", n)
+				}
 			}
 			if failed {
 				return &ExitError{Code: 1}
