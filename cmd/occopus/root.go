@@ -142,6 +142,7 @@ func newRoot(e *env) *cobra.Command {
 		newOrphans(e),
 		newVersion(e),
 		newRESTService(e),
+		newMigrate(e),
 	)
 	return root
 }
