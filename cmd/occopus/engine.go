@@ -126,6 +126,9 @@ On any error, or on Ctrl-C, everything this command created is destroyed
 (creations in flight too) and the exit status is non-zero.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := wrongKind(args[0], "build"); err != nil {
+				return err
+			}
 			in, err := descr.LoadInfra(args[0], e.loadOptions())
 			if err != nil {
 				return e.descrFailure(err)
