@@ -2,6 +2,7 @@ package occopus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -99,6 +100,14 @@ func (m *Manager) Validate(ctx context.Context, path string) (*Validated, error)
 // and notes what it uses and what it ignores.
 func validateConfig(path string) (*Validated, error) {
 	r, err := config.Inspect(path)
+	var fes config.FieldErrors
+	if errors.As(err, &fes) {
+		var out descr.Errors
+		for _, fe := range fes {
+			out = append(out, &descr.Error{Pos: descr.Pos{File: fe.File, Line: fe.Line, Col: fe.Col}, Path: fe.Key, Msg: fe.Msg})
+		}
+		return nil, out.Err()
+	}
 	if err != nil {
 		return nil, err
 	}

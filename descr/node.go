@@ -333,7 +333,7 @@ var yamlErrLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 func (l *loader) parse(src []byte) *Node {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		if e := diagnose(l.file, src); e != nil {
+		if e := diagnoseYAML(l.file, src); e != nil {
 			l.errs = append(l.errs, e)
 			return nil
 		}

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/occopus-go/occopus/descr"
 )
 
 // Config is the orchestrator configuration. The zero value plus Home is
@@ -188,7 +186,7 @@ func (c *Config) read(path string) error {
 	c.File = path
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {
-		return fmt.Errorf("configuration file: %w", descr.YAMLError(path, src, err))
+		return fmt.Errorf("configuration file: %w", yamlError(path, src, err))
 	}
 	stripTags(&root)
 	var raw rawConfig

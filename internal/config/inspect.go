@@ -9,7 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/occopus-go/occopus/descr"
+	"github.com/occopus-go/occopus/internal/yamldiag"
 )
 
 // Report is what `occopus validate` says of a configuration file: the
@@ -68,16 +68,16 @@ func IsConfig(src []byte) bool {
 func Inspect(path string) (*Report, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &descr.Error{Pos: descr.Pos{File: path}, Msg: fmt.Sprintf("cannot read: %v", err)}
+		return nil, FieldErrors{{File: path, Msg: fmt.Sprintf("cannot read: %v", err)}}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
-		return nil, descr.YAMLError(path, src, err)
+		return nil, yamlError(path, src, err)
 	}
 	r := &Report{}
-	var errs descr.Errors
+	var errs FieldErrors
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, &descr.Error{Pos: descr.Pos{File: path, Line: 1, Col: 1}, Msg: "a configuration file must be a mapping"}
+		return nil, FieldErrors{{File: path, Line: 1, Col: 1, Msg: "a configuration file must be a mapping"}}
 	}
 	pairs(doc.Content[0], func(k, v *yaml.Node) {
 		switch {
@@ -96,19 +96,19 @@ func Inspect(path string) (*Report, error) {
 						}
 					})
 				default:
-					errs = append(errs, &descr.Error{Pos: descr.Pos{File: path, Line: ck.Line, Col: ck.Column}, Path: key,
+					errs = append(errs, FieldError{File: path, Line: ck.Line, Col: ck.Column, Key: key,
 						Msg: fmt.Sprintf("unknown component %q (known: rest, uds; Occopus's resourcehandler, configmanager, infobroker, eventlog, dry_run are ignored)", ck.Value)})
 				}
 			})
 		case contains(ownKeys, k.Value):
 			r.Used = append(r.Used, k.Value)
 		default:
-			errs = append(errs, &descr.Error{Pos: descr.Pos{File: path, Line: k.Line, Col: k.Column}, Path: k.Value,
+			errs = append(errs, FieldError{File: path, Line: k.Line, Col: k.Column, Key: k.Value,
 				Msg: fmt.Sprintf("unknown configuration key %q (known: %s)", k.Value, strings.Join(sortedKeys(), ", "))})
 		}
 	})
 	if len(errs) > 0 {
-		return nil, errs.Err()
+		return nil, errs
 	}
 	c := &Config{Home: DefaultHome(), Parallel: 32, REST: REST{Host: "127.0.0.1", Port: 5000}, Store: Store{Protocol: "sqlite"}}
 	if err := c.read(path); err != nil {
@@ -169,4 +169,47 @@ func sortedKeys() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// FieldError is a problem at a place of a configuration file.
+type FieldError struct {
+	File      string
+	Line, Col int
+	Key, Msg  string
+}
+
+func (e FieldError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
+		}
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key + ": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// FieldErrors are every problem found, in file order.
+type FieldErrors []FieldError
+
+func (es FieldErrors) Error() string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Error()
+	}
+	return strings.Join(out, "\n")
+}
+
+// yamlError places the fault of YAML the parser refused.
+func yamlError(path string, src []byte, err error) FieldErrors {
+	if e := yamldiag.Diagnose(path, src); e != nil {
+		return FieldErrors{{File: path, Line: e.Pos.Line, Col: e.Pos.Col, Msg: e.Msg}}
+	}
+	return FieldErrors{{File: path, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 }

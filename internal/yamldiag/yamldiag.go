@@ -1,9 +1,30 @@
-package descr
+// Package yamldiag finds, in YAML a parser refused, the fault a person
+// would point at, at its line and column.
+package yamldiag
 
 import (
 	"fmt"
 	"strings"
 )
+
+// Pos is a place in a file; Line and Col are 1-based.
+type Pos struct {
+	File      string
+	Line, Col int
+}
+
+// Error is the fault found.
+type Error struct {
+	Pos Pos
+	Msg string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Msg)
+}
+
+// Diagnose is diagnose, for other packages.
+func Diagnose(file string, src []byte) *Error { return diagnose(file, src) }
 
 // diagnose finds, in YAML that the parser refused, the fault a person
 // would point at: a tab in the indentation, a quote or bracket never
@@ -349,13 +370,4 @@ func (d *diag) sibling(top, first level, bl blockLine, prevOpen bool) *Error {
 		return &Error{Pos: at, Msg: fmt.Sprintf("invalid YAML: a list item (- ) at the indentation of the keys above it (line %d); indent it under the key it belongs to", top.line)}
 	}
 	return nil
-}
-
-// YAMLError explains why src, which the YAML parser refused with err, is
-// not valid YAML, at the fault's line and column when they can be told.
-func YAMLError(file string, src []byte, err error) error {
-	if e := diagnose(file, src); e != nil {
-		return e
-	}
-	return yamlError(file, err).Err()
 }

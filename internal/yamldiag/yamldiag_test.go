@@ -1,4 +1,4 @@
-package descr
+package yamldiag
 
 import (
 	"os"
@@ -14,7 +14,7 @@ import (
 // YAML would blame the wrong line when it is.
 func TestDiagnoseValidYAML(t *testing.T) {
 	var files []string
-	for _, pat := range []string{"../examples/*/*.yaml", "../*/testdata/*/*.yaml", "../*/testdata/*/*/*.yaml", "../../shared/occopus-tutorials/*/*.yaml", "../../shared/occopus-tutorials/*/*/*.yaml"} {
+	for _, pat := range []string{"../../examples/*/*.yaml", "../../*/testdata/*/*.yaml", "../../*/testdata/*/*/*.yaml", "../../*/*/testdata/*/*.yaml", "../../../shared/occopus-tutorials/*/*.yaml", "../../../shared/occopus-tutorials/*/*/*.yaml"} {
 		m, _ := filepath.Glob(pat)
 		files = append(files, m...)
 	}
