@@ -15,9 +15,10 @@ import (
 
 func newImport(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:   "import FILE",
-		Short: "Store the node definitions of a file, replacing those of the same types",
-		Args:  cobra.ExactArgs(1),
+		Use:     "import FILE",
+		Short:   "Store the node definitions of a file, replacing those of the same types",
+		Example: "  occopus import nodes/node_definitions.yaml",
+		Args:    needArgs("NODE_DEFINITION_FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := wrongKind(args[0], "import"); err != nil {
 				return err
@@ -110,7 +111,10 @@ func newValidate(e *env) *cobra.Command {
 		Long: `Check infrastructure descriptions, node definition files and auth_data.yaml
 files (told apart by their content). Every error is printed on stderr as FILE:LINE:COLUMN: KEY PATH:
 MESSAGE; the exit status is 1 when any file has an error.`,
-		Args: cobra.MinimumNArgs(1),
+		Example: `  occopus validate infra-docker-ping.yaml nodes/node_definitions.yaml
+  occopus validate ~/.occopus/occopus_config.yaml ~/.occopus/auth_data.yaml
+  occopus validate infra-docker-ping.yaml   # node types checked against the store`,
+		Args: needSome("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// No store: validating touches nothing but the files.
 			m, err := occopus.New(occopus.Options{Log: e.log, MaxDescriptionBytes: e.loadOptions().MaxBytes})
