@@ -190,6 +190,10 @@ func (e *env) buildFailure(res *occopus.BuildResult, fresh bool, cause error) er
 	} else {
 		fmt.Fprintf(e.stderr, "removed the %d instance(s) this build created; infrastructure %s kept\n", len(res.RolledBack), res.ID)
 	}
+	if errors.Is(cause, context.Canceled) {
+		// As a shell reports a command ended by SIGINT: 128+2.
+		return &ExitError{Code: 130}
+	}
 	return &ExitError{Code: 1, Err: cause}
 }
 
