@@ -62,6 +62,9 @@ func Targets(st *compile.Static, stored map[string]int, reqs []store.ScaleReques
 			if r.NodeName != n.Name {
 				continue
 			}
+			// Clamped tells of the last request: an earlier one held to a
+			// limit is history once a later one applies.
+			s.Clamped = ""
 			if r.Set != nil {
 				t = *r.Set
 			}
