@@ -2,6 +2,7 @@ package occopus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -41,6 +42,11 @@ type Rendered struct {
 	// Defaulted lists "NODE=ADDR" for the nodes given a documentation
 	// address because the request had none.
 	Defaulted []string `json:"-"`
+	// Warnings are what may fail at build time though it renders here: a
+	// node using the address of a node it does not depend on.
+	Warnings descr.Errors `json:"-"`
+	// Source says where the node definitions came from.
+	Source string `json:"-"`
 }
 
 // RenderedNode is one node of a Rendered description.
@@ -113,15 +119,34 @@ func (m *Manager) Render(ctx context.Context, req RenderRequest) (*Rendered, err
 	if err != nil {
 		return nil, err
 	}
+	out.Source = "the store's node definitions"
+	if len(req.NodeDefs) > 0 {
+		names := make([]string, len(req.NodeDefs))
+		for i, f := range req.NodeDefs {
+			names[i] = f.File
+		}
+		out.Source = "the node definitions of " + strings.Join(names, ", ")
+	}
 	var errs descr.Errors
 	for _, n := range st.Nodes {
 		rn := RenderedNode{NodeID: nodeIDs[n.Name], Implementations: []RenderedImpl{}}
 		cands := resolve.Candidates(n, defs[n.Type])
 		if len(cands) == 0 {
-			errs = append(errs, &descr.Error{Pos: n.Desc.Src.Pos, Path: n.Desc.Path + ".filter",
-				Msg: fmt.Sprintf("no implementation of node type %q passes the filter %v", n.Type, n.Filter)})
+			pos := n.Desc.Src.Pos
+			if f := n.Desc.Src.Get("filter"); f != nil {
+				pos = f.Pos
+			}
+			var have []string
+			for _, im := range defs[n.Type] {
+				b, _ := json.Marshal(im.Section("resource"))
+				have = append(have, string(b))
+			}
+			want, _ := json.Marshal(n.Filter)
+			errs = append(errs, &descr.Error{Pos: pos, Path: n.Desc.Path + ".filter",
+				Msg: fmt.Sprintf("no implementation of node type %q passes the filter %s (its %d implementation(s): %s)", n.Type, want, len(have), strings.Join(have, "; "))})
 			continue
 		}
+		addrs.used = map[string]bool{}
 		input := resolve.Input{InfraID: infraID, InfraName: st.Name, UserID: st.UserID, NodeID: rn.NodeID, Node: n,
 			Addresses: addrs, AllowCmd: m.opt.AllowCmd}
 		for _, im := range cands {
@@ -137,6 +162,13 @@ func (m *Manager) Render(ctx context.Context, req RenderRequest) (*Rendered, err
 			})
 		}
 		out.Nodes[n.Name] = rn
+		for _, used := range sortedSet(addrs.used) {
+			if _, known := st.ByName[used]; !known || used == n.Name || dependsOn(st, n.Name, used) {
+				continue
+			}
+			out.Warnings = append(out.Warnings, &descr.Error{Pos: n.Desc.Src.Pos, Path: n.Desc.Path, Warning: true,
+				Msg: fmt.Sprintf("node %s uses the address of node %s (getip, getprivip or getipall) but does not depend on it: %s may have no address yet when %s is made (add the dependency [%s, %s])", n.Name, used, used, n.Name, n.Name, used)})
+		}
 	}
 	if err := errs.Err(); err != nil {
 		return nil, err
@@ -203,9 +235,15 @@ func (m *Manager) renderDefs(ctx context.Context, st *compile.Static, files []*d
 type docAddresses struct {
 	infra    string
 	ip, priv map[string]string
+	// used collects the node names asked for, to tell a node that uses an
+	// address it does not depend on.
+	used map[string]bool
 }
 
 func (a docAddresses) IP(node string) (string, error) {
+	if a.used != nil {
+		a.used[node] = true
+	}
 	if v, ok := a.ip[node]; ok {
 		return v, nil
 	}
@@ -213,6 +251,9 @@ func (a docAddresses) IP(node string) (string, error) {
 }
 
 func (a docAddresses) PrivIP(node string) (string, error) {
+	if a.used != nil {
+		a.used[node] = true
+	}
 	if v, ok := a.priv[node]; ok {
 		return v, nil
 	}
@@ -225,4 +266,33 @@ func (a docAddresses) AllIPs(node string) ([]string, error) {
 		return nil, err
 	}
 	return []string{v}, nil
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dependsOn reports whether node from needs node to, directly or through
+// other nodes.
+func dependsOn(st *compile.Static, from, to string) bool {
+	seen := map[string]bool{}
+	var walk func(string) bool
+	walk = func(n string) bool {
+		if seen[n] {
+			return false
+		}
+		seen[n] = true
+		for _, d := range st.ByName[n].DependsOn {
+			if d == to || walk(d) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(from)
 }

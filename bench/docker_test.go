@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +60,9 @@ func infraSrc(tb testing.TB, senders int) []byte {
 	if !bytes.Contains(src, []byte(at)) {
 		tb.Fatalf("%s/infra.yaml changed: no %q line to scale", exampleDir, strings.TrimSpace(at))
 	}
-	return bytes.Replace(src, []byte(at), fmt.Appendf(nil, "%s    scaling: {min: %d, max: %d}\n", at, senders, senders), 1)
+	// The example's own one-line scaling (if any) gives way to the shape's.
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(at) + `(    scaling: .*\n)?`)
+	return re.ReplaceAll(src, fmt.Appendf(nil, "%s    scaling: {min: %d, max: %d}\n", at, senders, senders))
 }
 
 // spec is one container of the floor, as the engine would resolve it.

@@ -57,10 +57,12 @@ func Compile(in *descr.Infra) (*Static, error) {
 	var errs descr.Errors
 	st := &Static{Name: in.Name, UserID: in.UserID, Variables: in.Variables, ByName: map[string]*Node{}}
 	for _, nd := range in.Nodes {
-		if prev, dup := st.ByName[nd.Name]; dup {
+		prev, dup := st.ByName[nd.Name]
+		if dup {
+			// Reported, and its scaling still checked below, so that one
+			// round of fixes mends the description; the node is not kept.
 			errs = append(errs, &descr.Error{Pos: posOf(nd.Src.Get("name")), Path: nd.Path + ".name",
 				Msg: fmt.Sprintf("node name %q is used twice (first by %s at line %d)", nd.Name, prev.Desc.Path, prev.Desc.Src.Pos.Line)})
-			continue
 		}
 		n := &Node{
 			Name:          nd.Name,
@@ -89,6 +91,9 @@ func Compile(in *descr.Infra) (*Static, error) {
 		if nd.Max != nil && n.Max < n.Min {
 			errs = append(errs, &descr.Error{Pos: posOf(nd.Src.Get("scaling").Get("max")), Path: nd.Path + ".scaling.max",
 				Msg: fmt.Sprintf("max (%d) must not be less than min (%d)", n.Max, n.Min)})
+		}
+		if dup {
+			continue
 		}
 		st.Nodes = append(st.Nodes, n)
 		st.ByName[n.Name] = n

@@ -607,9 +607,8 @@ func TestCompileErrors(t *testing.T) {
 }
 
 // Compile promises every problem, each with its place; a node whose name is
-// a duplicate is dropped before its own scaling is checked.
+// a duplicate still has its own scaling checked.
 func TestCompileDuplicateNodeScalingChecked(t *testing.T) {
-	t.Skip(`BUG: a node with a duplicate name is skipped ("continue") before its scaling is checked, so its "min must be at least 1" error is not reported; the description needs a second round of fixes`)
 	_, err := compileSrc(t, "infra_name: demo\nnodes:\n  - {name: a, type: t}\n  - {name: a, type: t, scaling: {min: 0}}\n")
 	want := `infra.yaml:4:12: nodes[1].name: node name "a" is used twice (first by nodes[0] at line 3)` + "\n" +
 		`infra.yaml:4:39: nodes[1].scaling.min: min must be at least 1, not 0`

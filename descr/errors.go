@@ -21,6 +21,8 @@ func (p Pos) String() string {
 		return ""
 	case p.Line == 0:
 		return p.File
+	case p.Col == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
 	default:
 		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
 	}
@@ -31,6 +33,8 @@ type Error struct {
 	Pos  Pos
 	Path string // key path, e.g. nodes[1].scaling.min
 	Msg  string
+	// Warning marks a problem that does not stop the file being used.
+	Warning bool
 }
 
 func (e *Error) Error() string {
@@ -42,6 +46,9 @@ func (e *Error) Error() string {
 	if e.Path != "" {
 		b.WriteString(e.Path)
 		b.WriteString(": ")
+	}
+	if e.Warning {
+		b.WriteString("warning: ")
 	}
 	b.WriteString(e.Msg)
 	return b.String()

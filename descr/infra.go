@@ -20,6 +20,9 @@ type Infra struct {
 	Variables map[string]any
 	// Root is the parsed tree, for positions.
 	Root *Node
+	// Warnings are problems that did not stop the file being read (an
+	// optional key left empty), in file order.
+	Warnings Errors
 }
 
 // NodeDesc is one node of an infrastructure description.
@@ -182,10 +185,10 @@ func DecodeInfra(file string, root *Node) (*Infra, error) {
 		return nil, c.errs.Err()
 	}
 	c.checkMap(root, "", infraSchema)
-	if err := c.errs.Err(); err != nil {
+	if err := c.result(); err != nil {
 		return nil, err
 	}
-	in := &Infra{File: file, Root: root, Name: root.Get("infra_name").Value}
+	in := &Infra{File: file, Root: root, Name: root.Get("infra_name").Value, Warnings: c.warnings()}
 	if u := root.Get("user_id"); u != nil {
 		in.UserID = u.Value
 	}

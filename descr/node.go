@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +40,42 @@ type Node struct {
 	Quoted bool
 	// Verbatim is true for imported text: the value starts exactly at Pos.
 	Verbatim bool
+	// src is the file's lines, to find a place of the value in them: the
+	// value's lines are not the file's in folded, multi-line plain and
+	// escaped quoted scalars.
+	src []string
+}
+
+// findInSource finds where the text at line:col of the value is written:
+// the first place, from the scalar's start, of the value's text from that
+// column on (a short stretch of it, which escapes and folding leave alone
+// far more often than not).
+func (n *Node) findInSource(line, col int) (Pos, bool) {
+	lines := strings.Split(n.Value, "\n")
+	if line > len(lines) || col < 1 || col > len(lines[line-1])+1 {
+		return Pos{}, false
+	}
+	snip := lines[line-1][col-1:]
+	if len(snip) > 24 {
+		snip = snip[:24]
+	}
+	if strings.TrimSpace(snip) == "" {
+		return Pos{}, false
+	}
+	// A stretch of the value seen more than once cannot be placed so.
+	if strings.Count(n.Value, snip) != 1 {
+		return Pos{}, false
+	}
+	for i := n.Pos.Line - 1; i >= 0 && i < len(n.src) && i < n.Pos.Line-1+len(lines)*4+64; i++ {
+		from := 0
+		if i == n.Pos.Line-1 {
+			from = min(max(n.Pos.Col-1, 0), len(n.src[i]))
+		}
+		if j := strings.Index(n.src[i][from:], snip); j >= 0 {
+			return Pos{File: n.Pos.File, Line: i + 1, Col: from + j + 1}, true
+		}
+	}
+	return Pos{}, false
 }
 
 // SourcePos maps a 1-based line and column inside a scalar's value to the
@@ -47,6 +84,11 @@ func (n *Node) SourcePos(line, col int) Pos {
 	p := n.Pos
 	if line < 1 {
 		return p
+	}
+	if !n.Verbatim && n.src != nil {
+		if q, ok := n.findInSource(line, col); ok {
+			return q
+		}
 	}
 	switch {
 	case n.Verbatim:
@@ -98,6 +140,18 @@ func (n *Node) Pairs(f func(k, v *Node)) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		f(n.Content[i], n.Content[i+1])
 	}
+}
+
+// drop removes the pairs whose keys are given from a map node.
+func (n *Node) drop(keys []*Node) {
+	out := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !slices.Contains(keys, n.Content[i]) {
+			out = append(out, n.Content[i], n.Content[i+1])
+		}
+	}
+	clear(n.Content[len(out):])
+	n.Content = out
 }
 
 // IsNull reports whether n is absent or a YAML null.
@@ -262,6 +316,8 @@ type loader struct {
 	// them would make the tree cyclic.
 	building map[*yaml.Node]bool
 	errs     Errors
+	// src is the file's lines, kept by scalars for SourcePos.
+	src []string
 	// readFile is os.ReadFile; imports can be refused (descriptions that
 	// arrive over the network) by replacing it.
 	opts LoadOptions
@@ -318,8 +374,13 @@ func unwrapPathErr(err error) error {
 var yamlErrLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 func (l *loader) parse(src []byte) *Node {
+	l.src = strings.Split(string(src), "\n")
 	var doc yaml.Node
 	if err := yaml.Unmarshal(src, &doc); err != nil {
+		if e := diagnoseYAML(l.file, src); e != nil {
+			l.errs = append(l.errs, e)
+			return nil
+		}
 		l.errs = append(l.errs, yamlError(l.file, err)...)
 		return nil
 	}
@@ -385,7 +446,8 @@ func yamlError(file string, err error) Errors {
 func yamlMsg(file, m string) *Error {
 	if g := yamlErrLine.FindStringSubmatch(m); g != nil {
 		line, _ := strconv.Atoi(g[1])
-		return &Error{Pos: Pos{File: file, Line: line, Col: 1}, Msg: "invalid YAML: " + g[2]}
+		// The parser names no column: none is shown rather than a wrong one.
+		return &Error{Pos: Pos{File: file, Line: line}, Msg: "invalid YAML: " + g[2]}
 	}
 	return &Error{Pos: Pos{File: file}, Msg: "invalid YAML: " + m}
 }
@@ -494,6 +556,7 @@ func (l *loader) convert(y *yaml.Node, depth int) *Node {
 	case yaml.ScalarNode:
 		n.Kind = ScalarNode
 		n.Value = y.Value
+		n.src = l.src
 		n.Block = y.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0
 		n.Quoted = y.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0
 		switch {

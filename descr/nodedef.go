@@ -14,6 +14,8 @@ type NodeDefs struct {
 	File  string
 	Types []string // in file order
 	Impls map[string][]*Impl
+	// Warnings are problems that did not stop the file being read.
+	Warnings Errors
 }
 
 // Impl is one implementation of a node type.
@@ -131,9 +133,10 @@ func DecodeNodeDefs(file string, root *Node) (*NodeDefs, error) {
 			}
 		}
 	})
-	if err := c.errs.Err(); err != nil {
+	if err := c.result(); err != nil {
 		return nil, err
 	}
+	defs.Warnings = c.warnings()
 	return defs, nil
 }
 

@@ -58,6 +58,30 @@ func (s *Schema) keys() []string {
 
 type checker struct {
 	errs Errors
+	// warns are problems that do not stop the file being used, such as
+	// an optional key left empty.
+	warns Errors
+}
+
+// result is nil when no error was found; else every error, with the
+// warnings among them in file order, so a reader sees the whole picture.
+func (c *checker) result() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return append(c.errs, c.warns...).Err()
+}
+
+// warnings are the warnings in file order.
+func (c *checker) warnings() Errors {
+	c.warns.Sort()
+	return c.warns
+}
+
+func (c *checker) warn(n *Node, path, format string, args ...any) {
+	e := errorf(n, path, format, args...)
+	e.Warning = true
+	c.warns = append(c.warns, e)
 }
 
 func (c *checker) add(n *Node, path, format string, args ...any) {
@@ -70,6 +94,7 @@ func (c *checker) checkMap(n *Node, path string, s *Schema) {
 		c.add(n, path, "must be a mapping, not %s", n.TypeName())
 		return
 	}
+	var empty []*Node
 	n.Pairs(func(k, v *Node) {
 		f := s.field(k.Value)
 		kp := join(path, k.Value)
@@ -79,10 +104,24 @@ func (c *checker) checkMap(n *Node, path string, s *Schema) {
 			}
 			return
 		}
+		if v.IsNull() && !v.Quoted {
+			// Occopus's tutorials leave optional keys empty (key_name:) and
+			// Occopus takes that as not given; so do we, aloud.
+			if f.Required {
+				c.add(k, kp, "required key %q has no value (%s)", k.Value, f.Type.Name)
+			} else {
+				c.warn(k, kp, "key %q has no value; treated as absent", k.Value)
+				empty = append(empty, k)
+			}
+			return
+		}
 		if f.Type.check != nil {
 			f.Type.check(v, kp, c)
 		}
 	})
+	if len(empty) > 0 {
+		n.drop(empty)
+	}
 	for _, f := range s.Fields {
 		if f.Required && n.Get(f.Key) == nil {
 			c.add(n, path, "missing required key %q (%s)", f.Key, f.Type.Name)
@@ -201,6 +240,7 @@ func OneOf(ts ...Type) Type {
 				t.check(n, path, sub)
 			}
 			if len(sub.errs) == 0 {
+				c.warns = append(c.warns, sub.warns...)
 				return
 			}
 			if t.shape == n.Kind {

@@ -62,6 +62,9 @@ func Targets(st *compile.Static, stored map[string]int, reqs []store.ScaleReques
 			if r.NodeName != n.Name {
 				continue
 			}
+			// Clamped tells of the last request: an earlier one held to a
+			// limit is history once a later one applies.
+			s.Clamped = ""
 			if r.Set != nil {
 				t = *r.Set
 			}
@@ -69,19 +72,29 @@ func Targets(st *compile.Static, stored map[string]int, reqs []store.ScaleReques
 			if r.Victim != "" {
 				s.Victims = append(s.Victims, r.Victim)
 			}
+			// Each request is held to [min, max] as it applies, so that
+			// requests never pile up past a limit: ten scale-ups at max and
+			// one scale-down leave max-1, not max+9.
+			t = clampTarget(&s, n, t)
 		}
-		switch {
-		case t < n.Min:
-			s.Clamped = fmt.Sprintf("target %d of node %s raised to its minimum %d", t, n.Name, n.Min)
-			t = n.Min
-		case t > n.Max:
-			s.Clamped = fmt.Sprintf("target %d of node %s lowered to its maximum %d", t, n.Name, n.Max)
-			t = n.Max
-		}
+		t = clampTarget(&s, n, t)
 		s.Target = t
 		out[n.Name] = s
 	}
 	return out
+}
+
+// clampTarget holds t to the node's limits, saying so in s.
+func clampTarget(s *Scaling, n *compile.Node, t int) int {
+	switch {
+	case t < n.Min:
+		s.Clamped = fmt.Sprintf("target %d of node %s raised to its minimum %d", t, n.Name, n.Min)
+		return n.Min
+	case t > n.Max:
+		s.Clamped = fmt.Sprintf("target %d of node %s lowered to its maximum %d", t, n.Name, n.Max)
+		return n.Max
+	}
+	return t
 }
 
 // addSaturating is a+b held at the ends of int's range: a scale request

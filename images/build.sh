@@ -7,6 +7,8 @@
 #                                      /tmp/message.txt and stdout, then sleeps
 #   occopus/busybox-ping:latest        /root/start.sh pings $target_ip -c 5,
 #                                      then sleeps
+#   occo-bar:v2                        the captured Occopus store's image:
+#                                      receiver serves HTTP on 8080, sender pings
 #
 # Each is also written as a `docker import`-style rootfs tarball to
 # images/out/<name>.tar, to test `origin: file://...tar`.
@@ -93,3 +95,11 @@ cp -a "$work/busybox" "$work/ping"
 start_sh "$work/ping" 'ping "$target_ip" -c 5'
 make_tar "$work/ping" busybox-ping
 import busybox-ping occopus/busybox-ping:latest '["/root/start.sh"]'
+
+# occo-bar:v2 is the image of the captured Occopus store
+# (../shared/occopus-1.10-redis-dump): role=receiver serves $message over
+# HTTP on port 8080 (its health check), role=sender pings $target_ip.
+cp -a "$work/busybox" "$work/bar"
+start_sh "$work/bar" 'case "$role" in receiver) mkdir -p /www; echo "$message" >/www/index.html; httpd -f -p 8080 -h /www ;; sender) ping "$target_ip" -c 5 ;; esac'
+make_tar "$work/bar" occo-bar
+import occo-bar occo-bar:v2 '["/root/start.sh"]'

@@ -66,11 +66,21 @@ func Candidates(node *compile.Node, impls []*descr.Impl) []*descr.Impl {
 func matches(filter, res map[string]any) bool {
 	for k, want := range filter {
 		got, ok := res[k]
-		if !ok || fmt.Sprint(got) != fmt.Sprint(want) {
+		if !ok || filterText(got) != filterText(want) {
 			return false
 		}
 	}
 	return true
+}
+
+// filterText is a value as the files and templates show it: a decimal
+// number keeps its point (3.0, as {{ resource.tag }} prints it), where
+// fmt.Sprint would print 3.
+func filterText(v any) string {
+	if f, ok := v.(float64); ok {
+		return tmpl.Python(f)
+	}
+	return fmt.Sprint(v)
 }
 
 // Data builds the template namespace of an instance as Occopus does: the

@@ -213,12 +213,18 @@ func TestHealthzOpenAPIMetrics(t *testing.T) {
 		t.Fatalf("openapi: %d %.40s", r.code, r.body)
 	}
 	expect(t, call(t, "GET", hs.URL+"/nosuch", ""), 404)
+	call(t, "GET", hs.URL+"/infrastructures/", "")
 	r = call(t, "GET", hs.URL+"/metrics", "")
 	for _, name := range []string{"occopus_infrastructures 0", "occopus_instances{state=\"ready\"} 0",
-		`occopus_http_requests_total{code="200",route="GET /healthz"} 1`, `occopus_http_requests_total{code="404",route="unmatched"} 1`} {
+		`occopus_http_requests_total{code="200",route="GET /healthz"} 1`, `occopus_http_requests_total{code="404",route="unmatched"} 1`,
+		`occopus_http_requests_total{code="200",route="GET /infrastructures/"} 1`} {
 		if !strings.Contains(string(r.body), name) {
 			t.Errorf("metrics lack %s", name)
 		}
+	}
+	// Route labels are the documented paths, without the mux's {$}.
+	if strings.Contains(string(r.body), "{$}") {
+		t.Errorf("a route label holds {$}:\n%s", r.body)
 	}
 }
 

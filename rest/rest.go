@@ -264,7 +264,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
-		route := r.Pattern
+		// The label is the documented path: "{$}" (the mux's exact-match
+		// marker) is not part of it.
+		route := strings.ReplaceAll(r.Pattern, "{$}", "")
 		if route == "" {
 			route = "unmatched"
 		}

@@ -43,6 +43,9 @@ type webhooks struct {
 
 	mu    sync.Mutex
 	props map[string]map[string]any // nil value: loaded, none set
+	// lanes holds each infrastructure's deliveries not yet made; a key
+	// present means one goroutine is making them, in order.
+	lanes map[string][]delivery
 
 	queue chan store.Event
 	sem   chan struct{}
@@ -55,6 +58,7 @@ func newWebhooks(log *slog.Logger, client *http.Client, redact func(string) stri
 	h := &webhooks{
 		log: log, redact: redact, metrics: m, client: client,
 		props: map[string]map[string]any{},
+		lanes: map[string][]delivery{},
 		queue: make(chan store.Event, webhookQueue),
 		sem:   make(chan struct{}, webhookConcurrency),
 		done:  make(chan struct{}),
@@ -111,6 +115,21 @@ func (h *webhooks) dispatch(ev store.Event) {
 	if err != nil {
 		return
 	}
+	// One infrastructure's changes are posted one after the other, in the
+	// order they happened (a receiver must not see ready before pending);
+	// different infrastructures' go in parallel.
+	h.mu.Lock()
+	q, running := h.lanes[ev.InfraID]
+	if len(q) >= webhookQueue {
+		h.mu.Unlock()
+		h.metrics.webhook.WithLabelValues("dropped").Inc()
+		return
+	}
+	h.lanes[ev.InfraID] = append(q, delivery{target: target, body: body})
+	h.mu.Unlock()
+	if running {
+		return
+	}
 	select {
 	case h.sem <- struct{}{}:
 	case <-h.done:
@@ -119,8 +138,36 @@ func (h *webhooks) dispatch(ev store.Event) {
 	h.wg.Add(1)
 	go func() {
 		defer func() { <-h.sem; h.wg.Done() }()
-		h.post(ev.InfraID, target, body)
+		h.drain(ev.InfraID)
 	}()
+}
+
+// delivery is one webhook post to make.
+type delivery struct {
+	target string
+	body   []byte
+}
+
+// drain posts an infrastructure's deliveries in order until none is left.
+func (h *webhooks) drain(id string) {
+	for {
+		h.mu.Lock()
+		q := h.lanes[id]
+		if len(q) == 0 {
+			delete(h.lanes, id)
+			h.mu.Unlock()
+			return
+		}
+		d := q[0]
+		h.lanes[id] = q[1:]
+		h.mu.Unlock()
+		select {
+		case <-h.done:
+			return
+		default:
+		}
+		h.post(id, d.target, d.body)
+	}
 }
 
 func (h *webhooks) post(infraID, target string, body []byte) {

@@ -15,7 +15,11 @@ $bin validate $ex/infra.yaml $ex/nodes.yaml
 say occopus import $ex/nodes.yaml
 $bin import $ex/nodes.yaml
 say occopus build $ex/infra.yaml
-id=$($bin build $ex/infra.yaml | tee /dev/stderr | tail -n 1)
+# Not `tee /dev/stderr`: with `make demo > log 2>&1` tee would open the log
+# afresh and write over what came before.
+out=$($bin build $ex/infra.yaml)
+printf '%s\n' "$out" >&2
+id=$(printf '%s\n' "$out" | tail -n 1)
 trap '$bin destroy -i "$id" >/dev/null 2>&1 || true' EXIT
 say "cat \$OCCOPUS_HOME/local/$id/*.log   # what the sender received from the receiver"
 cat "$OCCOPUS_HOME"/local/"$id"/*.log

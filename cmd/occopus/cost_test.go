@@ -89,6 +89,12 @@ func TestMaintainReportCost(t *testing.T) {
 	if code != 0 || strings.Contains(stdout, "cost") {
 		t.Errorf("maintain -r --format json: exit %d, output mentions cost:\n%s", code, stdout)
 	}
+	// --format json without -r implies -r: the same report.
+	withR := stdout
+	stdout, _, code = run(t, "maintain", "-i", id, "--format", "json")
+	if code != 0 || !strings.HasPrefix(strings.TrimSpace(stdout), "{") || len(stdout) != len(withR) {
+		t.Errorf("maintain --format json (no -r): exit %d, want the report of -r:\n%s\n--- with -r\n%s", code, stdout, withR)
+	}
 	if _, stderr, code := run(t, "destroy", "-i", id); code != 0 {
 		t.Fatalf("destroy: exit %d\n%s", code, stderr)
 	}

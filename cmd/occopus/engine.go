@@ -114,7 +114,9 @@ func newBuild(e *env) *cobra.Command {
 	var parallelize bool
 	var infraID string
 	cmd := &cobra.Command{
-		Use:   "build [--parallelize] [-i ID] INFRA_FILE",
+		Use: "build [--parallelize] [-i ID] INFRA_FILE",
+		Example: `  occopus build infra-docker-ping.yaml
+  occopus build -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 infra-docker-ping.yaml   # reconfigure`,
 		Short: "Build an infrastructure (or reconfigure one with -i) and wait until every node is ready",
 		Long: `Build an infrastructure: submit the description, create its nodes level by
 level and wait until every instance is ready. Progress goes to stderr, one
@@ -127,12 +129,16 @@ instances.
 
 On any error, or on Ctrl-C, everything this command created is destroyed
 (creations in flight too) and the exit status is non-zero.`,
-		Args: cobra.ExactArgs(1),
+		Args: needArgs("INFRA_FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := wrongKind(args[0], "build"); err != nil {
+				return err
+			}
 			in, err := descr.LoadInfra(args[0], e.loadOptions())
 			if err != nil {
 				return e.descrFailure(err)
 			}
+			e.warnings(in.Warnings)
 			ctx := cmd.Context()
 			s, err := e.session(ctx, parallelize, e.buildProgress())
 			if err != nil {
@@ -186,6 +192,10 @@ func (e *env) buildFailure(res *occopus.BuildResult, fresh bool, cause error) er
 		fmt.Fprintf(e.stderr, "; infrastructure %s deleted\n", res.ID)
 	} else {
 		fmt.Fprintf(e.stderr, "removed the %d instance(s) this build created; infrastructure %s kept\n", len(res.RolledBack), res.ID)
+	}
+	if errors.Is(cause, context.Canceled) {
+		// As a shell reports a command ended by SIGINT: 128+2.
+		return &ExitError{Code: 130}
 	}
 	return &ExitError{Code: 1, Err: cause}
 }
@@ -350,19 +360,28 @@ func newMaintain(e *env) *cobra.Command {
 		interval                          float64
 	)
 	cmd := &cobra.Command{
+		Example: `  occopus maintain -l
+  occopus maintain -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 -r
+  occopus maintain -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 --format json   # implies -r
+  occopus maintain -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 -c -t 30`,
 		Use:   "maintain [-l] [-i ID [-c] [-t SECONDS] [-r [--format json]] [-o FILE] [-f NODE]] [--parallelize]",
 		Short: "Maintain an infrastructure: heal failed nodes, carry out scale requests, report",
 		Long: `Run a maintenance pass on an infrastructure: refresh every instance (backend
 state and health checks), drop failed and shut-down ones, carry out pending
 scale requests and create what is missing. With -c, passes repeat every -t
 seconds until interrupted. -l lists the infrastructures; -r prints a report
-after the pass (--format json prints the REST report shape); -o FILE writes
+after the pass (--format json prints the REST report shape, and implies -r); -o FILE writes
 the instances' addresses, one per line; -f NODE limits -r and -o to a node.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format %q: want text or json", format)
+			}
+			if format == "json" && infraID != "" {
+				// A JSON format is only wanted for the report: asking for it
+				// asks for the report (-r).
+				report = true
 			}
 			// With -c, progress comes from the event log, as `occopus
 			// events -f` prints it: also what other processes record.

@@ -38,7 +38,8 @@ one entry per implementation that passes the node's filter, fully rendered.
 Node types come from the --nodes files, else from the store. Addresses not
 given with --ip/--privip are documentation addresses (192.0.2.x and
 198.51.100.x), announced on stderr.`,
-		Args: cobra.ExactArgs(1),
+		Example: "  occopus render --nodes nodes/node_definitions.yaml --ip receiver=10.0.0.5 infra-docker-ping.yaml",
+		Args:    needArgs("INFRA_FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out, err := e.render(cmd, o, args[0])
 			if err != nil {

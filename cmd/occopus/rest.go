@@ -38,6 +38,8 @@ The service listens on loopback by default. With a token (--token or
 $OCCOPUS_TOKEN) every request but /healthz needs "Authorization: Bearer TOKEN";
 listening on any other address without a token is refused unless --insecure.
 Host and port default to components: rest: of occopus_config.yaml.`,
+		Example: `  occopus rest-service
+  occopus rest-service --host 0.0.0.0 --port 5000 --token "$(cat token)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := e.config()

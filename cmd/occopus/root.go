@@ -123,7 +123,10 @@ func Run(ctx context.Context, argv0 string, args []string, stdin io.Reader, stdo
 
 func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "occopus",
+		Use: "occopus",
+		Example: `  occopus import nodes/node_definitions.yaml
+  occopus build infra.yaml
+  occopus maintain -l`,
 		Short:         "Build, maintain, scale and destroy virtual infrastructures described in Occopus YAML",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -152,15 +155,17 @@ func newRoot(e *env) *cobra.Command {
 		newOrphans(e),
 		newVersion(e),
 		newRESTService(e),
+		newMigrate(e),
 	)
 	return root
 }
 
 func newVersion(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version",
+		Example: "  occopus version",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(e.stdout, "occopus %s\n", Version)
 			return nil

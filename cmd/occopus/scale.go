@@ -33,6 +33,9 @@ func newScale(e *env) *cobra.Command {
 -c N adds N instances (N < 0 removes -N), -s N sets the count, -f removes
 the instance with that node id or address. Counts are clamped to the node's
 scaling min and max, with a warning.`,
+		Example: `  occopus scale -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 -n receiver -c 1
+  occopus scale -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 -n receiver -s 3
+  occopus scale -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 -n receiver -f 172.17.0.5`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -86,7 +89,9 @@ func newPlan(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plan -i ID [INFRA_FILE]",
 		Short: "Show what the next maintenance pass (or build -i with INFRA_FILE) would create and drop",
-		Args:  cobra.MaximumNArgs(1),
+		Example: `  occopus plan -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757
+  occopus plan -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 infra-v2.yaml   # what build -i would do`,
+		Args: atMost("INFRA_FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if infraID == "" {

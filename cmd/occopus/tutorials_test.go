@@ -49,6 +49,39 @@ func TestTutorialsValidate(t *testing.T) {
 	}
 }
 
+// TestTutorialsValidateEveryFile: every YAML file of the tutorials (infra
+// descriptions, node definitions, cloud-init templates, auth_data,
+// occopus_config.yaml and redis_config.yaml) passes validate, each told
+// apart by its content, with no warning.
+func TestTutorialsValidateEveryFile(t *testing.T) {
+	var files []string
+	err := filepath.WalkDir(tutorialsDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil || len(files) == 0 {
+		t.Skipf("no Occopus tutorials at %s (%v)", tutorialsDir, err)
+	}
+	kinds := map[string]int{}
+	for _, f := range files {
+		stdout, stderr, code := run(t, "validate", f)
+		if code != 0 || stderr != "" || !strings.Contains(stdout, ": ok (") {
+			t.Errorf("%s: exit %d\nstdout %s\nstderr %s", f, code, stdout, stderr)
+			continue
+		}
+		kind, _, _ := strings.Cut(strings.SplitN(stdout, ": ok (", 2)[1], ":")
+		kinds[strings.Fields(kind)[0]]++
+	}
+	for _, k := range []string{"infrastructure", "node", "cloud-init", "auth_data", "configuration"} {
+		if kinds[k] == 0 {
+			t.Errorf("no tutorial file validated as %s: %v", k, kinds)
+		}
+	}
+	t.Logf("%d files: %v", len(files), kinds)
+}
+
 // TestTutorialsRender renders every tutorial and compares the result, by
 // meaning, with what Python's Jinja2 and PyYAML produce for the same data
 // (testdata/tutorials/*.json, made by scripts/jinja2_golden.py).

@@ -127,6 +127,13 @@ type REST struct {
 	Port int
 }
 
+// The environment variables Occopus 1.10 reads for its two files, used
+// when --cfg and --auth_data_path are not given.
+const (
+	EnvConfigPath   = "OCCOPUS_CONFIG_PATH"
+	EnvAuthDataPath = "OCCOPUS_AUTH_DATA_PATH"
+)
+
 // DefaultHome is $OCCOPUS_HOME, else ~/.occopus.
 func DefaultHome() string {
 	if h := os.Getenv("OCCOPUS_HOME"); h != "" {
@@ -147,7 +154,14 @@ func Load(cfgPath, authPath string) (*Config, error) {
 	c.Store = Store{Protocol: "sqlite"}
 	path := cfgPath
 	if path == "" {
-		if p := filepath.Join(c.Home, "occopus_config.yaml"); exists(p) {
+		// As Occopus 1.10: --cfg, then $OCCOPUS_CONFIG_PATH (which must
+		// name a file), then the home directory's file when present.
+		if p := os.Getenv(EnvConfigPath); p != "" {
+			if !exists(p) {
+				return nil, fmt.Errorf("configuration file %s (from $%s): does not exist", p, EnvConfigPath)
+			}
+			path = p
+		} else if p := filepath.Join(c.Home, "occopus_config.yaml"); exists(p) {
 			path = p
 		}
 	}
@@ -161,7 +175,12 @@ func Load(cfgPath, authPath string) (*Config, error) {
 	}
 	c.AuthDataPath = authPath
 	if authPath == "" {
-		if p := filepath.Join(c.Home, "auth_data.yaml"); exists(p) {
+		if p := os.Getenv(EnvAuthDataPath); p != "" {
+			if !exists(p) {
+				return nil, fmt.Errorf("auth data file %s (from $%s): does not exist", p, EnvAuthDataPath)
+			}
+			c.AuthDataPath = p
+		} else if p := filepath.Join(c.Home, "auth_data.yaml"); exists(p) {
 			c.AuthDataPath = p
 		}
 	} else if !exists(authPath) {
@@ -187,54 +206,10 @@ func (c *Config) read(path string) error {
 	c.File = path
 	var root yaml.Node
 	if err := yaml.Unmarshal(src, &root); err != nil {
-		return fmt.Errorf("configuration file %s: invalid YAML: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return fmt.Errorf("configuration file: %w", yamlError(path, src, err))
 	}
 	stripTags(&root)
-	var raw struct {
-		AllowCmd         bool     `yaml:"allow_cmd"`
-		AllowFileImports bool     `yaml:"allow_file_imports"`
-		AllowNetworkCmd  bool     `yaml:"allow_network_cmd"`
-		Parallel         int      `yaml:"parallel"`
-		RateLimit        float64  `yaml:"rate_limit"`
-		RateBurst        int      `yaml:"rate_burst"`
-		WebhookAllow     []string `yaml:"webhook_allow"`
-		MaxDescription   int      `yaml:"max_description_bytes"`
-		Limits           *Limits  `yaml:"limits"`
-		Events           struct {
-			MaxAge   string `yaml:"max_age"`
-			PerInfra int    `yaml:"per_infrastructure"`
-		} `yaml:"events"`
-		Orphans struct {
-			Sweep    string `yaml:"sweep"`
-			Grace    string `yaml:"grace"`
-			Interval string `yaml:"interval"`
-		} `yaml:"orphans"`
-		Components struct {
-			REST struct {
-				Host string `yaml:"host"`
-				Port int    `yaml:"port"`
-			} `yaml:"rest"`
-			UDS struct {
-				Protocol string `yaml:"protocol"`
-				Path     string `yaml:"path"`
-				Host     string `yaml:"host"`
-				Port     int    `yaml:"port"`
-				DB       int    `yaml:"db"`
-				Password string `yaml:"password"`
-				Prefix   string `yaml:"prefix"`
-				// etcd
-				Endpoints []string `yaml:"endpoints"`
-				Username  string   `yaml:"username"`
-				Cert      string   `yaml:"cert"`
-				Key       string   `yaml:"key"`
-				CA        string   `yaml:"ca"`
-			} `yaml:"uds"`
-		} `yaml:"components"`
-		HA struct {
-			Enabled  *bool  `yaml:"enabled"`
-			LeaseTTL string `yaml:"lease_ttl"`
-		} `yaml:"ha"`
-	}
+	var raw rawConfig
 	if err := root.Decode(&raw); err != nil {
 		return fmt.Errorf("configuration file %s: %s", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
@@ -354,6 +329,53 @@ func (c *Config) read(path string) error {
 		c.HA.LeaseTTL = d
 	}
 	return nil
+}
+
+// rawConfig is the file as written; its yaml keys are the known ones.
+type rawConfig struct {
+	AllowCmd         bool     `yaml:"allow_cmd"`
+	AllowFileImports bool     `yaml:"allow_file_imports"`
+	AllowNetworkCmd  bool     `yaml:"allow_network_cmd"`
+	Parallel         int      `yaml:"parallel"`
+	RateLimit        float64  `yaml:"rate_limit"`
+	RateBurst        int      `yaml:"rate_burst"`
+	WebhookAllow     []string `yaml:"webhook_allow"`
+	MaxDescription   int      `yaml:"max_description_bytes"`
+	Limits           *Limits  `yaml:"limits"`
+	Events           struct {
+		MaxAge   string `yaml:"max_age"`
+		PerInfra int    `yaml:"per_infrastructure"`
+	} `yaml:"events"`
+	Orphans struct {
+		Sweep    string `yaml:"sweep"`
+		Grace    string `yaml:"grace"`
+		Interval string `yaml:"interval"`
+	} `yaml:"orphans"`
+	Components struct {
+		REST struct {
+			Host string `yaml:"host"`
+			Port int    `yaml:"port"`
+		} `yaml:"rest"`
+		UDS struct {
+			Protocol string `yaml:"protocol"`
+			Path     string `yaml:"path"`
+			Host     string `yaml:"host"`
+			Port     int    `yaml:"port"`
+			DB       int    `yaml:"db"`
+			Password string `yaml:"password"`
+			Prefix   string `yaml:"prefix"`
+			// etcd
+			Endpoints []string `yaml:"endpoints"`
+			Username  string   `yaml:"username"`
+			Cert      string   `yaml:"cert"`
+			Key       string   `yaml:"key"`
+			CA        string   `yaml:"ca"`
+		} `yaml:"uds"`
+	} `yaml:"components"`
+	HA struct {
+		Enabled  *bool  `yaml:"enabled"`
+		LeaseTTL string `yaml:"lease_ttl"`
+	} `yaml:"ha"`
 }
 
 // read checks and sets the `orphans:` keys; the error starts with the key.

@@ -162,3 +162,100 @@ func TestAuthPath(t *testing.T) {
 		t.Fatalf("default auth path: %v %q", err, c.AuthDataPath)
 	}
 }
+
+// TestEnvPaths: $OCCOPUS_CONFIG_PATH and $OCCOPUS_AUTH_DATA_PATH are used
+// when no flag is given, as Occopus 1.10 does; a flag wins; a variable
+// naming a missing file is an error naming the variable.
+func TestEnvPaths(t *testing.T) {
+	home, other := t.TempDir(), t.TempDir()
+	t.Setenv("OCCOPUS_HOME", home)
+	cfg := filepath.Join(other, "cfg.yaml")
+	ad := filepath.Join(other, "ad.yaml")
+	flagCfg := filepath.Join(other, "flag.yaml")
+	for f, body := range map[string]string{cfg: "parallel: 7\n", ad: "resource: []\n", flagCfg: "parallel: 9\n",
+		filepath.Join(home, "occopus_config.yaml"): "parallel: 5\n"} {
+		if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name, envCfg, envAuth, flagCfg string
+		parallel                       int
+		auth, wantErr                  string
+	}{
+		{name: "home", parallel: 5},
+		{name: "env", envCfg: cfg, envAuth: ad, parallel: 7, auth: ad},
+		{name: "flag wins", envCfg: cfg, flagCfg: flagCfg, parallel: 9},
+		{name: "env missing config", envCfg: filepath.Join(other, "nope.yaml"), wantErr: "(from $OCCOPUS_CONFIG_PATH): does not exist"},
+		{name: "env missing auth", envAuth: filepath.Join(other, "nope.yaml"), wantErr: "(from $OCCOPUS_AUTH_DATA_PATH): does not exist"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(EnvConfigPath, tc.envCfg)
+			t.Setenv(EnvAuthDataPath, tc.envAuth)
+			c, err := Load(tc.flagCfg, "")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Parallel != tc.parallel || c.AuthDataPath != tc.auth {
+				t.Errorf("parallel %d auth %q, want %d %q", c.Parallel, c.AuthDataPath, tc.parallel, tc.auth)
+			}
+		})
+	}
+}
+
+// TestInspect: Occopus's configuration is accepted with each of its
+// sections said to be used or ignored; an unknown key is an error at its
+// place.
+func TestInspect(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("OCCOPUS_HOME", dir)
+	cases := []struct {
+		name, src string
+		used      []string
+		ignored   []string
+		wantErr   string
+	}{
+		{name: "occopus", src: "plugins: !python_import\n  - occo.infobroker\ncomponents:\n  rest: {host: 0.0.0.0, port: 5001}\n  uds: !UDS\n    protocol: redis\n    host: h\n    port: 6380\n    db: 2\n    altdbs: {node_def: 1}\n  infobroker: !InfoRouter\n    sub_providers: []\nlogging:\n  version: 1\n",
+			used: []string{"components.uds (store: redis at h:6380 db 2)", "components.rest (rest-service listens on 0.0.0.0:5001)"}, ignored: []string{"plugins", "components.uds.altdbs", "components.infobroker", "logging"}},
+		{name: "ours", src: "parallel: 4\nlimits: {instances: 10}\n", used: []string{"parallel", "limits"}},
+		{name: "unknown key", src: "components: {}\nparalel: 4\n", wantErr: "cfg.yaml:2:1: paralel: unknown configuration key \"paralel\""},
+		{name: "unknown component", src: "components:\n  rst: {}\n", wantErr: "cfg.yaml:2:3: components.rst: unknown component \"rst\""},
+		{name: "bad yaml", src: "components:\n\trest: {}\n", wantErr: "cfg.yaml:2:1: invalid YAML: tabs are not allowed"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, "cfg.yaml")
+			if err := os.WriteFile(p, []byte(tc.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Inspect(p)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(r.Used, "|") != strings.Join(tc.used, "|") {
+				t.Errorf("used %q, want %q", r.Used, tc.used)
+			}
+			if len(r.Ignored) != len(tc.ignored) {
+				t.Fatalf("ignored %q, want %q", r.Ignored, tc.ignored)
+			}
+			for i, ig := range tc.ignored {
+				if !strings.HasPrefix(r.Ignored[i], ig+" (") {
+					t.Errorf("ignored[%d] = %q, want %s (...)", i, r.Ignored[i], ig)
+				}
+			}
+		})
+	}
+}

@@ -527,7 +527,12 @@ func (h *Handler) Destroy(ctx context.Context, hd resource.Handle) error {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("local: destroy node %s: %w", nodeID, err)
 		}
-		_ = os.Remove(h.infraDir(infraID)) // only if empty; logs are kept
+		// The log goes with its instance, and the directory with the
+		// infrastructure's last one: nothing is left under $OCCOPUS_HOME.
+		if err := os.Remove(h.LogPath(infraID, nodeID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("local: destroy node %s: %w", nodeID, err)
+		}
+		_ = os.Remove(h.infraDir(infraID)) // only if empty
 	}
 	if left := targets(); len(left) > 0 {
 		return fmt.Errorf("local: destroy node %s: processes %v survived SIGKILL", nodeID, left)

@@ -595,3 +595,38 @@ func TestListAll(t *testing.T) {
 	}
 	waitFor(t, "the lost instance to end", func() bool { return !alive(pid, 0) })
 }
+
+// TestDestroyLeavesNothing: an infrastructure's records, logs and
+// directory under $OCCOPUS_HOME go with its last instance.
+func TestDestroyLeavesNothing(t *testing.T) {
+	home := t.TempDir()
+	h := newHandler(t, home, nil)
+	a := spec("sh", "-c", "echo hello; sleep 60")
+	b := a
+	b.NodeID = randHex(8)
+	var hds []resource.Handle
+	for _, s := range []resource.Spec{a, b} {
+		hd, err := h.Create(context.Background(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hds = append(hds, hd)
+	}
+	dir := filepath.Join(home, "local", a.InfraID)
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 4 {
+		t.Fatalf("files while running: %v, want a record and a log each", files)
+	}
+	if err := h.Destroy(context.Background(), hds[0]); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 2 {
+		t.Errorf("files after one destroy: %v, want the other instance's two", files)
+	}
+	if err := h.Destroy(context.Background(), hds[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		t.Errorf("%s is left (%v): %v", dir, err, files)
+	}
+}
