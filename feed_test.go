@@ -171,7 +171,13 @@ func TestFollowWakesAndPolls(t *testing.T) {
 	if ev.InfraID != id || ev.Seq == 0 {
 		t.Errorf("woken follower got %+v", ev)
 	}
-	waitKind(t, polled, KindScale)
+	// The polling follower may have found the end of the log after the
+	// request above: ask again while it is quiet.
+	waitKindOrAsk(t, polled, KindScale, func() {
+		if _, err := m.Scale(t.Context(), ScaleRequest{InfraID: id, Node: "hello", Change: 1}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // waitKindOrAsk waits for an event of kind, calling ask again whenever
