@@ -1069,25 +1069,29 @@ func (s *Store) Events(ctx context.Context, infraID string, after int64, limit i
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events %s: %w", infraID, err)
 	}
-	out, err := collect(rows, func(rows *sql.Rows) (store.Event, error) {
-		var (
-			e    store.Event
-			t    sql.NullString
-			data sql.NullString
-		)
-		if err := rows.Scan(&e.Seq, &t, &e.InfraID, &e.NodeName, &e.NodeID, &e.Kind,
-			&e.From, &e.To, &e.Message, &data); err != nil {
-			return e, err
-		}
-		e.Data = rawFrom(data)
-		var err error
-		e.Time, err = parseTime(t)
-		return e, err
-	})
+	out, err := collect(rows, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events %s: %w", infraID, err)
 	}
 	return out, nil
+}
+
+// scanEvent reads one row of `SELECT seq, time, infra_id, node_name,
+// node_id, kind, from_state, to_state, message, data FROM events`.
+func scanEvent(rows *sql.Rows) (store.Event, error) {
+	var (
+		e    store.Event
+		t    sql.NullString
+		data sql.NullString
+	)
+	if err := rows.Scan(&e.Seq, &t, &e.InfraID, &e.NodeName, &e.NodeID, &e.Kind,
+		&e.From, &e.To, &e.Message, &data); err != nil {
+		return e, err
+	}
+	e.Data = rawFrom(data)
+	var err error
+	e.Time, err = parseTime(t)
+	return e, err
 }
 
 // pruneBatch bounds the events one statement of PruneEvents deletes, so

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 
@@ -27,21 +26,7 @@ func (s *Store) TailEvents(ctx context.Context, infraID string, limit int) ([]st
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: tail events %s: %w", infraID, err)
 	}
-	out, err := collect(rows, func(rows *sql.Rows) (store.Event, error) {
-		var (
-			e    store.Event
-			t    sql.NullString
-			data sql.NullString
-		)
-		if err := rows.Scan(&e.Seq, &t, &e.InfraID, &e.NodeName, &e.NodeID, &e.Kind,
-			&e.From, &e.To, &e.Message, &data); err != nil {
-			return e, err
-		}
-		e.Data = rawFrom(data)
-		var err error
-		e.Time, err = parseTime(t)
-		return e, err
-	})
+	out, err := collect(rows, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: tail events %s: %w", infraID, err)
 	}
