@@ -46,6 +46,9 @@ func newEvents(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "events [-i ID] [-f] [--after SEQ | -n N] [--format json] [--url URL [--token T]]",
 		Short: "Print the event log (state changes, scale requests, pass results, errors); -f follows it",
+		Example: "  occopus events -i 1fcb2f27-2abd-46ec-8c5f-5e8f2e116757 -n 20\n" +
+			"  occopus events -f --format json\n" +
+			"  occopus events -f --url http://127.0.0.1:5000 --token $OCCOPUS_TOKEN",
 		Long: `Print the event log of the store, or of one infrastructure with -i: every
 instance state change, scale request (and its clamp), pass result that changed
 and error, oldest first, one line each (--format json: one JSON object per line,
