@@ -60,6 +60,8 @@ type AdoptedInstance struct {
 	Node, NodeID, Backend, BackendID string
 	State                            resource.State
 	Address                          string
+	// Labelled: the backend now carries occopus's labels/tags on it.
+	Labelled bool
 }
 
 // Take records an infrastructure with its instances as they run: no
@@ -95,12 +97,17 @@ func (m *Manager) Take(ctx context.Context, t Takeover, dry bool) (out *Takeover
 		in.Address, in.PrivAddress = addrs.Public, addrs.Private
 		ins = append(ins, in)
 		rep.Adopted = append(rep.Adopted, a)
-		if note := labelNote(in.Backend); note != "" && !noted[in.Backend] {
+		if !m.eng.CanLabel(in) && !noted[in.Backend] {
 			noted[in.Backend] = true
-			rep.Notes = append(rep.Notes, note)
+			rep.Notes = append(rep.Notes, labelNote(in.Backend))
 		}
 	}
 	if dry {
+		for _, in := range ins {
+			if m.eng.CanLabel(in) {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("instance %s of node %s (%s %s) would be labelled as ours", in.NodeID, in.NodeName, in.Backend, backendID(in)))
+			}
+		}
 		for _, r := range t.Requests {
 			rep.Requests = append(rep.Requests, requestText(r, ins))
 		}
@@ -112,6 +119,19 @@ func (m *Manager) Take(ctx context.Context, t Takeover, dry bool) (out *Takeover
 	for _, in := range ins {
 		if err := m.opt.Store.PutInstance(ctx, in); err != nil {
 			return nil, err
+		}
+	}
+	// Labelled once recorded: an instance labelled but not recorded would
+	// look like an orphan of this store to the sweep.
+	for i, in := range ins {
+		ok, err := m.eng.Label(ctx, in)
+		switch {
+		case err != nil:
+			// Still known by its id: destroy and maintain work; only the
+			// sweep for orphans and Find do not see it.
+			rep.Notes = append(rep.Notes, fmt.Sprintf("instance %s of node %s (%s %s) could not be labelled: %v", in.NodeID, in.NodeName, in.Backend, backendID(in), err))
+		case ok:
+			rep.Adopted[i].Labelled = true
 		}
 	}
 	inf, st, err := m.eng.Static(ctx, t.ID)
@@ -184,13 +204,16 @@ func requestText(r TakeoverRequest, ins []store.Instance) string {
 
 // labelNote says why a taken-over instance carries no labels.
 func labelNote(backend string) string {
-	switch backend {
-	case "docker":
+	if backend == "docker" {
 		return "docker cannot relabel a container: the containers are known by their ids (the sweep for orphans, which goes by labels, leaves it alone)"
-	case "ec2", "nova", "cloudsigma", "cloudbroker":
-		return backend + " instances not tagged: tagging taken-over instances is not done yet; they are known by their ids"
 	}
-	return ""
+	return backend + " instances not labelled: this backend cannot label an instance it did not make here; they are known by their ids (the sweep for orphans leaves them alone)"
+}
+
+func backendID(in store.Instance) string {
+	var h resource.Handle
+	_ = json.Unmarshal(in.Handle, &h)
+	return h.ID
 }
 
 // takeoverInstance is the record of one instance, its implementation the

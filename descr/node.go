@@ -680,10 +680,14 @@ func FromValue(v any) *Node {
 	case int64:
 		return &Node{Kind: ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v, 10)}
 	case float64:
-		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
-			return &Node{Kind: ScalarNode, Tag: "!!int", Value: strconv.FormatInt(int64(v), 10)}
+		// A float stays a float (3.0): stored JSON is read with
+		// DecodeJSON, which gives whole numbers written without a point
+		// as int.
+		f := strconv.FormatFloat(v, 'g', -1, 64)
+		if !strings.ContainsAny(f, ".eEIN") {
+			f += ".0"
 		}
-		return &Node{Kind: ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(v, 'g', -1, 64)}
+		return &Node{Kind: ScalarNode, Tag: "!!float", Value: f}
 	case string:
 		return &Node{Kind: ScalarNode, Tag: "!!str", Value: v, Quoted: true}
 	}

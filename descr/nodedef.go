@@ -142,44 +142,30 @@ func DecodeNodeDefs(file string, root *Node) (*NodeDefs, error) {
 
 // JSON returns the implementations of a type as the JSON list the store keeps.
 func (d *NodeDefs) JSON(typ string) (json.RawMessage, error) {
-	list := make([]map[string]any, 0, len(d.Impls[typ]))
+	list := make([]any, 0, len(d.Impls[typ])) // []any: MarshalJSON walks it
 	for _, im := range d.Impls[typ] {
 		list = append(list, im.Data)
 	}
-	return json.Marshal(list)
+	return MarshalJSON(list)
 }
 
 // ImplsFromJSON turns a stored definition back into implementations.
 func ImplsFromJSON(typ string, raw json.RawMessage) ([]*Impl, error) {
-	var list []map[string]any
-	if err := json.Unmarshal(raw, &list); err != nil {
+	v, err := DecodeJSON(raw)
+	if err != nil {
 		return nil, fmt.Errorf("stored definition of %s is not valid: %w", typ, err)
 	}
-	out := make([]*Impl, len(list))
-	for i, m := range list {
-		out[i] = &Impl{Type: typ, Index: i, Data: normalizeJSON(m).(map[string]any)}
+	l, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("stored definition of %s is not valid: not a list of implementations", typ)
+	}
+	out := make([]*Impl, len(l))
+	for i, x := range l {
+		m, ok := x.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("stored definition of %s is not valid: implementation %d is not a mapping", typ, i)
+		}
+		out[i] = &Impl{Type: typ, Index: i, Data: m}
 	}
 	return out, nil
-}
-
-// normalizeJSON turns float64 numbers that are whole into int, so values
-// read back from JSON look like values read from YAML.
-func normalizeJSON(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, x := range v {
-			v[k] = normalizeJSON(x)
-		}
-		return v
-	case []any:
-		for i, x := range v {
-			v[i] = normalizeJSON(x)
-		}
-		return v
-	case float64:
-		if v == float64(int(v)) && v < 1<<53 && v > -(1<<53) {
-			return int(v)
-		}
-	}
-	return v
 }

@@ -223,7 +223,7 @@ func (e *Engine) Submit(ctx context.Context, in *descr.Infra, id string, opts ..
 	} else if _, err := uuid.Parse(id); err != nil {
 		return "", fmt.Errorf("infrastructure id %q is not a UUID", id)
 	}
-	raw, err := json.Marshal(in.Root.Interface())
+	raw, err := descr.MarshalJSON(in.Root.Interface())
 	if err != nil {
 		return "", fmt.Errorf("encode description: %w", err)
 	}
@@ -263,7 +263,7 @@ func (e *Engine) Update(ctx context.Context, id string, in *descr.Infra, opts ..
 	if err := e.checkTotal(ctx, st, id); err != nil {
 		return err
 	}
-	raw, err := json.Marshal(in.Root.Interface())
+	raw, err := descr.MarshalJSON(in.Root.Interface())
 	if err != nil {
 		return fmt.Errorf("encode description: %w", err)
 	}
@@ -300,8 +300,8 @@ func (e *Engine) Static(ctx context.Context, id string) (store.Infra, *compile.S
 }
 
 func staticOf(inf store.Infra) (*compile.Static, error) {
-	var v any
-	if err := json.Unmarshal(inf.Description, &v); err != nil {
+	v, err := descr.DecodeJSON(inf.Description)
+	if err != nil {
 		return nil, fmt.Errorf("stored description of %s: %w", inf.ID, err)
 	}
 	in, err := descr.DecodeInfra("stored:"+inf.ID, descr.FromValue(v))

@@ -150,3 +150,25 @@ func nearby(h resource.Handler) bool {
 	n, ok := h.(resource.Nearby)
 	return ok && n.Nearby()
 }
+
+type meteredLabeller struct {
+	l resource.Labeller
+	m *metered
+}
+
+func (l meteredLabeller) Label(ctx context.Context, hd resource.Handle, spec resource.Spec) (err error) {
+	defer func(start time.Time) { l.m.observe("label", start, err) }(time.Now())
+	return l.l.Label(ctx, hd, spec)
+}
+
+func asLabeller(h resource.Handler) (resource.Labeller, bool) {
+	if m, ok := h.(*metered); ok {
+		l, ok := m.h.(resource.Labeller)
+		if !ok {
+			return nil, false
+		}
+		return meteredLabeller{l: l, m: m}, true
+	}
+	l, ok := h.(resource.Labeller)
+	return l, ok
+}

@@ -132,6 +132,16 @@ type Finder interface {
 	Find(ctx context.Context, infraID, nodeID string) (Handle, bool, error)
 }
 
+// Labeller is implemented by handlers that can put occopus's labels/tags
+// (infra id, node id, node name, store id when not empty: what Create
+// puts) on an instance something else made, so that List, Find and the
+// sweep for orphans know it afterwards: used when taking over another
+// orchestrator's instances. A Docker container cannot be relabelled, so
+// the docker handler does not implement it.
+type Labeller interface {
+	Label(ctx context.Context, h Handle, spec Spec) error
+}
+
 // Config is what a plugin's New gets to build a Handler.
 type Config struct {
 	// Resource is the rendered resource section (endpoint etc.). Decode it

@@ -105,7 +105,11 @@ With --dry-run, it only says what it would take over.`,
 				adopted += len(rep.Adopted)
 				fmt.Fprintf(e.stdout, "infrastructure %s %q (user %s):\n", rep.ID, rep.Name, oi.User)
 				for _, a := range rep.Adopted {
-					fmt.Fprintf(e.stdout, "  %-12s %s %s %s %s %s\n", a.Node, a.NodeID, a.Backend, shortID(a.BackendID), a.State, orDash(a.Address))
+					lab := ""
+					if a.Labelled {
+						lab = " labelled"
+					}
+					fmt.Fprintf(e.stdout, "  %-12s %s %s %s %s %s%s\n", a.Node, a.NodeID, a.Backend, shortID(a.BackendID), a.State, orDash(a.Address), lab)
 				}
 				for _, r := range rep.Requests {
 					fmt.Fprintf(e.stdout, "  scaling request: %s\n", r)

@@ -321,6 +321,33 @@ func (h *Handler) runInput(spec resource.Spec) (*ec2.RunInstancesInput, error) {
 	return in, nil
 }
 
+// Label tags an instance made by someone else (taken over) with the tags
+// Create puts on its own (its Name tag is left as it is), so that List,
+// Find and ListAll see it as ours. CreateTags overwrites a tag of the same
+// key and is idempotent.
+func (h *Handler) Label(ctx context.Context, hd resource.Handle, spec resource.Spec) error {
+	if hd.ID == "" || spec.InfraID == "" || spec.NodeID == "" {
+		return errors.New("ec2: label: handle has no instance id or spec no infra id or node id")
+	}
+	tags := []types.Tag{
+		{Key: aws.String(TagInfraID), Value: aws.String(spec.InfraID)},
+		{Key: aws.String(TagNodeID), Value: aws.String(spec.NodeID)},
+		{Key: aws.String(TagNodeName), Value: aws.String(spec.NodeName)},
+	}
+	if spec.StoreID != "" {
+		tags = append(tags, types.Tag{Key: aws.String(TagStoreID), Value: aws.String(spec.StoreID)})
+	}
+	what := "tag instance " + hd.ID
+	err := h.cloud.Do(ctx, what, "", func(ctx context.Context) error {
+		_, err := h.cli.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{hd.ID}, Tags: tags})
+		return err
+	})
+	if err != nil && isNotFound(err) {
+		return fmt.Errorf("ec2: %s (%s): %w", what, h.endpoint, resource.ErrNotFound)
+	}
+	return err
+}
+
 // clientToken is the idempotency key of RunInstances: the node id when it
 // fits EC2's 64 ASCII characters, else a digest of infra and node id.
 func clientToken(infraID, nodeID string) string {

@@ -392,6 +392,31 @@ func (h *Handler) flavorID(ctx context.Context, c *clients, node, name string) (
 	return id, nil
 }
 
+// Label puts the metadata Create puts on its own servers on one made by
+// someone else (taken over), so that List, Find and ListAll see it as
+// ours. Nova merges it with the server's other metadata.
+func (h *Handler) Label(ctx context.Context, hd resource.Handle, spec resource.Spec) error {
+	if hd.ID == "" || spec.InfraID == "" || spec.NodeID == "" {
+		return errors.New("nova: label: handle has no server id or spec no infra id or node id")
+	}
+	c, err := h.connect(ctx)
+	if err != nil {
+		return err
+	}
+	md := servers.MetadataOpts{MetaInfraID: spec.InfraID, MetaNodeID: spec.NodeID, MetaNodeName: spec.NodeName}
+	if spec.StoreID != "" {
+		md[MetaStoreID] = spec.StoreID
+	}
+	err = h.cloud.Do(ctx, "set metadata of server "+hd.ID, spec.NodeID, func(ctx context.Context) error {
+		_, err := servers.UpdateMetadata(ctx, c.compute, hd.ID, md).Extract()
+		return err
+	})
+	if err != nil && cloudapi.IsNotFound(err) {
+		return fmt.Errorf("nova: set metadata of server %s: %w", hd.ID, resource.ErrNotFound)
+	}
+	return err
+}
+
 // find returns the live server carrying the node's metadata.
 func (h *Handler) find(ctx context.Context, c *clients, infraID, nodeID string) (*servers.Server, bool, error) {
 	var (

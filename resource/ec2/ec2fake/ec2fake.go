@@ -6,7 +6,7 @@
 //
 // It knows RunInstances (one instance per call, ClientToken idempotency,
 // tags, user data), DescribeInstances (ids, filters on state, id and tags,
-// optional paging) and TerminateInstances. An instance is pending when
+// optional paging), TerminateInstances and CreateTags (on instances). An instance is pending when
 // made and becomes running on the first describe that sees it (and
 // shutting-down then terminated the same way), unless frozen.
 //
@@ -548,6 +548,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		status, body = s.describeInstances(form)
 	case "TerminateInstances":
 		status, body = s.terminateInstances(form)
+	case "CreateTags":
+		status, body = s.createTags(form)
 	default:
 		status, body = errBody(http.StatusBadRequest, "InvalidAction", "The action "+action+" is not valid for this web service.")
 	}
@@ -838,6 +840,50 @@ func (s *Server) terminateInstances(form url.Values) (int, string) {
 <TerminateInstancesResponse xmlns="%s"><requestId>req-terminate</requestId><instancesSet>%s</instancesSet></TerminateInstancesResponse>`, ec2NS, b.String())
 }
 
+// createTags sets (overwrites) tags on instances: ResourceId.N,
+// Tag.N.Key, Tag.N.Value. Every id must exist, or nothing is changed.
+func (s *Server) createTags(form url.Values) (int, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := list(form, "ResourceId")
+	if len(ids) == 0 {
+		return errBody(400, "MissingParameter", "The request must contain the parameter resourceIdSet")
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "i-") {
+			return errBody(400, "InvalidID", fmt.Sprintf("The ID '%s' is not valid", id))
+		}
+		if s.instances[id] == nil {
+			return errBody(400, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", id))
+		}
+	}
+	tags := map[string]string{}
+	for j := 1; ; j++ {
+		k, ok := form["Tag."+strconv.Itoa(j)+".Key"]
+		if !ok {
+			break
+		}
+		if k[0] == "" || len(k[0]) > 128 {
+			return errBody(400, "InvalidParameterValue", fmt.Sprintf("Tag key %q must be 1 to 128 characters", k[0]))
+		}
+		tags[k[0]] = form.Get("Tag." + strconv.Itoa(j) + ".Value")
+	}
+	if len(tags) == 0 {
+		return errBody(400, "MissingParameter", "The request must contain the parameter tagSet")
+	}
+	for _, id := range ids {
+		in := s.instances[id]
+		if in.Tags == nil {
+			in.Tags = map[string]string{}
+		}
+		for k, v := range tags {
+			in.Tags[k] = v
+		}
+	}
+	return 200, fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
+<CreateTagsResponse xmlns="%s"><requestId>req-tags</requestId><return>true</return></CreateTagsResponse>`, ec2NS)
+}
+
 func reservationXML(root string, in *Instance) string {
 	return fmt.Sprintf(`<?xml version="1.0" encoding="UTF-8"?>
 <%s xmlns="%s"><requestId>req-run</requestId><reservationId>%s</reservationId><ownerId>123456789012</ownerId><groupSet/><instancesSet>%s</instancesSet></%s>`,
@@ -876,4 +922,26 @@ func instanceXML(in *Instance) string {
 	}
 	b.WriteString(`</tagSet></item>`)
 	return b.String()
+}
+
+// Launch makes a running instance as another client of the account would
+// (another orchestrator, the console), with the tags given and none of
+// occopus's: used to test taking over instances occopus did not make.
+func (s *Server) Launch(imageID, instanceType string, tags map[string]string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	priv, pub := s.addrs(s.seq)
+	t := make(map[string]string, len(tags))
+	for k, v := range tags {
+		t[k] = v
+	}
+	in := &Instance{
+		ID: fmt.Sprintf("i-%017x", s.seq), Reservation: fmt.Sprintf("r-%017x", s.seq), State: "running",
+		ImageID: imageID, InstanceType: instanceType, Tags: t, PrivateIP: priv, PublicIP: pub, Created: time.Now(),
+	}
+	s.instances[in.ID] = in
+	s.order = append(s.order, in.ID)
+	s.history = append(s.history, liveChange{in.ID, true})
+	return in.ID
 }

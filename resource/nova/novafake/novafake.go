@@ -594,6 +594,37 @@ func (f *Server) compute(w http.ResponseWriter, r *http.Request, region, rest st
 			list = append(list, f.serverJSON(f.servers[id]))
 		}
 		writeJSON(w, 200, map[string]any{"servers": list})
+	case strings.HasPrefix(rest, "/servers/") && strings.HasSuffix(rest, "/metadata"):
+		// Update (merge) a server's metadata, as Nova's
+		// POST /servers/{id}/metadata does; answers the whole set.
+		id := strings.TrimSuffix(strings.TrimPrefix(rest, "/servers/"), "/metadata")
+		s, ok := f.servers[id]
+		if !ok || s.Region != region {
+			novaError(w, 404, "itemNotFound", "Instance "+id+" could not be found.")
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		var req struct {
+			Metadata map[string]any `json:"metadata"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil || req.Metadata == nil {
+			novaError(w, 400, "badRequest", "Malformed request body: metadata wanted")
+			return
+		}
+		for k, v := range req.Metadata {
+			str, ok := v.(string)
+			if !ok || k == "" || len(k) > 255 || len(str) > 255 {
+				novaError(w, 400, "badRequest", "Invalid metadata item "+k)
+				return
+			}
+		}
+		for k, v := range req.Metadata {
+			s.Metadata[k] = v.(string)
+		}
+		writeJSON(w, 200, map[string]any{"metadata": s.Metadata})
 	case strings.HasPrefix(rest, "/servers/"):
 		id := strings.TrimPrefix(rest, "/servers/")
 		s, ok := f.servers[id]
@@ -742,4 +773,25 @@ func (f *Server) network(w http.ResponseWriter, r *http.Request, rest string, bo
 	default:
 		neutronError(w, 404, "HTTPNotFound", "no route "+r.Method+" "+rest)
 	}
+}
+
+// Launch makes an ACTIVE server in the first region as another client of
+// the project would (another orchestrator, Horizon), with the metadata
+// given and none of occopus's: used to test taking over servers occopus
+// did not make.
+func (f *Server) Launch(name string, metadata map[string]string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seq++
+	md := make(map[string]string, len(metadata))
+	for k, v := range metadata {
+		md[k] = v
+	}
+	s := &Instance{
+		ID: fmt.Sprintf("srv-%04d", f.seq), Name: name, Status: "ACTIVE", Region: f.regions[0],
+		Request: map[string]any{"name": name}, FixedIP: f.fixedIP(f.seq), Network: "private", NetworkID: "net-private",
+		Metadata: md, Created: time.Now(),
+	}
+	f.servers[s.ID] = s
+	return s.ID
 }
