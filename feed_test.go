@@ -131,21 +131,6 @@ func follow(t *testing.T, m *Manager, opt FollowOptions) <-chan store.Event {
 	return ch
 }
 
-func waitKind(t *testing.T, ch <-chan store.Event, kind string) store.Event {
-	t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case ev := <-ch:
-			if ev.Kind == kind {
-				return ev
-			}
-		case <-timeout:
-			t.Fatalf("no %s event", kind)
-		}
-	}
-}
-
 // TestFollowWakesAndPolls: a follower of this Manager is woken by its
 // events (the poll interval is an hour, so only the wake-up can deliver
 // them); a follower in another Manager on the same store (another
