@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -827,7 +828,7 @@ func (m *Manager) Scale(ctx context.Context, r ScaleRequest) (engine.Scaling, er
 		}
 		req.Delta, req.Victim = -1, r.Victim
 	}
-	reqs, err := m.opt.Store.ScaleRequests(ctx, r.InfraID)
+	reqs, err := m.pendingScale(ctx, &inf)
 	if err != nil {
 		return engine.Scaling{}, err
 	}
@@ -841,6 +842,29 @@ func (m *Manager) Scale(ctx context.Context, r ScaleRequest) (engine.Scaling, er
 	}
 	m.scaleEvent(ctx, r, after)
 	return after, nil
+}
+
+// pendingScale reads the scale requests of *inf that no pass has applied
+// yet, with targets of the same moment. A pass applies requests to the
+// targets and deletes them in one store write, so between reading the
+// targets and the requests a pass could have moved requests into targets
+// this read does not see, and the limits would be checked against too
+// few: when the targets changed meanwhile, both are read again.
+func (m *Manager) pendingScale(ctx context.Context, inf *store.Infra) ([]store.ScaleRequest, error) {
+	for {
+		reqs, err := m.opt.Store.ScaleRequests(ctx, inf.ID)
+		if err != nil {
+			return nil, err
+		}
+		now, err := m.opt.Store.Infra(ctx, inf.ID)
+		if err != nil {
+			return nil, err
+		}
+		if maps.Equal(now.Targets, inf.Targets) {
+			return reqs, nil
+		}
+		*inf = now
+	}
 }
 
 // Plan returns what the next pass would do; with next, what `build -i`
